@@ -1,0 +1,1 @@
+"""The report service: accepts anonymous reports and serves the built outreach site."""

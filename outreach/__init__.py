@@ -1,0 +1,1 @@
+"""The prevention outreach kit: agency profiles, the site generator and the CLI."""

@@ -1,0 +1,145 @@
+"""The ``outreach`` command: check a profile, build the site, serve it, start a new agency."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from outreach.loader import LoadedProfile, ProfileError, display_path, load_profile
+from outreach.routing import INTAKE_RULE, all_facts, route_report
+from outreach.scaffold import ScaffoldError, scaffold_agency
+from outreach.sitegen import BuildError, build_site
+
+DEFAULT_OUT = "var/site"
+
+profile_option = click.option(
+    "--profile",
+    "profile_path",
+    metavar="PATH",
+    default=None,
+    help="Agency profile folder or its agency.yml (default: the demo agency).",
+)
+
+
+def _load(profile_path: str | None) -> LoadedProfile:
+    try:
+        return load_profile(profile_path)
+    except ProfileError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="outreach-kit")
+def main() -> None:
+    """Build and serve a prevention outreach site from one agency profile."""
+
+
+@main.command()
+@profile_option
+def check(profile_path: str | None) -> None:
+    """Validate a profile; print its partners and routing table."""
+    loaded = _load(profile_path)
+    profile = loaded.profile
+    default = profile.default_language
+    from outreach.profile import localize
+
+    click.echo(f"{display_path(loaded.path)}: OK ({localize(profile.agency.name, default, default)})")
+    click.echo(f"Languages: {', '.join(profile.languages)}")
+    click.echo(f"Areas: {', '.join(profile.area_ids())}")
+    click.echo("\nPartners:")
+    for partner in profile.partners:
+        agreement = partner.agreement
+        consent = "with consent" if agreement.contact_requires_consent else "always"
+        fields = ", ".join(f.value for f in agreement.fields)
+        click.echo(
+            f"  {partner.id} ({partner.kind.value}) via {partner.delivery.channel}; "
+            f"agreement {agreement.id}: {fields}; contact details {consent}"
+        )
+    click.echo("\nRouting (every kind of report and who receives it):")
+    rows: dict[tuple[str, ...], list[str]] = {}
+    for facts in all_facts(profile):
+        chosen = [
+            r.partner_id if r.rule_id == INTAKE_RULE else f"{r.partner_id} [{r.rule_id}]"
+            for r in route_report(facts, profile)
+        ]
+        key = tuple(chosen)
+        rows.setdefault(key, []).append(
+            f"{facts.area}/{facts.setting.value}/{facts.concern.value}"
+            + ("/danger-now" if facts.danger_now else "")
+        )
+    for recipients, kinds in sorted(rows.items(), key=lambda item: -len(item[1])):
+        click.echo(f"  {len(kinds):4d} kinds -> {', '.join(recipients)}")
+        click.echo(f"         e.g. {kinds[0]}")
+
+
+@main.command()
+@profile_option
+@click.option("--out", "out", default=DEFAULT_OUT, show_default=True, help="Output folder.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None, help="Languages built at once.")
+def build(profile_path: str | None, out: str, jobs: int | None) -> None:
+    """Build the static outreach site, one language per folder."""
+    loaded = _load(profile_path)
+    languages = _build(loaded, Path(out), jobs)
+    click.echo(f"Built {', '.join(languages)} into {out}")
+
+
+def _build(loaded: LoadedProfile, out: Path, jobs: int | None = None) -> list[str]:
+    try:
+        return build_site(loaded, out, jobs)
+    except BuildError as error:
+        raise click.ClickException(f"The site was not built (the previous one is kept):\n{error}")
+
+
+@main.command()
+@profile_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--out", "out", default=DEFAULT_OUT, show_default=True, help="Site folder.")
+@click.option("--no-build", is_flag=True, help="Serve the site already in --out.")
+def serve(profile_path: str | None, host: str, port: int, out: str, no_build: bool) -> None:
+    """Build the site and serve it (with the report service) on HOST:PORT."""
+    import uvicorn
+
+    from form_service.app import create_app
+    from form_service.settings import Settings
+
+    loaded = _load(profile_path)
+    site = Path(out)
+    if not no_build:
+        _build(loaded, site)
+    elif not (site / "index.html").is_file():
+        raise click.ClickException(f"No built site in {out}; run without --no-build first.")
+    settings = Settings.from_env(profile=loaded, site_dir=site)
+    app = create_app(settings)
+    click.echo(f"Serving {display_path(loaded.path)} at http://{host}:{port}/ (Ctrl+C stops)")
+    _run_uvicorn(app, host, port)
+
+
+def _run_uvicorn(app: Any, host: str, port: int) -> None:
+    import uvicorn
+
+    # No access log: it would record every visitor's address and the pages they read.
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        log_level=os.environ.get("OUTREACH_LOG_LEVEL", "info").lower(),
+    )
+
+
+@main.command()
+@click.argument("agency_id")
+def new(agency_id: str) -> None:
+    """Create agencies/AGENCY_ID/ with a profile that passes check and builds."""
+    try:
+        folder = scaffold_agency(Path.cwd(), agency_id)
+    except ScaffoldError as error:
+        raise click.ClickException(str(error)) from None
+    shown = display_path(folder)
+    click.echo(f"Created {shown}. Edit {shown}/agency.yml, then run: outreach check --profile {shown}")

@@ -1,0 +1,141 @@
+"""The agency values a page may use, in one language, and the sandbox that fills them in.
+
+Profiles come from many agencies and pages may be edited by any of them, so Markdown is
+rendered in Jinja2's sandbox with undefined names as errors: a typo fails the build
+instead of leaving a blank where a phone number should be.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
+
+from outreach.i18n import translations
+from outreach.profile import Profile, localize
+
+
+class PageError(Exception):
+    """A page that cannot be rendered; the message is one sentence naming the page."""
+
+
+@dataclass(frozen=True)
+class SiteLinks:
+    """Where a language's pages and the report service live, as absolute paths."""
+
+    base_path: str
+    lang: str
+    default_lang: str
+
+    @property
+    def prefix(self) -> str:
+        if self.lang == self.default_lang:
+            return self.base_path
+        return f"{self.base_path}{self.lang}/"
+
+    @property
+    def report_url(self) -> str:
+        return f"{self.prefix}report"
+
+    @property
+    def status_url(self) -> str:
+        return f"{self.prefix}status"
+
+
+def kind_label(kind: str, lang: str) -> str:
+    _ = translations(lang).gettext
+    labels = {
+        "k12_school": _("School district"),
+        "college": _("College or university"),
+        "mental_health": _("Mental health"),
+        "law_enforcement": _("Law enforcement"),
+        "threat_assessment": _("Threat assessment team"),
+        "intake": _("Intake team"),
+        "workplace": _("Workplaces"),
+        "public_venue": _("Public places and events"),
+        "critical_infrastructure": _("Critical infrastructure"),
+        "community": _("Community organization"),
+        "social_services": _("Social services"),
+    }
+    return labels.get(kind, kind)
+
+
+def page_context(profile: Profile, lang: str, links: SiteLinks) -> dict[str, Any]:
+    """Everything a page may reference, already in *lang*."""
+    default = profile.default_language
+
+    def text(value: Any) -> str:
+        return localize(value, lang, default)
+
+    agency = profile.agency
+    area_names = {area.id: text(area.name) for area in profile.areas}
+    return {
+        "lang": lang,
+        "agency": {
+            "name": text(agency.name),
+            "short_name": agency.short_name,
+            "jurisdiction": text(agency.jurisdiction),
+            "site_url": str(agency.site_url),
+            "phone": agency.phone,
+            "email": agency.email,
+            "address": text(agency.address),
+            "hours": text(agency.hours),
+            "liaison": agency.liaison.model_dump(),
+        },
+        "emergency_number": profile.emergency_number,
+        "report_url": links.report_url,
+        "status_url": links.status_url,
+        "retention_days": profile.retention.days,
+        "areas": list(area_names.values()),
+        "crisis_lines": [
+            {"name": text(c.name), "how": text(c.how), "url": c.url, "hours": text(c.hours)}
+            for c in profile.crisis_lines
+        ],
+        "partners": [
+            {
+                "id": p.id,
+                "name": text(p.name),
+                "kind": p.kind.value,
+                "kind_label": kind_label(p.kind.value, lang),
+                "description": text(p.public.description),
+                "phone": p.public.phone,
+                "email": p.public.email or "",
+                "website": str(p.public.website) if p.public.website else "",
+                "areas": [area_names[a] for a in p.areas],
+            }
+            for p in profile.partners
+            if p.listed
+        ],
+    }
+
+
+def _environment() -> SandboxedEnvironment:
+    # autoescape stays off: the output is Markdown, and every value comes from the
+    # agency's own profile, never from the public. Comments use {## ##} because Markdown's
+    # attribute lists ("## Heading {#anchor}") already use {#.
+    return SandboxedEnvironment(  # noqa: S701
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        comment_start_string="{##",
+        comment_end_string="##}",
+    )
+
+
+_ENV = _environment()
+
+
+def render_markdown(source: str, context: dict[str, Any], page_name: str) -> str:
+    """Fill agency values into one page; raise PageError naming the page on any problem."""
+    try:
+        return _ENV.from_string(source).render(context)
+    except SecurityError as error:
+        raise PageError(f"{page_name}: the page tries something not allowed ({error})") from None
+    except TemplateError as error:
+        line = getattr(error, "lineno", None)
+        where = f" line {line}" if line else ""
+        message = str(error.message or error)
+        if "is undefined" in message:
+            message = f"unknown variable: {message}"
+        raise PageError(f"{page_name}{where}: {message}") from None

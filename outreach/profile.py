@@ -1,0 +1,335 @@
+"""The agency profile: the one file both halves of the kit read.
+
+Every model forbids unknown keys, so a typo in a profile is an error rather than a
+setting that silently does nothing. Secrets never appear here: delivery settings name
+the environment variables that hold them.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    field_validator,
+)
+
+_EMAIL = re.compile(r"^[^@\s<>\"',;]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+def _email(value: str) -> str:
+    if not _EMAIL.match(value):
+        raise ValueError("not an e-mail address")
+    return value
+
+
+def _env_name(value: str) -> str:
+    if not _ENV_NAME.match(value):
+        raise ValueError(
+            "must be the NAME of an environment variable (A-Z, 0-9, _), never the secret itself"
+        )
+    return value
+
+
+def _identifier(value: str) -> str:
+    if not _ID.match(value):
+        raise ValueError("use lowercase letters, digits and hyphens, starting with a letter or digit")
+    return value
+
+
+def _color(value: str) -> str:
+    if not _COLOR.match(value):
+        raise ValueError("must be a colour like #1f4e79")
+    return value
+
+
+Email = Annotated[str, AfterValidator(_email)]
+EnvName = Annotated[str, AfterValidator(_env_name)]
+Identifier = Annotated[str, AfterValidator(_identifier)]
+Color = Annotated[str, AfterValidator(_color)]
+
+
+def _one_text_or_per_language(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    try:
+        return handler(value)
+    except ValidationError:
+        # One clear sentence instead of one error per member of the union.
+        raise ValueError("must be a text, or one text per language code (en: …, es: …)") from None
+
+
+# Text a visitor reads: one string for every language, or one per language code.
+LocalizedText = Annotated[str | dict[str, str], WrapValidator(_one_text_or_per_language)]
+
+
+class Setting(StrEnum):
+    """Where the worrying behaviour happened (fixed list, shared by form and routing)."""
+
+    school = "school"
+    college = "college"
+    workplace = "workplace"
+    public_place = "public_place"
+    critical_infrastructure = "critical_infrastructure"
+    online = "online"
+    home = "home"
+    other = "other"
+
+
+class Concern(StrEnum):
+    """What the reporter fears may happen."""
+
+    harm_others = "harm_others"
+    self_harm = "self_harm"
+    both = "both"
+    not_sure = "not_sure"
+
+
+class PartnerKind(StrEnum):
+    k12_school = "k12_school"
+    college = "college"
+    mental_health = "mental_health"
+    law_enforcement = "law_enforcement"
+    threat_assessment = "threat_assessment"
+    intake = "intake"
+    workplace = "workplace"
+    public_venue = "public_venue"
+    critical_infrastructure = "critical_infrastructure"
+    community = "community"
+    social_services = "social_services"
+
+
+class ReportField(StrEnum):
+    """Fields of a report that a sharing agreement may release to a partner."""
+
+    description = "description"
+    location = "location"
+    setting = "setting"
+    concern = "concern"
+    when = "when"
+    people = "people"
+    danger_now = "danger_now"
+    contact = "contact"
+
+
+# The area value a report carries when the reporter does not know where it happened.
+UNKNOWN_AREA = "unknown"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Liaison(_Strict):
+    """The agency's point of contact for partner organisations."""
+
+    name: str
+    phone: str
+    email: Email
+
+
+class Agency(_Strict):
+    name: LocalizedText
+    short_name: str
+    jurisdiction: LocalizedText
+    site_url: HttpUrl
+    logo: str | None = None
+    """Path of an SVG or PNG logo, relative to the profile folder."""
+    primary_color: Color = "#1f4e79"
+    phone: str
+    email: Email
+    address: LocalizedText
+    hours: LocalizedText
+    liaison: Liaison
+    hosts: list[str] = Field(default_factory=list)
+    """Extra host names the report service answers to (the site_url host is always one)."""
+
+
+class Area(_Strict):
+    id: Identifier
+    name: LocalizedText
+
+    @field_validator("id")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value == UNKNOWN_AREA:
+            raise ValueError(f"'{UNKNOWN_AREA}' is reserved for reports whose place is not known")
+        return value
+
+
+class CrisisLine(_Strict):
+    name: LocalizedText
+    how: LocalizedText
+    """How to reach it, e.g. "Call or text 988"."""
+    url: str = ""
+    hours: LocalizedText = ""
+
+
+class PublicContact(_Strict):
+    """What the partner directory shows."""
+
+    description: LocalizedText = ""
+    phone: str = ""
+    email: Email | None = None
+    website: HttpUrl | None = None
+
+
+class EmailDelivery(_Strict):
+    to: list[Email] = Field(min_length=1)
+    smtp_host: str
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["starttls", "tls", "plain"] = "starttls"
+    """starttls is required by default; plain is only for an explicitly configured local relay."""
+    username_env: EnvName | None = None
+    password_env: EnvName | None = None
+    sender: Email
+
+
+class WebhookDelivery(_Strict):
+    url: HttpUrl
+    secret_env: EnvName
+
+
+class MaildirDelivery(_Strict):
+    folder: Identifier
+    """Folder name under the service's data dir (maildir/<folder>)."""
+
+
+class Delivery(_Strict):
+    channel: Literal["email", "webhook", "maildir"]
+    language: str | None = None
+    """Language of delivered messages; default: the profile's default language."""
+    email: EmailDelivery | None = None
+    webhook: WebhookDelivery | None = None
+    maildir: MaildirDelivery | None = None
+    age_recipient: str | None = None
+    """Partner's age public key: when set, report content is only ever sent encrypted."""
+
+    @field_validator("age_recipient")
+    @classmethod
+    def _age_key(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"age1[02-9ac-hj-np-z]{58}", value):
+            raise ValueError("not an age public key (age1… , 62 characters)")
+        return value
+
+
+class SharingAgreement(_Strict):
+    """A standing information-sharing agreement between the agency and one partner."""
+
+    id: str = Field(min_length=1)
+    title: str = Field(min_length=1)
+    fields: list[ReportField] = Field(min_length=1)
+    contact_requires_consent: bool = True
+    """Reporter contact details reach this partner only if the reporter ticked consent."""
+
+
+class Partner(_Strict):
+    id: Identifier
+    name: LocalizedText
+    kind: PartnerKind
+    areas: list[str] = Field(default_factory=list)
+    """Area ids the partner serves; empty means the whole jurisdiction."""
+    public: PublicContact = PublicContact()
+    listed: bool = True
+    """Whether the partner appears in the public directory."""
+    delivery: Delivery
+    agreement: SharingAgreement
+
+
+class RuleMatch(_Strict):
+    """Conditions of a routing rule; an empty list matches any value."""
+
+    areas: list[str] = Field(default_factory=list)
+    settings: list[Setting] = Field(default_factory=list)
+    concerns: list[Concern] = Field(default_factory=list)
+    danger_now: bool | None = None
+    """True: only reports saying someone is in danger now; None: any report."""
+
+
+class RoutingRule(_Strict):
+    id: Identifier
+    match: RuleMatch = RuleMatch()
+    send_to: list[str] = Field(min_length=1)
+
+
+class Routing(_Strict):
+    intake: str | None = None
+    """The default intake team: receives every report, whatever the rules say."""
+    rules: list[RoutingRule] = Field(default_factory=list)
+
+
+class Retention(_Strict):
+    days: int = Field(ge=1, le=3650)
+
+
+class Archive(_Strict):
+    age_recipients: list[str] = Field(min_length=1)
+    """age public keys reports are encrypted to at rest; the private halves stay off the server.
+
+    The first key is current; older ones may stay listed while an agency rotates keys.
+    """
+
+    @field_validator("age_recipients")
+    @classmethod
+    def _age_keys(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not re.fullmatch(r"age1[02-9ac-hj-np-z]{58}", value):
+                raise ValueError(f"not an age public key: {value[:12]}…")
+        return values
+
+
+class SitePage(_Strict):
+    """An entry of the site's navigation: a page file, optionally under a section title."""
+
+    page: str | None = None
+    section: LocalizedText | None = None
+    pages: list[str] = Field(default_factory=list)
+
+
+class Site(_Strict):
+    nav: list[str | SitePage] | None = None
+    """Page files in menu order; default: the kit's base navigation."""
+
+
+class Profile(_Strict):
+    agency: Agency
+    languages: list[str] = Field(min_length=1)
+    """Language codes (ISO 639-1); the first is the default."""
+    areas: list[Area] = Field(min_length=1)
+    emergency_number: str = "911"
+    crisis_lines: list[CrisisLine] = Field(default_factory=list)
+    partners: list[Partner] = Field(min_length=1)
+    routing: Routing
+    retention: Retention
+    archive: Archive
+    site: Site = Site()
+
+    @property
+    def default_language(self) -> str:
+        return self.languages[0]
+
+    def partner(self, partner_id: str) -> Partner:
+        for partner in self.partners:
+            if partner.id == partner_id:
+                return partner
+        raise KeyError(partner_id)
+
+    def area_ids(self) -> list[str]:
+        return [area.id for area in self.areas]
+
+
+def localize(text: LocalizedText, lang: str, default_lang: str) -> str:
+    """Pick the text for *lang*, falling back to the profile's default language."""
+    if isinstance(text, str):
+        return text
+    return text.get(lang) or text.get(default_lang) or next(iter(text.values()), "")

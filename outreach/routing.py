@@ -1,0 +1,76 @@
+"""Server-side routing: which partners must receive a report, and under which rule.
+
+A pure function of the report's facts and the profile, so it can be table-tested and so
+the browser never has a say in who receives a report.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from outreach.profile import UNKNOWN_AREA, Concern, Profile, RoutingRule, Setting
+
+INTAKE_RULE = "intake"
+
+# A report whose concern is "both" is also a report of each single concern.
+_CONCERNS_COVERED: dict[Concern, frozenset[Concern]] = {
+    Concern.harm_others: frozenset({Concern.harm_others}),
+    Concern.self_harm: frozenset({Concern.self_harm}),
+    Concern.both: frozenset({Concern.both, Concern.harm_others, Concern.self_harm}),
+    Concern.not_sure: frozenset({Concern.not_sure}),
+}
+
+
+@dataclass(frozen=True)
+class RoutingFacts:
+    """The parts of a report that routing may look at."""
+
+    area: str
+    setting: Setting
+    concern: Concern
+    danger_now: bool
+
+
+@dataclass(frozen=True)
+class Recipient:
+    partner_id: str
+    rule_id: str
+
+
+def _matches(rule: RoutingRule, facts: RoutingFacts) -> bool:
+    match = rule.match
+    if match.areas and facts.area not in match.areas:
+        return False
+    if match.settings and facts.setting not in match.settings:
+        return False
+    if match.concerns and not _CONCERNS_COVERED[facts.concern] & set(match.concerns):
+        return False
+    return match.danger_now is None or match.danger_now == facts.danger_now
+
+
+def route_report(facts: RoutingFacts, profile: Profile) -> list[Recipient]:
+    """Every partner that must receive the report, each with the first rule that chose it."""
+    recipients: dict[str, Recipient] = {}
+    if profile.routing.intake:
+        recipients[profile.routing.intake] = Recipient(profile.routing.intake, INTAKE_RULE)
+    for rule in profile.routing.rules:
+        if _matches(rule, facts):
+            for partner_id in rule.send_to:
+                recipients.setdefault(partner_id, Recipient(partner_id, rule.id))
+    return list(recipients.values())
+
+
+def all_facts(profile: Profile) -> Iterator[RoutingFacts]:
+    """Every combination of facts a report can carry under this profile."""
+    areas = [*profile.area_ids(), UNKNOWN_AREA]
+    for area, setting, concern, danger in itertools.product(
+        areas, Setting, Concern, (False, True)
+    ):
+        yield RoutingFacts(area, setting, concern, danger)
+
+
+def routing_gaps(profile: Profile) -> list[RoutingFacts]:
+    """Combinations of facts that would reach nobody."""
+    return [facts for facts in all_facts(profile) if not route_report(facts, profile)]

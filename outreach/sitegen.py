@@ -1,0 +1,423 @@
+"""The site generator: base pages + one agency profile -> one static site per language.
+
+Each language is its own MkDocs build (Material's documented way: its own search index
+and UI language), the default language at the site root and the others under /<lang>/.
+Pages are assembled in a staging folder first (base page, agency override, fallback to the
+default language), agency values are filled in through the sandbox, and only a build
+that fully succeeds replaces the previous site.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from outreach.directory import directory_page
+from outreach.i18n import translations
+from outreach.languages import is_rtl, native_name
+from outreach.loader import PACKAGE_ROOT, LoadedProfile, display_path
+from outreach.page_context import PageError, SiteLinks, page_context, render_markdown
+
+BASE_CONFIG = PACKAGE_ROOT / "mkdocs.yml"
+BASE_DOCS = PACKAGE_ROOT / "docs"
+THEME_DIR = PACKAGE_ROOT / "templates" / "site"
+MATERIAL_LANGUAGES = Path(__import__("material").__file__).parent / "templates/partials/languages"
+DIRECTORY_PAGE = "partners.md"
+
+# Quiet Material's end-of-life banner: it is not a problem with the agency's site.
+os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")
+
+
+class BuildError(Exception):
+    """A site that cannot be built; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class SourcePage:
+    path: Path
+    """Where the page's text comes from."""
+    lang: str
+    """The language it is written in (differs from the build's on a fallback)."""
+
+
+@dataclass(frozen=True)
+class LanguagePlan:
+    """Everything one language's build needs, small enough to send to a worker process."""
+
+    lang: str
+    staging: Path
+    site_dir: Path
+    config_file: Path
+    pages: dict[str, SourcePage] = field(default_factory=dict)
+
+
+def base_path(loaded: LoadedProfile) -> str:
+    path = urlsplit(str(loaded.profile.agency.site_url)).path or "/"
+    return path if path.endswith("/") else f"{path}/"
+
+
+def _markdown_files(folder: Path) -> dict[str, Path]:
+    if not folder.is_dir():
+        return {}
+    return {
+        p.relative_to(folder).as_posix(): p
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and not p.name.startswith(".")
+    }
+
+
+def collect_pages(loaded: LoadedProfile, lang: str) -> dict[str, SourcePage]:
+    """Which source each page of *lang* comes from, most specific last."""
+    default = loaded.profile.default_language
+    agency_docs = loaded.folder / "docs"
+    layers = [(BASE_DOCS / default, default), (agency_docs / default, default)]
+    if lang != default:
+        layers += [(BASE_DOCS / lang, lang), (agency_docs / lang, lang)]
+    pages: dict[str, SourcePage] = {}
+    for folder, written_in in layers:
+        for name, path in _markdown_files(folder).items():
+            pages[name] = SourcePage(path, written_in)
+    return pages
+
+
+def check_sources(loaded: LoadedProfile) -> None:
+    """Problems with the agency's page folders that MkDocs would not name clearly."""
+    problems = []
+    agency_docs = loaded.folder / "docs"
+    languages = loaded.profile.languages
+    if agency_docs.is_dir():
+        for child in sorted(agency_docs.iterdir()):
+            if child.is_dir() and child.name not in languages:
+                problems.append(
+                    f"{display_path(child)}: '{child.name}' is not one of the profile's "
+                    f"languages ({', '.join(languages)})"
+                )
+    default_pages = collect_pages(loaded, loaded.profile.default_language)
+    for lang in languages[1:]:
+        for name, source in collect_pages(loaded, lang).items():
+            if name.endswith(".md") and name not in default_pages:
+                problems.append(
+                    f"{display_path(source.path)}: no page '{name}' in the default language "
+                    f"'{languages[0]}' to fall back to; add it there too"
+                )
+    nav_pages = _nav_pages(loaded)
+    known = set(default_pages) | {DIRECTORY_PAGE}
+    for page in nav_pages:
+        if page not in known:
+            problems.append(
+                f"{display_path(loaded.path)}: site.nav names '{page}', but no such page exists "
+                "in the base content or the agency's docs folder"
+            )
+    if problems:
+        raise BuildError("\n".join(problems))
+
+
+def _nav_pages(loaded: LoadedProfile) -> list[str]:
+    nav = loaded.profile.site.nav
+    if nav is None:
+        return []
+    pages: list[str] = []
+    for entry in nav:
+        if isinstance(entry, str):
+            pages.append(entry)
+        else:
+            pages += [entry.page] if entry.page else []
+            pages += entry.pages
+    return pages
+
+
+def _nav_config(loaded: LoadedProfile, lang: str) -> list[Any] | None:
+    nav = loaded.profile.site.nav
+    if nav is None:
+        return None
+    default = loaded.profile.default_language
+    out: list[Any] = []
+    for entry in nav:
+        if isinstance(entry, str):
+            out.append(entry)
+        elif entry.section is not None:
+            from outreach.profile import localize
+
+            out.append({localize(entry.section, lang, default): list(entry.pages)})
+        elif entry.page:
+            out.append(entry.page)
+    return out
+
+
+def _fallback_notice(lang: str, written_in: str) -> str:
+    _ = translations(lang).gettext
+    notice = _(
+        "This page is not yet available in %(language)s. You are reading the %(original)s version."
+    ) % {"language": native_name(lang), "original": native_name(written_in)}
+    return f'!!! note "{_("Translation coming")}"\n    {notice}\n\n'
+
+
+def _stage_page(name: str, source: SourcePage, lang: str, context: dict[str, Any]) -> str:
+    text = source.path.read_text(encoding="utf-8")
+    rendered = render_markdown(text, context, display_path(source.path))
+    if source.lang == lang:
+        return rendered
+    # Keep the front matter first; mark the fallback text with its real language so
+    # screen readers pronounce it correctly.
+    front, body = _split_front_matter(rendered)
+    return (
+        f"{front}{_fallback_notice(lang, source.lang)}"
+        f'<div lang="{source.lang}" markdown>\n\n{body}\n\n</div>\n'
+    )
+
+
+def _split_front_matter(text: str) -> tuple[str, str]:
+    if text.startswith("---\n"):
+        end = text.find("\n---\n", 4)
+        if end != -1:
+            return text[: end + 5], text[end + 5 :]
+    return "", text
+
+
+def _language_partial(lang: str) -> str | None:
+    """A UI-strings partial for a language Material does not ship, falling back to English."""
+    if (MATERIAL_LANGUAGES / f"{lang}.html").is_file():
+        return None
+    direction = "rtl" if is_rtl(lang) else "ltr"
+    return (
+        "{% macro t(key) %}{{ {\n"
+        f'  "language": "{lang}",\n'
+        f'  "direction": "{direction}",\n'
+        '  "search.config.lang": "en"\n'
+        "}[key] }}{% endmacro %}\n"
+    )
+
+
+def _relative_luminance(hex_color: str) -> float:
+    channels = [int(hex_color[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast_with_white(hex_color: str) -> float:
+    return 1.05 / (_relative_luminance(hex_color) + 0.05)
+
+
+def _agency_stylesheet(color: str) -> str:
+    return (
+        "/* Generated from the agency profile's primary colour. */\n"
+        ":root, [data-md-color-scheme] {\n"
+        f"  --md-primary-fg-color: {color};\n"
+        f"  --md-primary-fg-color--light: {color};\n"
+        f"  --md-primary-fg-color--dark: {color};\n"
+        "  --md-primary-bg-color: #ffffff;\n"
+        f"  --md-accent-fg-color: {color};\n"
+        f"  --outreach-brand: {color};\n"
+        "}\n"
+    )
+
+
+def plan_language(loaded: LoadedProfile, lang: str, work: Path, site_root: Path) -> LanguagePlan:
+    """Stage one language's pages and write its MkDocs config."""
+    profile = loaded.profile
+    default = profile.default_language
+    staging = work / "staging" / lang
+    docs = staging / "docs"
+    theme = staging / "theme"
+    shutil.copytree(THEME_DIR, theme)
+    partial = _language_partial(lang)
+    if partial is not None:
+        target = theme / "partials" / "languages" / f"{lang}.html"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(partial, encoding="utf-8")
+
+    root = base_path(loaded)
+    links = SiteLinks(root, lang, default)
+    context = page_context(profile, lang, links)
+    pages = collect_pages(loaded, lang)
+    for name, source in pages.items():
+        target = docs / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if name.endswith(".md"):
+            target.write_text(_stage_page(name, source, lang, context), encoding="utf-8")
+        else:
+            shutil.copyfile(source.path, target)
+    if DIRECTORY_PAGE not in pages:
+        (docs / DIRECTORY_PAGE).write_text(directory_page(context, lang), encoding="utf-8")
+
+    assets = docs / "assets"
+    assets.mkdir(parents=True, exist_ok=True)
+    (assets / "agency.css").write_text(_agency_stylesheet(profile.agency.primary_color), "utf-8")
+    theme_config: dict[str, Any] = {
+        "custom_dir": str(theme),
+        "language": lang,
+        "palette": {"primary": "custom", "accent": "custom"},
+    }
+    if profile.agency.logo:
+        logo_name = "logo" + Path(profile.agency.logo).suffix
+        shutil.copyfile(loaded.folder / profile.agency.logo, assets / logo_name)
+        theme_config["logo"] = f"assets/{logo_name}"
+        theme_config["favicon"] = f"assets/{logo_name}"
+
+    _ = translations(lang).gettext
+    site_dir = site_root / lang
+    config: dict[str, Any] = {
+        "INHERIT": str(BASE_CONFIG),
+        "site_name": context["agency"]["name"],
+        "site_url": f"{str(profile.agency.site_url).rstrip('/')}{links.prefix}",
+        "docs_dir": str(docs),
+        "site_dir": str(site_dir),
+        "theme": theme_config,
+        "extra_css": ["assets/outreach.css", "assets/agency.css"],
+        "extra": {
+            "alternate": [
+                {
+                    "name": native_name(code),
+                    "link": SiteLinks(root, code, default).prefix,
+                    "lang": code,
+                }
+                for code in profile.languages
+            ],
+            "outreach": {
+                "report_url": links.report_url,
+                "report_label": _("Report a concern"),
+                "emergency_number": profile.emergency_number,
+                "danger_text": _("In danger now? Call %(number)s.")
+                % {"number": profile.emergency_number},
+                "call_label": _("Call %(number)s") % {"number": profile.emergency_number},
+                "region_label": _("Report or get help"),
+            },
+        },
+    }
+    nav = _nav_config(loaded, lang)
+    if nav is not None:
+        config["nav"] = nav
+    config_file = staging / "mkdocs.yml"
+    config_file.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    return LanguagePlan(lang, staging, site_dir, config_file, pages)
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextmanager
+def _mkdocs_log() -> Iterator[_Collect]:
+    logger = logging.getLogger("mkdocs")
+    collect = _Collect()
+    old_propagate = logger.propagate
+    logger.addHandler(collect)
+    logger.propagate = False
+    try:
+        yield collect
+    finally:
+        logger.removeHandler(collect)
+        logger.propagate = old_propagate
+
+
+def run_mkdocs(config_file: Path) -> list[str]:
+    """Build one MkDocs site in strict mode; return its warnings (empty on success)."""
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+    from mkdocs.exceptions import MkDocsException
+
+    with _mkdocs_log() as collect:
+        try:
+            config = load_config(config_file=str(config_file), strict=True)
+            build(config)
+        except MkDocsException as error:
+            return collect.messages or [str(error)]
+        except Exception as error:  # a theme or extension failing inside MkDocs
+            return [*collect.messages, f"{type(error).__name__}: {error}"]
+    return collect.messages
+
+
+def _build_language(plan: LanguagePlan) -> tuple[str, list[str]]:
+    return plan.lang, run_mkdocs(plan.config_file)
+
+
+def free_cores() -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return max(1, int((cores or 1) - busy + 0.5))
+
+
+def _run_plans(plans: list[LanguagePlan], jobs: int) -> dict[str, list[str]]:
+    if jobs <= 1 or len(plans) <= 1:
+        return dict(_build_language(plan) for plan in plans)
+    # fork: the workers inherit the imported MkDocs instead of importing it again.
+    context = multiprocessing.get_context("fork")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            return dict(pool.map(_build_language, plans))
+
+
+def _explain(lang: str, message: str, plan: LanguagePlan) -> str:
+    for name, source in plan.pages.items():
+        if f"'{name}'" in message:
+            return f"{display_path(source.path)} ({lang} site): {message}"
+    return f"{lang} site: {message}"
+
+
+def build_site(loaded: LoadedProfile, out: Path, jobs: int | None = None) -> list[str]:
+    """Build every language into *out*; the previous site is replaced only on success.
+
+    Returns the languages built. Raises BuildError naming the first problems found.
+    """
+    check_sources(loaded)
+    out = out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}-build-", dir=out.parent))
+    try:
+        site_root = work / "site"
+        try:
+            plans = [plan_language(loaded, lang, work, site_root) for lang in loaded.profile.languages]
+        except PageError as error:
+            raise BuildError(str(error)) from None
+        results = _run_plans(plans, jobs if jobs is not None else free_cores())
+        problems = [
+            _explain(plan.lang, message, plan)
+            for plan in plans
+            for message in results[plan.lang]
+        ]
+        if problems:
+            raise BuildError("\n".join(problems))
+        _replace(_assemble(site_root, loaded.profile.languages), out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return list(loaded.profile.languages)
+
+
+def _assemble(built: Path, languages: list[str]) -> Path:
+    """Put the default language at the root and every other language under /<lang>/."""
+    root = built / languages[0]
+    for lang in languages[1:]:
+        target = root / lang
+        if target.exists():
+            raise BuildError(f"a page or folder named '{lang}' clashes with the {lang} site")
+        (built / lang).rename(target)
+    return root
+
+
+def _replace(new: Path, out: Path) -> None:
+    """Swap the new site in with renames, so a reader never sees half a site."""
+    old = out.with_name(f".{out.name}-old")
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        out.rename(old)
+    new.rename(out)
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,78 @@
+"""Fixtures shared by every suite."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from outreach.loader import DEMO_PROFILE, LoadedProfile, load_profile
+from outreach.scaffold import scaffold_agency
+from outreach.sitegen import build_site
+
+REPO = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def require_tool(path: str, why: str) -> str:
+    """Skip a suite when a system tool is missing, except in CI, where that is a failure."""
+    found = shutil.which(path) or (path if os.path.exists(path) else None)
+    if found is None:
+        message = f"{path} is needed for {why}; .ci/run must install it"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def demo() -> LoadedProfile:
+    return load_profile(DEMO_PROFILE)
+
+
+@pytest.fixture(scope="session")
+def demo_site(tmp_path_factory: pytest.TempPathFactory, demo: LoadedProfile) -> Path:
+    """The demo agency's site, built once per test session."""
+    out = tmp_path_factory.mktemp("demo") / "site"
+    build_site(demo, out)
+    return out
+
+
+def edit_yaml(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    change(data)
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+@pytest.fixture
+def new_agency(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Callable[..., Path]:
+    """A scaffolded agency under tmp_path, optionally changed; returns its folder."""
+
+    def make(agency_id: str = "riverside", change: Callable[[dict[str, Any]], None] | None = None) -> Path:
+        folder = scaffold_agency(tmp_path, agency_id)
+        capsys.readouterr()  # the printed private key is not part of any test's output
+        if change is not None:
+            edit_yaml(folder / "agency.yml", change)
+        return folder
+
+    return make
+
+
+@pytest.fixture
+def demo_copy(tmp_path: Path) -> Path:
+    """A copy of the demo agency folder that a test may change."""
+    target = tmp_path / "agencies" / "demo"
+    shutil.copytree(DEMO_PROFILE, target)
+    return target
