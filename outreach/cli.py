@@ -46,7 +46,9 @@ def check(profile_path: str | None) -> None:
     default = profile.default_language
     from outreach.profile import localize
 
-    click.echo(f"{display_path(loaded.path)}: OK ({localize(profile.agency.name, default, default)})")
+    click.echo(
+        f"{display_path(loaded.path)}: OK ({localize(profile.agency.name, default, default)})"
+    )
     click.echo(f"Languages: {', '.join(profile.languages)}")
     click.echo(f"Areas: {', '.join(profile.area_ids())}")
     click.echo("\nPartners:")
@@ -90,7 +92,8 @@ def _build(loaded: LoadedProfile, out: Path, jobs: int | None = None) -> list[st
     try:
         return build_site(loaded, out, jobs)
     except BuildError as error:
-        raise click.ClickException(f"The site was not built (the previous one is kept):\n{error}")
+        message = f"The site was not built (the previous one is kept):\n{error}"
+        raise click.ClickException(message) from None
 
 
 @main.command()
@@ -101,7 +104,6 @@ def _build(loaded: LoadedProfile, out: Path, jobs: int | None = None) -> list[st
 @click.option("--no-build", is_flag=True, help="Serve the site already in --out.")
 def serve(profile_path: str | None, host: str, port: int, out: str, no_build: bool) -> None:
     """Build the site and serve it (with the report service) on HOST:PORT."""
-    import uvicorn
 
     from form_service.app import create_app
     from form_service.settings import Settings
@@ -142,4 +144,6 @@ def new(agency_id: str) -> None:
     except ScaffoldError as error:
         raise click.ClickException(str(error)) from None
     shown = display_path(folder)
-    click.echo(f"Created {shown}. Edit {shown}/agency.yml, then run: outreach check --profile {shown}")
+    click.echo(
+        f"Created {shown}. Edit {shown}/agency.yml, then run: outreach check --profile {shown}"
+    )

@@ -19,7 +19,8 @@ def directory_page(context: dict[str, Any], lang: str) -> str:
     agency = context["agency"]
     lines = [
         "---",
-        "description: " + _("The partners who work with %(agency)s to prevent violence.")
+        "description: "
+        + _("The partners who work with %(agency)s to prevent violence.")
         % {"agency": agency["name"]},
         "---",
         "",
@@ -43,7 +44,9 @@ def directory_page(context: dict[str, Any], lang: str) -> str:
             details.append(_("Phone: %(phone)s") % {"phone": _escape(partner["phone"])})
         if partner["email"]:
             email = partner["email"]
-            details.append(_("E-mail: %(email)s") % {"email": f"[{_escape(email)}](mailto:{email})"})
+            details.append(
+                _("E-mail: %(email)s") % {"email": f"[{_escape(email)}](mailto:{email})"}
+            )
         if partner["website"]:
             link = f"[{_escape(partner['name'])}]({partner['website']})"
             details.append(_("Website: %(link)s") % {"link": link})

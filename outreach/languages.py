@@ -45,3 +45,10 @@ def native_name(code: str) -> str:
         return name[:1].upper() + name[1:]
     english = Locale("en").languages.get(code.split("-")[0])
     return str(english) if english else code
+
+
+def name_in(code: str, reader: str) -> str:
+    """The name of language *code* as a reader of *reader* writes it ("inglés" in Spanish)."""
+    locale = _locale(reader) or Locale("en")
+    name = locale.languages.get(code.replace("-", "_")) or locale.languages.get(code.split("-")[0])
+    return str(name) if name else native_name(code)

@@ -54,7 +54,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     seen: set[Any] = set()
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key '{key}'", key_node.start_mark
@@ -65,7 +65,7 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict
 
 _UniqueKeyLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,  # type: ignore[arg-type]
+    _construct_mapping,
 )
 
 
@@ -222,7 +222,7 @@ def _partner_problems(
             )
     if delivery.language is not None and delivery.language not in languages:
         problems.append(
-            f"{where}.delivery.language: '{delivery.language}' is not one of the profile's languages"
+            f"{where}.delivery.language: '{delivery.language}' is not a profile language"
         )
     return problems
 
@@ -232,7 +232,9 @@ def load_profile(location: str | os.PathLike[str] | None = None) -> LoadedProfil
     path = resolve_profile_path(location)
     shown = display_path(path)
     if not path.is_file():
-        raise ProfileError([f"{shown}: no agency profile here (expected a folder with {PROFILE_FILE})"])
+        raise ProfileError(
+            [f"{shown}: no agency profile here (expected a folder with {PROFILE_FILE})"]
+        )
     try:
         raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506
     except UnicodeDecodeError:
@@ -252,4 +254,3 @@ def load_profile(location: str | os.PathLike[str] | None = None) -> LoadedProfil
     if problems:
         raise ProfileError([f"{shown}: {p}" for p in problems])
     return LoadedProfile(profile=profile, folder=path.parent.resolve(), path=path.resolve())
-

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from jinja2 import StrictUndefined, TemplateError, UndefinedError
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
 
 from outreach.i18n import translations
 from outreach.profile import Profile, localize
@@ -115,7 +116,7 @@ def _environment() -> SandboxedEnvironment:
     # autoescape stays off: the output is Markdown, and every value comes from the
     # agency's own profile, never from the public. Comments use {## ##} because Markdown's
     # attribute lists ("## Heading {#anchor}") already use {#.
-    return SandboxedEnvironment(  # noqa: S701
+    return SandboxedEnvironment(
         undefined=StrictUndefined,
         keep_trailing_newline=True,
         comment_start_string="{##",
@@ -126,6 +127,17 @@ def _environment() -> SandboxedEnvironment:
 _ENV = _environment()
 
 
+def _template_line(error: BaseException) -> int | None:
+    """The line of the page where rendering failed (Jinja maps its frames to the template)."""
+    line = getattr(error, "lineno", None)
+    tb = error.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
 def render_markdown(source: str, context: dict[str, Any], page_name: str) -> str:
     """Fill agency values into one page; raise PageError naming the page on any problem."""
     try:
@@ -133,9 +145,9 @@ def render_markdown(source: str, context: dict[str, Any], page_name: str) -> str
     except SecurityError as error:
         raise PageError(f"{page_name}: the page tries something not allowed ({error})") from None
     except TemplateError as error:
-        line = getattr(error, "lineno", None)
+        line = _template_line(error)
         where = f" line {line}" if line else ""
         message = str(error.message or error)
-        if "is undefined" in message:
-            message = f"unknown variable: {message}"
+        if isinstance(error, UndefinedError):
+            message = f"unknown variable ({message})"
         raise PageError(f"{page_name}{where}: {message}") from None

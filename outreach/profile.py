@@ -45,7 +45,9 @@ def _env_name(value: str) -> str:
 
 def _identifier(value: str) -> str:
     if not _ID.match(value):
-        raise ValueError("use lowercase letters, digits and hyphens, starting with a letter or digit")
+        raise ValueError(
+            "use lowercase letters, digits and hyphens, starting with a letter or digit"
+        )
     return value
 
 

@@ -65,9 +65,7 @@ def route_report(facts: RoutingFacts, profile: Profile) -> list[Recipient]:
 def all_facts(profile: Profile) -> Iterator[RoutingFacts]:
     """Every combination of facts a report can carry under this profile."""
     areas = [*profile.area_ids(), UNKNOWN_AREA]
-    for area, setting, concern, danger in itertools.product(
-        areas, Setting, Concern, (False, True)
-    ):
+    for area, setting, concern, danger in itertools.product(areas, Setting, Concern, (False, True)):
         yield RoutingFacts(area, setting, concern, danger)
 
 

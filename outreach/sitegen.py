@@ -23,18 +23,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import material
 import yaml
 
 from outreach.directory import directory_page
 from outreach.i18n import translations
-from outreach.languages import is_rtl, native_name
+from outreach.languages import is_rtl, name_in, native_name
 from outreach.loader import PACKAGE_ROOT, LoadedProfile, display_path
 from outreach.page_context import PageError, SiteLinks, page_context, render_markdown
 
 BASE_CONFIG = PACKAGE_ROOT / "mkdocs.yml"
 BASE_DOCS = PACKAGE_ROOT / "docs"
 THEME_DIR = PACKAGE_ROOT / "templates" / "site"
-MATERIAL_LANGUAGES = Path(__import__("material").__file__).parent / "templates/partials/languages"
+MATERIAL_LANGUAGES = Path(material.__path__[0]) / "templates" / "partials" / "languages"
 DIRECTORY_PAGE = "partners.md"
 
 # Quiet Material's end-of-life banner: it is not a problem with the agency's site.
@@ -61,6 +62,8 @@ class LanguagePlan:
     staging: Path
     site_dir: Path
     config_file: Path
+    url_prefix: str
+    """Absolute path of this language's site root, e.g. /es/."""
     pages: dict[str, SourcePage] = field(default_factory=dict)
 
 
@@ -161,7 +164,7 @@ def _fallback_notice(lang: str, written_in: str) -> str:
     _ = translations(lang).gettext
     notice = _(
         "This page is not yet available in %(language)s. You are reading the %(original)s version."
-    ) % {"language": native_name(lang), "original": native_name(written_in)}
+    ) % {"language": name_in(lang, lang), "original": name_in(written_in, lang)}
     return f'!!! note "{_("Translation coming")}"\n    {notice}\n\n'
 
 
@@ -300,9 +303,11 @@ def plan_language(loaded: LoadedProfile, lang: str, work: Path, site_root: Path)
     nav = _nav_config(loaded, lang)
     if nav is not None:
         config["nav"] = nav
+        # An agency that writes its own menu may leave pages out of it on purpose.
+        config["validation"] = {"omitted_files": "info"}
     config_file = staging / "mkdocs.yml"
     config_file.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
-    return LanguagePlan(lang, staging, site_dir, config_file, pages)
+    return LanguagePlan(lang, staging, site_dir, config_file, links.prefix, pages)
 
 
 class _Collect(logging.Handler):
@@ -346,7 +351,27 @@ def run_mkdocs(config_file: Path) -> list[str]:
 
 
 def _build_language(plan: LanguagePlan) -> tuple[str, list[str]]:
-    return plan.lang, run_mkdocs(plan.config_file)
+    problems = run_mkdocs(plan.config_file)
+    if not problems:
+        keep_scripts_same_origin(plan.site_dir, plan.url_prefix)
+    return plan.lang, problems
+
+
+# Addresses Material's bundle loads scripts from when a browser lacks a feature (an old
+# phone without ResizeObserver) or a page has a diagram. Both are pointed at this site.
+_THEME_CDN_SCRIPTS = {
+    "https://unpkg.com/resize-observer-polyfill": "assets/javascripts/resize-observer.js",
+    # The kit enables no diagram extension; a same-origin address that is never used.
+    "https://unpkg.com/mermaid@11/dist/mermaid.min.js": "assets/javascripts/mermaid-disabled.js",
+}
+
+
+def keep_scripts_same_origin(site_dir: Path, url_prefix: str) -> None:
+    for bundle in (site_dir / "assets" / "javascripts").glob("bundle.*.min.js"):
+        code = bundle.read_text(encoding="utf-8")
+        for remote, local in _THEME_CDN_SCRIPTS.items():
+            code = code.replace(remote, url_prefix + local)
+        bundle.write_text(code, encoding="utf-8")
 
 
 def free_cores() -> int:
@@ -385,14 +410,14 @@ def build_site(loaded: LoadedProfile, out: Path, jobs: int | None = None) -> lis
     try:
         site_root = work / "site"
         try:
-            plans = [plan_language(loaded, lang, work, site_root) for lang in loaded.profile.languages]
+            plans = [
+                plan_language(loaded, lang, work, site_root) for lang in loaded.profile.languages
+            ]
         except PageError as error:
             raise BuildError(str(error)) from None
         results = _run_plans(plans, jobs if jobs is not None else free_cores())
         problems = [
-            _explain(plan.lang, message, plan)
-            for plan in plans
-            for message in results[plan.lang]
+            _explain(plan.lang, message, plan) for plan in plans for message in results[plan.lang]
         ]
         if problems:
             raise BuildError("\n".join(problems))

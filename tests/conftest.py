@@ -60,7 +60,9 @@ def edit_yaml(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
 def new_agency(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Callable[..., Path]:
     """A scaffolded agency under tmp_path, optionally changed; returns its folder."""
 
-    def make(agency_id: str = "riverside", change: Callable[[dict[str, Any]], None] | None = None) -> Path:
+    def make(
+        agency_id: str = "riverside", change: Callable[[dict[str, Any]], None] | None = None
+    ) -> Path:
         folder = scaffold_agency(tmp_path, agency_id)
         capsys.readouterr()  # the printed private key is not part of any test's output
         if change is not None:

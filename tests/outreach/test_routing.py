@@ -20,18 +20,32 @@ TABLE = [
     ("east", S.college, C.not_sure, False, {"bayside-college": "college"}),
     ("north", S.home, C.self_harm, False, {"harbor-behavioral-health": "self-harm"}),
     ("north", S.online, C.harm_others, False, {"sheriff-tau": "harm-to-others"}),
-    ("south", S.online, C.both, False, {"harbor-behavioral-health": "self-harm", "sheriff-tau": "harm-to-others"}),
+    (
+        "south",
+        S.online,
+        C.both,
+        False,
+        {"harbor-behavioral-health": "self-harm", "sheriff-tau": "harm-to-others"},
+    ),
     ("south", S.home, C.not_sure, True, {"sheriff-tau": "danger-now"}),
     ("east", S.workplace, C.not_sure, False, {"business-network": "workplaces-and-venues"}),
     ("north", S.public_place, C.not_sure, False, {"business-network": "workplaces-and-venues"}),
     ("north", S.critical_infrastructure, C.not_sure, False, {"harbor-utilities": "infrastructure"}),
     ("unknown", S.other, C.not_sure, False, {}),
-    ("east", S.school, C.harm_others, True, {"eastwood-schools": "schools-east", "sheriff-tau": "harm-to-others"}),
+    (
+        "east",
+        S.school,
+        C.harm_others,
+        True,
+        {"eastwood-schools": "schools-east", "sheriff-tau": "harm-to-others"},
+    ),
 ]
 
 
 @pytest.mark.parametrize(("area", "setting", "concern", "danger", "expected"), TABLE)
-def test_demo_routing_table(demo: Any, area: str, setting: Setting, concern: Concern, danger: bool, expected: dict[str, str]) -> None:
+def test_demo_routing_table(
+    demo: Any, area: str, setting: Setting, concern: Concern, danger: bool, expected: dict[str, str]
+) -> None:
     recipients = route_report(RoutingFacts(area, setting, concern, danger), demo.profile)
     assert recipients[0].partner_id == "intake-team" and recipients[0].rule_id == INTAKE_RULE
     assert {r.partner_id: r.rule_id for r in recipients[1:]} == expected
