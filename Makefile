@@ -34,11 +34,11 @@ bench: $(STAMP)
 
 ## Re-pin every dependency after changing pyproject.toml
 lock:
-	rm -rf .venv-lock
-	$(PYTHON) -m venv .venv-lock
-	.venv-lock/bin/python -m pip install --quiet -e ".[dev]"
-	.venv-lock/bin/python -m pip freeze --exclude-editable | grep -v '^-e' > constraints.txt
-	rm -rf .venv-lock
+	@set -e; tmp=$$(mktemp -d); \
+	$(PYTHON) -m venv $$tmp; \
+	$$tmp/bin/python -m pip install --quiet -e ".[dev]"; \
+	$$tmp/bin/python -m pip freeze --exclude-editable | grep -v '^-e' > constraints.txt.new; \
+	mv constraints.txt.new constraints.txt; rm -rf $$tmp
 
 clean:
 	rm -rf $(VENV) var site
