@@ -1,0 +1,1 @@
+"""Delivery: outbox rows to partners' points of contact (e-mail, signed webhook, maildir)."""

@@ -1,0 +1,196 @@
+"""The message a partner receives, rendered from templates/mail/ in the partner's language.
+
+Text templates are not HTML, so autoescaping is off; nothing rendered here ever becomes a
+header except the subject, which is folded to one line of printable text and then handed
+to the stdlib e-mail API, whose SMTP policy refuses any header value with CR or LF.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
+from urllib.parse import urlsplit
+
+import jinja2
+
+from form_service.delivery.payload import DeliveryPayload, ReportFields
+from form_service.delivery.sealing import seal
+from outreach.i18n import translations
+from outreach.loader import PACKAGE_ROOT
+from outreach.profile import Partner, Profile, localize
+
+TEMPLATES = PACKAGE_ROOT / "templates" / "mail"
+SEALED_NAME = "report.txt.age"
+CONTEXT = "mail"
+# Unfolded headers: a folded Message-ID reads back with a leading space in some parsers,
+# and a receiver matching duplicates by it would then miss them. The body is always
+# quoted-printable, so this limit applies to headers only.
+_POLICY = SMTP.clone(max_line_length=998)
+# C0/C1 controls other than tab and newline: terminal escapes or stray CRs in a mail body.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+_FIELD_LABELS = {
+    "description": "What happened",
+    "location": "Where",
+    "setting": "Setting",
+    "concern": "Concern",
+    "when": "When",
+    "people": "People involved",
+    "danger_now": "Someone in danger now",
+    "contact": "Reporter's contact details",
+}
+_VALUE_LABELS = {
+    "school": "A school",
+    "college": "A college or university",
+    "workplace": "A workplace",
+    "public_place": "A public place or event",
+    "critical_infrastructure": "Critical infrastructure (water, power, transit)",
+    "online": "Online",
+    "home": "A home",
+    "other": "Somewhere else",
+    "harm_others": "Harm to others",
+    "self_harm": "Self-harm or suicide",
+    "both": "Harm to others and self-harm",
+    "not_sure": "Not sure",
+    "unknown": "Not known",
+}
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    """One delivery as text: what every channel sends, each in its own envelope."""
+
+    delivery_id: str
+    report_ref: str
+    urgent: bool
+    subject: str
+    body: str
+    sealed: bytes | None = None
+    """The report, age-encrypted and armored, when the partner has an age key."""
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=False,  # noqa: S701 - plain text; no value of it is ever HTML or a header
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+    )
+
+
+def mail_gettext(lang: str) -> Callable[[str], str]:
+    """Mail strings of *lang*; their msgctxt keeps them apart from the site's strings."""
+    catalog = translations(lang)
+    return functools.partial(catalog.pgettext, CONTEXT)
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """Printable text on one line: safe for a header even before the e-mail API checks it."""
+    return " ".join(_CONTROLS.sub(" ", text).split())[:limit]
+
+
+def _clean(text: str) -> str:
+    return _CONTROLS.sub("", text.replace("\r\n", "\n").replace("\r", "\n")).strip()
+
+
+def _items(fields: ReportFields, _: Callable[[str], str]) -> list[tuple[str, str]]:
+    def label(value: str) -> str:
+        return _(_VALUE_LABELS[value]) if value in _VALUE_LABELS else value
+
+    items: list[tuple[str, str]] = []
+    for name in fields.names():
+        value = getattr(fields, name)
+        if name == "location":
+            where = label(value.area) if value.area == "unknown" else value.area_name or value.area
+            text = "\n".join(part for part in (where, _clean(value.detail)) if part)
+        elif name == "contact":
+            parts = [(_("Name"), value.name), (_("Phone"), value.phone), (_("E-mail"), value.email)]
+            text = "\n".join(f"{key}: {_clean(v)}" for key, v in parts if v)
+        elif name == "danger_now":
+            text = _("Yes") if value else _("No")
+        elif name in {"setting", "concern"}:
+            text = label(value)
+        else:
+            text = _clean(value)
+        items.append((_(_FIELD_LABELS[name]), text or "—"))
+    return items
+
+
+def render_message(payload: DeliveryPayload, partner: Partner, profile: Profile) -> RenderedMessage:
+    """The partner's view of one report; sealed to the partner's age key when it has one."""
+    lang = payload.language
+    _ = mail_gettext(lang)
+    default = profile.default_language
+    context = {
+        "_": _,
+        "urgent": payload.urgent,
+        "emergency_number": profile.emergency_number,
+        "partner_name": localize(partner.name, lang, default),
+        "agency_name": localize(profile.agency.name, lang, default),
+        "report_ref": payload.report_ref,
+        "received": payload.received_at.strftime("%Y-%m-%d %H:%M UTC"),
+        "rule_id": payload.rule_id,
+        "agreement_id": one_line(payload.agreement_id),
+        "agreement_title": one_line(payload.agreement_title, 500),
+        "field_labels": [_(_FIELD_LABELS[name]) for name in payload.fields.names()],
+        "items": _items(payload.fields, _),
+    }
+    env = _environment()
+    subject = one_line(env.get_template("subject.txt").render(context))
+    report = env.get_template("report.txt").render(context)
+    head = (payload.delivery_id, payload.report_ref, payload.urgent, subject)
+    recipient = partner.delivery.age_recipient
+    if recipient is None:
+        return RenderedMessage(*head, report)
+    notice = env.get_template("sealed.txt").render(context)
+    return RenderedMessage(*head, notice, seal(report.encode("utf-8"), recipient))
+
+
+def message_domain(profile: Profile) -> str:
+    return urlsplit(str(profile.agency.site_url)).hostname or "localhost"
+
+
+def message_id(delivery_id: str, domain: str) -> str:
+    """Stable across retries, so a receiver can drop a second copy of one delivery."""
+    return f"<{delivery_id}@{domain}>"
+
+
+def to_email(
+    message: RenderedMessage, *, sender: Address, to: Sequence[str], domain: str
+) -> EmailMessage:
+    """The message with headers built only through the e-mail API (no header injection)."""
+    mail = EmailMessage(policy=_POLICY)
+    mail["Subject"] = message.subject
+    mail["From"] = sender
+    if to:
+        mail["To"] = ", ".join(to)
+    mail["Date"] = format_datetime(_now())
+    mail["Message-ID"] = message_id(message.delivery_id, domain)
+    mail["Auto-Submitted"] = "auto-generated"
+    mail["X-Outreach-Report"] = message.report_ref
+    if message.urgent:
+        mail["Importance"] = "high"
+        mail["X-Priority"] = "1"
+    mail.set_content(message.body, charset="utf-8", cte="quoted-printable")
+    if message.sealed is not None:
+        mail.add_attachment(
+            message.sealed, maintype="application", subtype="octet-stream", filename=SEALED_NAME
+        )
+    return mail
+
+
+def agency_sender(profile: Profile) -> Address:
+    return Address(display_name=one_line(profile.agency.short_name), addr_spec=profile.agency.email)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

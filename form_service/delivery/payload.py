@@ -1,0 +1,97 @@
+"""The outbox payload: what one partner may see of one report, parsed strictly.
+
+Anything the contract does not name is refused rather than passed on, so a payload can
+never carry a field to a partner that no one meant to send. Identifiers that may reach a
+mail header are held to patterns that cannot contain line breaks.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from outreach.profile import ReportField
+
+# Ids come from the profile or the store; these patterns keep them one line, one token.
+ReportRef = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")]
+Ident = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,99}$")]
+Language = Annotated[str, Field(pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")]
+
+
+class PayloadError(ValueError):
+    """A payload that does not follow the contract; the message names keys, never values."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Location(_Strict):
+    area: str
+    area_name: str = ""
+    detail: str = ""
+
+
+class Contact(_Strict):
+    name: str = ""
+    phone: str = ""
+    email: str = ""
+
+
+class ReportFields(_Strict):
+    description: str | None = None
+    location: Location | None = None
+    setting: str | None = None
+    concern: str | None = None
+    when: str | None = None
+    people: str | None = None
+    danger_now: bool | None = None
+    contact: Contact | None = None
+
+    def names(self) -> list[str]:
+        """The fields present, in the report's order (what the audit trail records)."""
+        return [field.value for field in ReportField if getattr(self, field.value) is not None]
+
+
+class DeliveryPayload(_Strict):
+    delivery_id: str
+    report_ref: ReportRef
+    partner_id: Ident
+    agreement_id: str = Field(min_length=1, max_length=200)
+    agreement_title: str = Field(min_length=1, max_length=500)
+    rule_id: Ident
+    language: Language
+    urgent: bool
+    received_at: datetime
+    fields: ReportFields
+
+    @field_validator("delivery_id")
+    @classmethod
+    def _uuid(cls, value: str) -> str:
+        # Canonical form, so the Message-ID and webhook-id are the same on every retry.
+        return str(UUID(value))
+
+    @field_validator("received_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    def to_json(self) -> str:
+        """The payload as partners receive it: only keys that carry a value."""
+        data: dict[str, Any] = self.model_dump(mode="json", exclude_none=True)
+        data["received_at"] = self.received_at.strftime("%Y-%m-%dT%H:%MZ")
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def parse_payload(text: str | bytes) -> DeliveryPayload:
+    try:
+        return DeliveryPayload.model_validate_json(text)
+    except ValidationError as error:
+        keys = sorted({".".join(str(p) for p in item["loc"]) or "(top)" for item in error.errors()})
+        raise PayloadError(f"payload does not follow the contract at: {', '.join(keys)}") from None
