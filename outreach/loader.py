@@ -131,12 +131,6 @@ def _localized_texts(value: Any, path: str) -> Iterator[tuple[str, dict[str, str
 def _meaning_problems(profile: Profile, folder: Path) -> list[str]:
     problems: list[str] = []
     languages = profile.languages
-    for index, code in enumerate(languages):
-        if not is_valid_language(code):
-            problems.append(f"languages[{index}]: '{code}' is not an ISO 639 language code")
-    if len(set(languages)) != len(languages):
-        problems.append("languages: a language is listed twice")
-
     for path, texts in _localized_texts(profile, ""):
         for code in texts:
             if code not in languages:
@@ -145,10 +139,6 @@ def _meaning_problems(profile: Profile, folder: Path) -> list[str]:
             problems.append(
                 f"{path}: needs a text in the default language '{profile.default_language}'"
             )
-
-    problems += _duplicates("areas", [area.id for area in profile.areas])
-    problems += _duplicates("partners", [partner.id for partner in profile.partners])
-    problems += _duplicates("routing.rules", [rule.id for rule in profile.routing.rules])
 
     area_ids = set(profile.area_ids())
     partner_ids = {partner.id for partner in profile.partners}
@@ -180,24 +170,52 @@ def _meaning_problems(profile: Profile, folder: Path) -> list[str]:
     if profile.agency.logo and not (folder / profile.agency.logo).is_file():
         problems.append(f"agency.logo: no file '{profile.agency.logo}' in {display_path(folder)}")
 
-    if not problems:
-        gaps = routing_gaps(profile)
-        if gaps:
-            first = gaps[0]
-            danger = "someone in danger now" if first.danger_now else "no one in danger now"
-            problems.append(
-                f"routing: {len(gaps)} kinds of report reach nobody, e.g. area '{first.area}', "
-                f"setting '{first.setting.value}', concern '{first.concern.value}', {danger}; "
-                "set routing.intake or add a rule that covers them"
-            )
     return problems
+
+
+def _routing_gap_problems(profile: Profile) -> list[str]:
+    """A routing gap, checked last: it is only meaningful once every reference resolves."""
+    gaps = routing_gaps(profile)
+    if not gaps:
+        return []
+    first = gaps[0]
+    danger = "someone in danger now" if first.danger_now else "no one in danger now"
+    return [
+        f"routing: {len(gaps)} kinds of report reach nobody, e.g. area '{first.area}', "
+        f"setting '{first.setting.value}', concern '{first.concern.value}', {danger}; "
+        "set routing.intake or add a rule that covers them"
+    ]
+
+
+def _raw_problems(raw: dict[str, Any]) -> list[str]:
+    """Checks that need no valid structure, so they are reported beside structural ones."""
+    problems: list[str] = []
+    languages = raw.get("languages")
+    if isinstance(languages, list):
+        for index, code in enumerate(languages):
+            if isinstance(code, str) and not is_valid_language(code):
+                problems.append(f"languages[{index}]: '{code}' is not an ISO 639 language code")
+        if len(set(map(str, languages))) != len(languages):
+            problems.append("languages: a language is listed twice")
+    routing = raw.get("routing")
+    rules = routing.get("rules") if isinstance(routing, dict) else None
+    for key, items in (("areas", raw.get("areas")), ("partners", raw.get("partners"))):
+        problems += _duplicates(key, _ids(items))
+    problems += _duplicates("routing.rules", _ids(rules))
+    return problems
+
+
+def _ids(items: Any) -> list[str]:
+    if not isinstance(items, list):
+        return []
+    return [str(item.get("id")) if isinstance(item, dict) else "" for item in items]
 
 
 def _duplicates(key: str, ids: list[str]) -> list[str]:
     seen: set[str] = set()
     problems = []
     for index, item in enumerate(ids):
-        if item in seen:
+        if item and item in seen:
             problems.append(f"{key}[{index}].id: '{item}' is used twice")
         seen.add(item)
     return problems
@@ -246,11 +264,15 @@ def load_profile(location: str | os.PathLike[str] | None = None) -> LoadedProfil
         raise ProfileError([f"{shown}: {where}{problem}"]) from None
     if not isinstance(raw, dict):
         raise ProfileError([f"{shown}: must be a mapping of keys (agency:, languages:, …)"])
+    problems = _raw_problems(raw)
     try:
         profile = Profile.model_validate(raw)
     except ValidationError as error:
-        raise ProfileError([f"{shown}: {p}" for p in _structure_problems(error)]) from None
-    problems = _meaning_problems(profile, path.parent)
+        problems = _structure_problems(error) + problems
+        raise ProfileError([f"{shown}: {p}" for p in problems]) from None
+    problems += _meaning_problems(profile, path.parent)
+    if not problems:
+        problems = _routing_gap_problems(profile)
     if problems:
         raise ProfileError([f"{shown}: {p}" for p in problems])
     return LoadedProfile(profile=profile, folder=path.parent.resolve(), path=path.resolve())
