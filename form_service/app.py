@@ -1,14 +1,76 @@
-"""The Starlette application: the built outreach site, and later the report service."""
+"""The Starlette application: the report service's routes, then the built outreach site."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
 from starlette.applications import Starlette
-from starlette.routing import Mount
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from form_service.error_pages import exception_handlers
+from form_service.logs import log_event, setup_logging
+from form_service.pages import ASSETS_PATH, asset_dir
+from form_service.report_views import report_endpoint
+from form_service.service import Service, service_of
 from form_service.settings import Settings
+from form_service.status_views import status_endpoint
+from form_service.storage import open_store
+
+BackgroundTask = Callable[[Service], Coroutine[Any, Any, None]]
 
 
-def create_app(settings: Settings) -> Starlette:
-    routes = [Mount("/", app=StaticFiles(directory=settings.site_dir, html=True), name="site")]
-    return Starlette(routes=routes)
+async def healthz(request: Request) -> Response:
+    healthy = await service_of(request).store.ping()
+    return JSONResponse(
+        {"status": "ok" if healthy else "unavailable"},
+        status_code=200 if healthy else 503,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def _routes(settings: Settings) -> list[BaseRoute]:
+    both = ["GET", "POST"]
+    return [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/report", report_endpoint, methods=both),
+        Route("/status", status_endpoint, methods=both),
+        Route("/{lang}/report", report_endpoint, methods=both),
+        Route("/{lang}/status", status_endpoint, methods=both),
+        Mount(ASSETS_PATH, app=StaticFiles(directory=asset_dir()), name="form-assets"),
+        # Last, so the service's routes win over any file of the same name.
+        Mount("/", app=StaticFiles(directory=settings.site_dir, html=True), name="site"),
+    ]
+
+
+def create_app(settings: Settings, background: Sequence[BackgroundTask] = ()) -> Starlette:
+    """The site and the report service; *background* tasks run beside it (delivery worker)."""
+    setup_logging(settings.log_level)
+    service = Service.build(settings, open_store(settings))
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        await service.store.open()
+        log_event("service_started")
+        try:
+            async with anyio.create_task_group() as tasks:
+                for task in background:
+                    tasks.start_soon(task, service)
+                yield {"service": service}
+                tasks.cancel_scope.cancel()
+        finally:
+            await service.store.close()
+
+    return Starlette(
+        routes=_routes(settings),
+        middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=list(settings.allowed_hosts))],
+        exception_handlers=exception_handlers(service.pages),  # type: ignore[arg-type]
+        lifespan=lifespan,
+    )

@@ -1,0 +1,72 @@
+"""Localized error pages: a short sentence for the visitor, the event name for the log."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from form_service.logs import log_event
+from form_service.pages import Pages
+from outreach.i18n import translations
+
+
+def _messages(lang: str) -> dict[int, tuple[str, str]]:
+    _ = translations(lang).gettext
+    return {
+        400: (_("Something was wrong with the request"), _("Please go back and try again.")),
+        404: (
+            _("Page not found"),
+            _("There is no page at this address. Check the address, or start from the home page."),
+        ),
+        405: (_("Something was wrong with the request"), _("Please go back and try again.")),
+        413: (
+            _("Your report is too long to send"),
+            _(
+                "Please go back, shorten the longest text to 10,000 characters or fewer, "
+                "and send the report again."
+            ),
+        ),
+        415: (
+            _("Something was wrong with the request"),
+            _("Please send the report with the form on this site."),
+        ),
+        429: (
+            _("Too many attempts"),
+            _("Please wait a few minutes, then try again."),
+        ),
+        500: (
+            _("Something went wrong on our side"),
+            _("Your report may not have been sent. Please try again in a few minutes."),
+        ),
+    }
+
+
+def error_page(pages: Pages, request: Request, lang: str, status_code: int) -> Response:
+    messages = _messages(lang)
+    title, message = messages.get(status_code, messages[400])
+    return pages.render(request, "error.html", lang, status_code, title=title, message=message)
+
+
+def _page_language(pages: Pages, request: Request) -> str:
+    first = request.url.path.strip("/").split("/", 1)[0]
+    if first in pages.loaded.profile.languages:
+        return first
+    return pages.negotiate(request.headers)
+
+
+def exception_handlers(pages: Pages) -> dict[type[Exception] | int, object]:
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 400
+        response = error_page(pages, request, _page_language(pages, request), status)
+        if isinstance(exc, HTTPException) and exc.headers and "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        log_event("server_error", logging.ERROR, kind=type(exc).__name__)
+        return error_page(pages, request, _page_language(pages, request), 500)
+
+    return {HTTPException: http_error, Exception: server_error}

@@ -1,0 +1,68 @@
+"""From a validated report to what the store keeps: routed, shared, encrypted.
+
+Routing and sharing decide on the server who receives what; the whole report is kept only
+encrypted to the agency's archive key, whose private half the server never holds.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+
+import pyrage
+
+from form_service.receipts import new_report_ref, receipt_code, receipt_hash
+from form_service.report import Report
+from form_service.sharing import minute_iso, partner_payload, shared_fields
+from form_service.storage import NewReport, OutboxEntry
+from outreach.profile import Profile
+from outreach.routing import route_report
+
+
+def encrypt_for_archive(content: dict[str, object], profile: Profile) -> bytes:
+    recipients = [pyrage.x25519.Recipient.from_str(key) for key in profile.archive.age_recipients]
+    data = json.dumps(content, ensure_ascii=False, sort_keys=True).encode("utf-8")
+    return bytes(pyrage.encrypt(data, recipients))
+
+
+def prepare_report(
+    report: Report, profile: Profile, token_id: str, secret: str, now: datetime
+) -> tuple[NewReport, str]:
+    """The rows to store and the receipt code to show once they are committed."""
+    report_ref = new_report_ref()
+    code = receipt_code(secret, token_id)
+    entries = []
+    for recipient in route_report(report.facts(), profile):
+        delivery_id = str(uuid.uuid4())
+        payload = partner_payload(
+            report,
+            profile,
+            recipient,
+            delivery_id=delivery_id,
+            report_ref=report_ref,
+            received_at=now,
+        )
+        is_intake = recipient.partner_id == profile.routing.intake
+        partner = profile.partner(recipient.partner_id)
+        entries.append(
+            OutboxEntry(
+                delivery_id=delivery_id,
+                partner_id=recipient.partner_id,
+                rule_id=recipient.rule_id,
+                agreement_id=partner.agreement.id,
+                payload=json.dumps(payload, ensure_ascii=False),
+                is_intake=is_intake,
+                fields=tuple(f.value for f in shared_fields(partner, report, is_intake)),
+            )
+        )
+    content = {"report_ref": report_ref, "received_at": minute_iso(now), **report.content()}
+    new = NewReport(
+        report_ref=report_ref,
+        receipt_hash=receipt_hash(secret, code),
+        token_id=token_id,
+        created_at=now,
+        content_age=encrypt_for_archive(content, profile),
+        outbox=tuple(entries),
+    )
+    return new, code

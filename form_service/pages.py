@@ -1,0 +1,123 @@
+"""Rendering the service's pages: one Jinja2 environment per language, strict headers.
+
+Autoescaping is on for every template, so whatever a tipster typed is shown as text.
+The pages need no script and load nothing from elsewhere, which the CSP enforces.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from outreach.i18n import translations
+from outreach.languages import is_rtl, native_name
+from outreach.loader import PACKAGE_ROOT, LoadedProfile
+from outreach.profile import localize
+
+FORM_TEMPLATES = PACKAGE_ROOT / "templates" / "form"
+FORM_ASSETS = FORM_TEMPLATES / "static"
+ASSETS_PATH = "/assets-form"
+
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def security_headers(request: Request) -> dict[str, str]:
+    headers = dict(SECURITY_HEADERS)
+    if request.url.scheme == "https":
+        headers["Strict-Transport-Security"] = "max-age=31536000"
+    return headers
+
+
+@functools.cache
+def _environment(lang: str) -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(FORM_TEMPLATES),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        undefined=StrictUndefined,
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
+    return env
+
+
+def prefix(lang: str, default: str) -> str:
+    """The URL prefix of a language: none for the default one, /es for Spanish."""
+    return "" if lang == default else f"/{lang}"
+
+
+@dataclass(frozen=True)
+class Pages:
+    loaded: LoadedProfile
+
+    def negotiate(self, headers: Headers) -> str:
+        """The profile language a browser prefers, for pages outside any language prefix."""
+        languages = self.loaded.profile.languages
+        for item in headers.get("accept-language", "").split(","):
+            code = item.split(";")[0].strip().lower()
+            for lang in languages:
+                if code in {lang.lower(), lang.split("-")[0].lower()}:
+                    return lang
+        return self.loaded.profile.default_language
+
+    def context(self, lang: str, page: str) -> dict[str, Any]:
+        profile = self.loaded.profile
+        default = profile.default_language
+        base = prefix(lang, default)
+        return {
+            "lang": lang,
+            "dir": "rtl" if is_rtl(lang) else "ltr",
+            "agency_name": localize(profile.agency.name, lang, default),
+            "agency_phone": profile.agency.phone,
+            "emergency": profile.emergency_number,
+            "home_url": base + "/",
+            "report_url": base + "/report",
+            "status_url": base + "/status",
+            "after_url": base + "/after-you-report/",
+            "privacy_url": base + "/privacy/",
+            "css_url": f"{ASSETS_PATH}/form.css",
+            "languages": [
+                {
+                    "code": other,
+                    "name": native_name(other),
+                    "url": prefix(other, default) + f"/{page}",
+                    "current": other == lang,
+                }
+                for other in profile.languages
+            ],
+        }
+
+    def render(
+        self,
+        request: Request,
+        template: str,
+        lang: str,
+        status_code: int = 200,
+        page: str = "report",
+        **values: Any,
+    ) -> HTMLResponse:
+        html = _environment(lang).get_template(template).render(self.context(lang, page) | values)
+        return HTMLResponse(html, status_code, headers=security_headers(request))
+
+
+def asset_dir() -> Path:
+    return FORM_ASSETS

@@ -1,0 +1,99 @@
+"""Rate limits for status look-ups, keyed without keeping who asked.
+
+A client is known only by an HMAC of its address under a key that lives in memory and is
+replaced, with every count, at the end of each window: nothing here can be turned back
+into an address, and nothing survives a window. Limits are generous per client because a
+whole school can share one address; failed look-ups slow that client down instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from form_service.settings import IPNetwork
+
+_MAX_CLIENTS = 100_000
+_MAX_DELAY = 8.0
+
+
+@dataclass(frozen=True)
+class Admission:
+    allowed: bool
+    client: bytes
+    delay: float
+    """Seconds to wait before answering, grown by this client's earlier failures."""
+
+
+@dataclass
+class _Client:
+    count: int = 0
+    failures: int = 0
+
+
+class LookupLimiter:
+    def __init__(
+        self,
+        client_limit: int,
+        global_limit: int,
+        window_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client_limit = client_limit
+        self._global_limit = global_limit
+        self._window = window_seconds
+        self._clock = clock
+        self._start = clock()
+        self._key = secrets.token_bytes(32)
+        self._clients: dict[bytes, _Client] = {}
+        self._total = 0
+
+    def _roll(self) -> None:
+        if self._clock() - self._start >= self._window or len(self._clients) > _MAX_CLIENTS:
+            self._start = self._clock()
+            self._key = secrets.token_bytes(32)
+            self._clients = {}
+            self._total = 0
+
+    def admit(self, address: str) -> Admission:
+        self._roll()
+        client = hmac.new(self._key, address.encode(), hashlib.sha256).digest()[:16]
+        state = self._clients.setdefault(client, _Client())
+        if state.count >= self._client_limit or self._total >= self._global_limit:
+            return Admission(False, client, 0.0)
+        state.count += 1
+        self._total += 1
+        delay = min(0.25 * 2 ** (state.failures - 1), _MAX_DELAY) if state.failures else 0.0
+        return Admission(True, client, delay)
+
+    def record_failure(self, client: bytes) -> None:
+        state = self._clients.get(client)
+        if state is not None:
+            state.failures += 1
+
+
+def client_address(request: Request, trusted: Sequence[IPNetwork]) -> str:
+    """The address to rate-limit on: the peer, or, behind a trusted proxy, who it speaks for."""
+    peer = request.client.host if request.client else ""
+    if not trusted or not _is_trusted(peer, trusted):
+        return peer
+    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",")]
+    for hop in reversed([h for h in hops if h]):
+        if not _is_trusted(hop, trusted):
+            return hop
+    return peer
+
+
+def _is_trusted(address: str, trusted: Sequence[IPNetwork]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)

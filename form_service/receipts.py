@@ -1,0 +1,59 @@
+"""Receipt codes: the only key a tipster ever needs, stored only as a keyed hash.
+
+The code is derived from the form token's id with the service secret, so a double submit
+of the same form shows the same code without the code ever being stored. 100 bits make
+guessing hopeless, which is why a fast keyed hash (HMAC-SHA256) is enough to store it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+CODE_BITS = 100
+CODE_LENGTH = CODE_BITS // 5
+GROUP = 4
+REF_LENGTH = 8
+
+# Letters people confuse with digits, and the separators they type, as Crockford decodes them.
+_NORMALIZE = str.maketrans({"I": "1", "L": "1", "O": "0", "-": None, " ": None})
+
+
+def _base32(number: int, length: int) -> str:
+    chars = []
+    for _ in range(length):
+        number, digit = divmod(number, 32)
+        chars.append(CROCKFORD[digit])
+    return "".join(reversed(chars))
+
+
+def _mac(secret: str, message: str) -> bytes:
+    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).digest()
+
+
+def receipt_code(secret: str, token_id: str) -> str:
+    """The code shown to the tipster, e.g. 7K3M-9Q2X-...: 20 characters in groups of four."""
+    number = int.from_bytes(_mac(secret, "receipt:" + token_id), "big") >> (256 - CODE_BITS)
+    raw = _base32(number, CODE_LENGTH)
+    return "-".join(raw[i : i + GROUP] for i in range(0, CODE_LENGTH, GROUP))
+
+
+def normalize_code(typed: str) -> str:
+    """What the tipster typed, as the canonical code (case, dashes, spaces, I/L/O forgiven)."""
+    cleaned = "".join(typed.split()).upper().translate(_NORMALIZE)
+    return cleaned.replace("\u2010", "").replace("\u2011", "").replace("\u2013", "")
+
+
+def looks_like_code(normalized: str) -> bool:
+    return len(normalized) == CODE_LENGTH and all(c in CROCKFORD for c in normalized)
+
+
+def receipt_hash(secret: str, code: str) -> str:
+    return _mac(secret, "receipt-hash:" + normalize_code(code)).hex()
+
+
+def new_report_ref() -> str:
+    """A public reference partners and staff use (R-7K3M9Q2X); never the receipt code."""
+    return "R-" + _base32(secrets.randbits(5 * REF_LENGTH), REF_LENGTH)

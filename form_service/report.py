@@ -1,0 +1,45 @@
+"""A validated report, the shape the contract between form, routing, sharing and storage."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from outreach.profile import Concern, Setting
+from outreach.routing import RoutingFacts
+
+
+@dataclass(frozen=True)
+class Contact:
+    name: str = ""
+    phone: str = ""
+    email: str = ""
+
+    def given(self) -> bool:
+        return bool(self.name or self.phone or self.email)
+
+
+@dataclass(frozen=True)
+class Report:
+    description: str
+    area: str
+    area_detail: str
+    setting: Setting
+    concern: Concern
+    when: str
+    people: str
+    danger_now: bool
+    contact: Contact
+    consent_to_share_contact: bool
+    language: str
+
+    def facts(self) -> RoutingFacts:
+        return RoutingFacts(self.area, self.setting, self.concern, self.danger_now)
+
+    def content(self) -> dict[str, Any]:
+        """Everything the tipster gave, for the encrypted archive copy."""
+        data = asdict(self)
+        data["location"] = {"area": data.pop("area"), "detail": data.pop("area_detail")}
+        data["setting"] = self.setting.value
+        data["concern"] = self.concern.value
+        return data

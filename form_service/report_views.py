@@ -1,0 +1,168 @@
+"""GET and POST of the report form, up to the receipt shown after the commit."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from babel.numbers import format_decimal
+from starlette.requests import Request
+from starlette.responses import Response
+
+from form_service.error_pages import error_page
+from form_service.form_input import BodyTooLarge, NotAForm, read_form
+from form_service.intake import prepare_report
+from form_service.logs import log_event
+from form_service.receipts import receipt_code, receipt_hash
+from form_service.report import Report
+from form_service.report_form import FORM_FIELDS, MAX_DESCRIPTION, Invalid, validate_report
+from form_service.service import Service, service_of
+from form_service.sharing import area_name
+from form_service.storage import ReferenceTaken
+from form_service.tokens import TokenProblem
+from outreach.i18n import translations
+from outreach.profile import Concern, Setting
+
+_REF_ATTEMPTS = 5
+
+
+def _options(service: Service, lang: str) -> dict[str, Any]:
+    profile = service.settings.profile.profile
+    _ = translations(lang).gettext
+    return {
+        "areas": [(a.id, area_name(a.id, lang, profile)) for a in profile.areas],
+        "settings": [
+            (Setting.school.value, _("A school (kindergarten to grade 12)")),
+            (Setting.college.value, _("A college or university")),
+            (Setting.workplace.value, _("A workplace")),
+            (Setting.public_place.value, _("A public place or event")),
+            (
+                Setting.critical_infrastructure.value,
+                _("Critical infrastructure (water, power, transit)"),
+            ),
+            (Setting.online.value, _("Online or on social media")),
+            (Setting.home.value, _("A home or neighborhood")),
+            (Setting.other.value, _("Somewhere else")),
+        ],
+        "concerns": [
+            (Concern.harm_others.value, _("Someone may hurt other people")),
+            (Concern.self_harm.value, _("Someone may hurt themselves or take their own life")),
+            (Concern.both.value, _("Both of these")),
+            (Concern.not_sure.value, _("Not sure")),
+        ],
+        "max_description": format_decimal(MAX_DESCRIPTION, locale=lang.replace("-", "_")),
+    }
+
+
+def form_page(
+    service: Service,
+    request: Request,
+    lang: str,
+    status_code: int = 200,
+    values: Mapping[str, str] | None = None,
+    errors: Mapping[str, str] | None = None,
+    notice: str = "",
+    token: str | None = None,
+) -> Response:
+    return service.pages.render(
+        request,
+        "form.html",
+        lang,
+        status_code,
+        values=dict(values or {}),
+        errors=dict(errors or {}),
+        notice=notice,
+        token=token or service.tokens.issue(),
+        **_options(service, lang),
+    )
+
+
+def _token_notice(problem: TokenProblem, lang: str) -> str:
+    _ = translations(lang).gettext
+    if problem is TokenProblem.too_fast:
+        return _("Please take a moment to check your report, then send it again.")
+    if problem is TokenProblem.expired:
+        return _(
+            "This form was open for a long time, so we could not accept it. "
+            "Everything you wrote is still here: please send it again."
+        )
+    return _(
+        "We could not confirm that this form came from this site. "
+        "Everything you wrote is still here: please send it again."
+    )
+
+
+def _stored_code(keys: tuple[str, ...], token_id: str, stored_hash: str) -> str:
+    """The code of an earlier submit of the same form, whichever listed key made it."""
+    for key in keys:
+        code = receipt_code(key, token_id)
+        if hmac.compare_digest(receipt_hash(key, code), stored_hash):
+            return code
+    return receipt_code(keys[0], token_id)
+
+
+async def _store(service: Service, report: Report, token_id: str) -> str:
+    keys = service.settings.secret_keys
+    profile = service.settings.profile.profile
+    for attempt in range(_REF_ATTEMPTS):
+        new, code = prepare_report(report, profile, token_id, keys[0], datetime.now(UTC))
+        try:
+            result = await service.store.save_report(new)
+        except ReferenceTaken:
+            if attempt + 1 == _REF_ATTEMPTS:
+                raise
+            continue
+        if result.created:
+            service.wakeup.set()
+            log_event("report_stored", partners=len(new.outbox))
+            return code
+        log_event("report_resubmitted")
+        return _stored_code(keys, token_id, result.receipt_hash)
+    raise AssertionError("unreachable")
+
+
+async def _submit(service: Service, request: Request, lang: str) -> Response:
+    settings = service.settings
+    try:
+        form = await read_form(request, settings.max_body_bytes, FORM_FIELDS)
+    except BodyTooLarge:
+        log_event("report_refused", status=413)
+        return error_page(service.pages, request, lang, 413)
+    except NotAForm:
+        log_event("report_refused", status=415)
+        return error_page(service.pages, request, lang, 415)
+    values = form.values
+    _ = translations(lang).gettext
+    if form.repeated or form.field_count > settings.max_fields:
+        log_event("report_refused", status=400)
+        notice = _(
+            "Some of the form could not be read. Please check your report and send it again."
+        )
+        return form_page(service, request, lang, 400, values, notice=notice)
+    check = service.tokens.check(values.get("token"))
+    if check.problem is not None or check.token_id is None:
+        log_event("report_refused", status=400, token=str(check.problem))
+        notice = _token_notice(check.problem or TokenProblem.missing, lang)
+        return form_page(service, request, lang, 400, values, notice=notice)
+    result = validate_report(values, form.unreadable, settings.profile.profile, lang, _)
+    if isinstance(result, Invalid):
+        log_event("report_invalid", status=422, fields=len(result.errors))
+        return form_page(
+            service, request, lang, 422, values, errors=result.errors, token=values["token"]
+        )
+    code = await _store(service, result, check.token_id)
+    return service.pages.render(
+        request, "receipt.html", lang, 200, code=code, danger_now=result.danger_now
+    )
+
+
+async def report_endpoint(request: Request) -> Response:
+    service = service_of(request)
+    lang = service.language(request)
+    if lang is None:
+        return error_page(service.pages, request, service.pages.negotiate(request.headers), 404)
+    if request.method == "POST":
+        return await _submit(service, request, lang)
+    return form_page(service, request, lang)

@@ -1,0 +1,57 @@
+"""What the request handlers and the delivery worker share while the app runs.
+
+The lifespan opens the store and yields ``{"service": Service}`` as Starlette lifespan
+state, so handlers read it from ``request.state.service``. ``wakeup`` is an asyncio.Event
+set after every committed report: the delivery worker waits on it, clears it, then claims
+due outbox rows (and also claims on a timer, for retries and rows left by a crash).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import cast
+
+from starlette.requests import Request
+
+from form_service.pages import Pages
+from form_service.ratelimit import LookupLimiter
+from form_service.settings import Settings
+from form_service.storage import Store
+from form_service.tokens import FormTokens
+
+
+@dataclass
+class Service:
+    settings: Settings
+    store: Store
+    tokens: FormTokens
+    limiter: LookupLimiter
+    pages: Pages
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @classmethod
+    def build(cls, settings: Settings, store: Store) -> Service:
+        return cls(
+            settings=settings,
+            store=store,
+            tokens=FormTokens(
+                settings.secret_keys, settings.min_fill_seconds, settings.max_token_age_seconds
+            ),
+            limiter=LookupLimiter(
+                settings.status_client_limit,
+                settings.status_global_limit,
+                settings.status_window_seconds,
+            ),
+            pages=Pages(settings.profile),
+        )
+
+    def language(self, request: Request) -> str | None:
+        """The page language from the URL, or None for a prefix that is no profile language."""
+        profile = self.settings.profile.profile
+        lang = request.path_params.get("lang", profile.default_language)
+        return lang if lang in profile.languages else None
+
+
+def service_of(request: Request) -> Service:
+    return cast(Service, request.state.service)

@@ -1,0 +1,84 @@
+"""What each partner may see of a report: its sharing agreement and the tipster's consent.
+
+A pure function, table-tested. The intake team receives everything the tipster gave; any
+other partner gets only the fields its agreement lists, and contact details only when the
+agreement allows them and the tipster consented (or the agreement needs no consent).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from form_service.report import Report
+from outreach.profile import UNKNOWN_AREA, Partner, Profile, ReportField, localize
+from outreach.routing import Recipient
+
+
+def partner_language(partner: Partner, profile: Profile) -> str:
+    return partner.delivery.language or profile.default_language
+
+
+def area_name(area: str, lang: str, profile: Profile) -> str:
+    for known in profile.areas:
+        if known.id == area:
+            return localize(known.name, lang, profile.default_language)
+    return "" if area == UNKNOWN_AREA else area
+
+
+def _field_value(field: ReportField, report: Report, lang: str, profile: Profile) -> Any:
+    if field is ReportField.location:
+        return {
+            "area": report.area,
+            "area_name": area_name(report.area, lang, profile),
+            "detail": report.area_detail,
+        }
+    if field is ReportField.contact:
+        contact = report.contact
+        return {"name": contact.name, "phone": contact.phone, "email": contact.email}
+    value = getattr(report, field.value)
+    return value.value if field in {ReportField.setting, ReportField.concern} else value
+
+
+def shared_fields(partner: Partner, report: Report, is_intake: bool) -> list[ReportField]:
+    """The fields this partner receives, in the order of ReportField."""
+    allowed = set(ReportField) if is_intake else set(partner.agreement.fields)
+    contact_ok = report.contact.given() and (
+        is_intake
+        or report.consent_to_share_contact
+        or not partner.agreement.contact_requires_consent
+    )
+    return [f for f in ReportField if f in allowed and (f is not ReportField.contact or contact_ok)]
+
+
+def partner_payload(
+    report: Report,
+    profile: Profile,
+    recipient: Recipient,
+    *,
+    delivery_id: str,
+    report_ref: str,
+    received_at: datetime,
+) -> dict[str, Any]:
+    """The outbox payload for one partner, exactly as the service contract describes it."""
+    partner = profile.partner(recipient.partner_id)
+    lang = partner_language(partner, profile)
+    is_intake = recipient.partner_id == profile.routing.intake
+    fields = shared_fields(partner, report, is_intake)
+    return {
+        "delivery_id": delivery_id,
+        "report_ref": report_ref,
+        "partner_id": partner.id,
+        "agreement_id": partner.agreement.id,
+        "agreement_title": partner.agreement.title,
+        "rule_id": recipient.rule_id,
+        "language": lang,
+        "urgent": report.danger_now,
+        "received_at": minute_iso(received_at),
+        "fields": {f.value: _field_value(f, report, lang, profile) for f in fields},
+    }
+
+
+def minute_iso(moment: datetime) -> str:
+    """ISO 8601 UTC to the minute: finer times would only help match a tipster to a visit."""
+    return moment.strftime("%Y-%m-%dT%H:%MZ")

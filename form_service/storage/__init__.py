@@ -1,0 +1,118 @@
+"""The report store: one interface, SQLite now, PostgreSQL later.
+
+Everything a report needs is written in one transaction by ``save_report``; the delivery
+worker uses the claim/mark methods. Times are timezone-aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol
+
+from form_service.settings import Settings, SettingsError
+
+
+class ReferenceTaken(Exception):
+    """The randomly drawn public reference is already used; draw another and save again."""
+
+
+class ReportStatus(StrEnum):
+    received = "received"
+    delivered = "delivered"
+    reviewed = "reviewed"
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """One partner's copy of a new report, waiting for delivery."""
+
+    delivery_id: str
+    partner_id: str
+    rule_id: str
+    agreement_id: str
+    payload: str
+    is_intake: bool
+    fields: tuple[str, ...]
+    """Names of the fields in the payload, for the audit log."""
+
+
+@dataclass(frozen=True)
+class NewReport:
+    report_ref: str
+    receipt_hash: str
+    token_id: str
+    created_at: datetime
+    content_age: bytes
+    outbox: tuple[OutboxEntry, ...]
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    created: bool
+    """False when a report with the same form token already existed (a double submit)."""
+    report_ref: str
+    receipt_hash: str
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """An outbox row claimed by the delivery worker."""
+
+    delivery_id: str
+    report_ref: str
+    partner_id: str
+    rule_id: str
+    agreement_id: str
+    payload: str | None
+    attempts: int
+    is_intake: bool
+
+
+class Store(Protocol):
+    async def open(self) -> None:
+        """Connect and apply pending schema migrations."""
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> bool:
+        """True when the database answers."""
+
+    async def save_report(self, report: NewReport) -> SaveResult:
+        """Store report, outbox rows and audit events in one durable transaction."""
+
+    async def report_status(self, receipt_hash: str) -> ReportStatus | None: ...
+
+    async def mark_reviewed(self, report_ref: str) -> None: ...
+
+    async def claim_due_deliveries(
+        self, now: datetime, limit: int, lease_seconds: float
+    ) -> list[Delivery]:
+        """Pending rows that are due, and rows whose earlier claim expired, leased to the caller."""
+
+    async def mark_delivered(self, delivery_id: str) -> None:
+        """Record delivery, wipe the plaintext payload, and advance the report's status."""
+
+    async def mark_failed(
+        self, delivery_id: str, error: str, next_attempt_at: datetime, dead: bool
+    ) -> None:
+        """Record a failed attempt; retry at next_attempt_at, or give up when dead."""
+
+
+def sqlite_path(url: str) -> Path | None:
+    prefix = "sqlite:///"
+    return Path(url[len(prefix) :]) if url.startswith(prefix) else None
+
+
+def open_store(settings: Settings) -> Store:
+    path = sqlite_path(settings.database_url)
+    if path is None:
+        raise SettingsError(
+            f"OUTREACH_DATABASE_URL: only sqlite:///<path> is supported so far, "
+            f"not {settings.database_url.split(':', 1)[0]!r}"
+        )
+    from form_service.storage.sqlite import SqliteStore
+
+    return SqliteStore(path)

@@ -1,0 +1,65 @@
+"""Versioned schema changes, applied in order at startup; never edit a released one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+INITIAL = Migration(
+    1,
+    "reports, outbox and audit log",
+    (
+        """CREATE TABLE reports (
+            id INTEGER PRIMARY KEY,
+            report_ref TEXT NOT NULL UNIQUE,
+            receipt_hash TEXT NOT NULL UNIQUE,
+            token_id TEXT NOT NULL UNIQUE,
+            status TEXT NOT NULL DEFAULT 'received'
+                CHECK (status IN ('received', 'delivered', 'reviewed')),
+            created_at TEXT NOT NULL,
+            content_age BLOB,
+            purged_at TEXT
+        )""",
+        """CREATE TABLE outbox (
+            id TEXT PRIMARY KEY,
+            report_id INTEGER NOT NULL REFERENCES reports (id) ON DELETE CASCADE,
+            partner_id TEXT NOT NULL,
+            rule_id TEXT NOT NULL,
+            agreement_id TEXT NOT NULL,
+            payload TEXT,
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'sending', 'delivered', 'dead')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT NOT NULL,
+            claimed_until TEXT,
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            delivered_at TEXT,
+            is_intake INTEGER NOT NULL DEFAULT 0 CHECK (is_intake IN (0, 1))
+        )""",
+        "CREATE INDEX outbox_due ON outbox (status, next_attempt_at)",
+        "CREATE INDEX outbox_report ON outbox (report_id)",
+        """CREATE TABLE audit_events (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            report_ref TEXT NOT NULL,
+            event TEXT NOT NULL CHECK (event IN (
+                'received', 'routed', 'delivery_attempt', 'delivered', 'dead', 'purged')),
+            partner_id TEXT,
+            rule_id TEXT,
+            agreement_id TEXT,
+            fields TEXT,
+            outcome TEXT
+        )""",
+        "CREATE INDEX audit_report ON audit_events (report_ref)",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (INITIAL,)
