@@ -77,7 +77,7 @@ class RenderedMessage:
 
 
 @functools.cache
-def _environment() -> jinja2.Environment:
+def mail_templates() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=False,  # noqa: S701 - plain text; no value of it is ever HTML or a header
@@ -144,7 +144,7 @@ def render_message(payload: DeliveryPayload, partner: Partner, profile: Profile)
         "field_labels": [_(_FIELD_LABELS[name]) for name in payload.fields.names()],
         "items": _items(payload.fields, _),
     }
-    env = _environment()
+    env = mail_templates()
     subject = one_line(env.get_template("subject.txt").render(context))
     report = env.get_template("report.txt").render(context)
     head = (payload.delivery_id, payload.report_ref, payload.urgent, subject)

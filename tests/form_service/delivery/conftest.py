@@ -29,8 +29,12 @@ def smtp_server(test_ca: ThrowawayCA) -> Iterator[Callable[..., SMTPServer]]:
     started: list[SMTPServer] = []
 
     def make(
-        *, starttls: bool = False, implicit_tls: bool = False, port: int | None = None,
-        start: bool = True, login: tuple[str, str] | None = None,
+        *,
+        starttls: bool = False,
+        implicit_tls: bool = False,
+        port: int | None = None,
+        start: bool = True,
+        login: tuple[str, str] | None = None,
     ) -> SMTPServer:
         server = SMTPServer(
             port or free_port(),

@@ -86,9 +86,7 @@ def make_ca(folder: Path) -> ThrowawayCA:
     (folder / "ca.pem").write_bytes(ca_cert.public_bytes(pem))
     (folder / "cert.pem").write_bytes(cert.public_bytes(pem))
     (folder / "key.pem").write_bytes(
-        key.private_bytes(
-            pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return ThrowawayCA(folder / "ca.pem", folder / "cert.pem", folder / "key.pem")
 
@@ -115,8 +113,12 @@ class _Recorder:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self.lock:
             self.messages.append(
-                Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.content,
-                         server.transport.get_extra_info("ssl_object") is not None)
+                Received(
+                    envelope.mail_from,
+                    list(envelope.rcpt_tos),
+                    envelope.content,
+                    server.transport.get_extra_info("ssl_object") is not None,
+                )
             )
         return "250 Message accepted for delivery"
 
@@ -153,9 +155,10 @@ class SMTPServer:
 
     def _authenticator(self, login: tuple[str, str]) -> Any:
         def check(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:
-            ok = isinstance(data, LoginPassword) and (
-                data.login.decode(), data.password.decode()
-            ) == login
+            ok = (
+                isinstance(data, LoginPassword)
+                and (data.login.decode(), data.password.decode()) == login
+            )
             if ok:
                 self.logins.append(data.login.decode())
             return AuthResult(success=ok)
@@ -236,7 +239,9 @@ class HTTPReceiver:
                 length = int(self.headers.get("content-length", "0"))
                 body = self.rfile.read(length)
                 with receiver._lock:
-                    status = receiver.statuses.pop(0) if receiver.statuses else receiver.default_status
+                    status = (
+                        receiver.statuses.pop(0) if receiver.statuses else receiver.default_status
+                    )
                     receiver.requests.append(
                         Request(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                     )
@@ -251,7 +256,9 @@ class HTTPReceiver:
 
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def url(self) -> str:

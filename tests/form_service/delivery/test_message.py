@@ -19,18 +19,28 @@ from tests.form_service.delivery.factory import ALL_FIELDS, partner, payload
 
 HEADER_INJECTION = "x\r\nBcc: thief@evil.example\r\nX-Injected: yes\n\nbody"
 EXPECTED_HEADERS = {
-    "Subject", "From", "To", "Date", "Message-ID", "Auto-Submitted", "X-Outreach-Report",
-    "Importance", "X-Priority", "Content-Type", "Content-Transfer-Encoding", "MIME-Version",
+    "Subject",
+    "From",
+    "To",
+    "Date",
+    "Message-ID",
+    "Auto-Submitted",
+    "X-Outreach-Report",
+    "Importance",
+    "X-Priority",
+    "Content-Type",
+    "Content-Transfer-Encoding",
+    "MIME-Version",
 }
 
 
 def _email(demo: LoadedProfile, data: dict[str, object], partner_id: str = "intake-team"):
     profile = demo.profile
-    rendered = render_message(
-        parse_payload(json.dumps(data)), profile.partner(partner_id), profile
-    )
+    rendered = render_message(parse_payload(json.dumps(data)), profile.partner(partner_id), profile)
     mail = to_email(
-        rendered, sender=agency_sender(profile), to=["poc@x.example.org"],
+        rendered,
+        sender=agency_sender(profile),
+        to=["poc@x.example.org"],
         domain=message_domain(profile),
     )
     return rendered, message_from_bytes(mail.as_bytes(), policy=policy.default)
@@ -52,8 +62,12 @@ def test_ordinary_report_has_no_urgency(demo: LoadedProfile) -> None:
 
 
 def test_body_names_reference_rule_and_agreement(demo: LoadedProfile) -> None:
-    data = payload("sheriff-tau", rule_id="danger-now", agreement_id="HC-ISA-05",
-                   agreement_title="Law enforcement threat assessment agreement")
+    data = payload(
+        "sheriff-tau",
+        rule_id="danger-now",
+        agreement_id="HC-ISA-05",
+        agreement_title="Law enforcement threat assessment agreement",
+    )
     rendered, _ = _email(demo, data, "sheriff-tau")
     assert "Report reference: R-7K3M9Q2X" in rendered.body
     assert "Routing rule: danger-now" in rendered.body
@@ -63,16 +77,28 @@ def test_body_names_reference_rule_and_agreement(demo: LoadedProfile) -> None:
 
 def test_every_given_field_is_in_the_body(demo: LoadedProfile) -> None:
     rendered, _ = _email(demo, payload())
-    for text in ("knife to the gym", "Harbor High gym", "North Harbor", "A school",
-                 "Harm to others", "Yesterday after class", "10th grade", "Ann Example",
-                 "555-0199", "ann@example.org"):
+    for text in (
+        "knife to the gym",
+        "Harbor High gym",
+        "North Harbor",
+        "A school",
+        "Harm to others",
+        "Yesterday after class",
+        "10th grade",
+        "Ann Example",
+        "555-0199",
+        "ann@example.org",
+    ):
         assert text in rendered.body
 
 
 def test_only_the_payloads_fields_are_rendered(demo: LoadedProfile) -> None:
     fields = {key: ALL_FIELDS[key] for key in ("description", "location", "when", "danger_now")}
     rendered, _ = _email(demo, payload("harbor-utilities", fields=fields), "harbor-utilities")
-    assert "Fields shared under this agreement: What happened, Where, When, Someone in danger now" in rendered.body
+    assert (
+        "Fields shared under this agreement: What happened, Where, When, Someone in danger now"
+        in rendered.body
+    )
     for absent in ("Setting", "Concern", "People involved", "contact details", "Ann Example"):
         assert absent not in rendered.body
 
@@ -95,8 +121,18 @@ def test_partner_language_is_used(demo: LoadedProfile) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["description", "when", "people", "location.detail", "location.area_name",
-     "contact.name", "contact.phone", "contact.email", "agreement_title", "agreement_id"],
+    [
+        "description",
+        "when",
+        "people",
+        "location.detail",
+        "location.area_name",
+        "contact.name",
+        "contact.phone",
+        "contact.email",
+        "agreement_title",
+        "agreement_id",
+    ],
 )
 def test_no_field_can_inject_a_header(demo: LoadedProfile, path: str) -> None:
     data = payload()
@@ -129,11 +165,14 @@ def test_partner_with_age_key_gets_content_only_encrypted(demo: LoadedProfile) -
     identity = pyrage.x25519.Identity.generate()
     base = demo.profile.partner("sheriff-tau")
     sealed_partner = partner(
-        base, channel="maildir", maildir={"folder": "sheriff-tau"},
+        base,
+        channel="maildir",
+        maildir={"folder": "sheriff-tau"},
         age_recipient=str(identity.to_public()),
     )
-    rendered = render_message(parse_payload(json.dumps(payload("sheriff-tau"))), sealed_partner,
-                              demo.profile)
+    rendered = render_message(
+        parse_payload(json.dumps(payload("sheriff-tau"))), sealed_partner, demo.profile
+    )
     assert rendered.body.startswith("Someone may be in danger now.")
     assert "R-7K3M9Q2X" in rendered.body
     assert "age --decrypt -i key.txt report.txt.age" in rendered.body
@@ -151,11 +190,14 @@ def test_partner_with_age_key_gets_content_only_encrypted(demo: LoadedProfile) -
 def test_sealed_attachment_travels_in_the_email(demo: LoadedProfile) -> None:
     identity = pyrage.x25519.Identity.generate()
     sealed_partner = partner(
-        demo.profile.partner("sheriff-tau"), channel="maildir", maildir={"folder": "s"},
+        demo.profile.partner("sheriff-tau"),
+        channel="maildir",
+        maildir={"folder": "s"},
         age_recipient=str(identity.to_public()),
     )
-    rendered = render_message(parse_payload(json.dumps(payload("sheriff-tau"))), sealed_partner,
-                              demo.profile)
+    rendered = render_message(
+        parse_payload(json.dumps(payload("sheriff-tau"))), sealed_partner, demo.profile
+    )
     mail = to_email(rendered, sender=agency_sender(demo.profile), to=[], domain="x.example")
     raw = mail.as_bytes()
     assert b"knife" not in raw

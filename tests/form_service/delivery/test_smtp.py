@@ -20,13 +20,21 @@ pytestmark = pytest.mark.smtp
 
 
 def _send(
-    demo: LoadedProfile, data_dir: Path, delivery: dict[str, Any], *, ca: ThrowawayCA | None,
-    environ: dict[str, str] | None = None, data: dict[str, Any] | None = None,
+    demo: LoadedProfile,
+    data_dir: Path,
+    delivery: dict[str, Any],
+    *,
+    ca: ThrowawayCA | None,
+    environ: dict[str, str] | None = None,
+    data: dict[str, Any] | None = None,
 ) -> None:
     poc = partner(demo.profile.partner("intake-team"), **delivery)
     settings = DeliverySettings(
-        profile=demo.profile, data_dir=data_dir, environ=environ or {},
-        tls_context=ca.client_context() if ca else None, timeout=5,
+        profile=demo.profile,
+        data_dir=data_dir,
+        environ=environ or {},
+        tls_context=ca.client_context() if ca else None,
+        timeout=5,
     )
     asyncio.run(smtp.send(parse_payload(json.dumps(data or payload())), poc, settings))
 
@@ -115,7 +123,9 @@ def test_no_credentials_over_plaintext(
     assert server.messages == []
 
 
-def test_server_down_is_a_failure(demo: LoadedProfile, data_dir: Path, test_ca: ThrowawayCA) -> None:
+def test_server_down_is_a_failure(
+    demo: LoadedProfile, data_dir: Path, test_ca: ThrowawayCA
+) -> None:
     server = SMTPServer(free_port())  # never started
     try:
         with pytest.raises(DeliveryFailed, match=f"SMTP 127.0.0.1:{server.port}"):

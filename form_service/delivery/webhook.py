@@ -1,0 +1,78 @@
+"""Delivery to a partner's HTTPS endpoint, signed the Standard Webhooks way.
+
+The receiver checks ``webhook-signature`` (HMAC-SHA256 over id, timestamp and body with a
+shared secret) and drops repeats by ``webhook-id``, which is the delivery id and so the
+same on every retry. guide/delivery.md has the receiver's side.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+
+import httpx
+
+from form_service.delivery.channel import DeliveryFailed, DeliverySettings
+from form_service.delivery.payload import DeliveryPayload
+from form_service.delivery.sealing import seal
+from outreach.profile import Partner
+
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the format marker, not a secret
+
+
+def secret_bytes(secret: str) -> bytes:
+    """A ``whsec_<base64>`` secret decoded, as Standard Webhooks libraries do; else UTF-8."""
+    if secret.startswith(SECRET_PREFIX):
+        try:
+            return base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+        except ValueError:
+            raise DeliveryFailed("webhook secret is not valid whsec_ base64") from None
+    return secret.encode("utf-8")
+
+
+def sign(secret: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    digest = hmac.new(secret, signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+def webhook_body(payload: DeliveryPayload, partner: Partner) -> bytes:
+    """The payload as JSON; for a partner with an age key, the fields only sealed."""
+    recipient = partner.delivery.age_recipient
+    if recipient is None:
+        return payload.to_json().encode("utf-8")
+    data = json.loads(payload.to_json())
+    fields = json.dumps(data.pop("fields"), ensure_ascii=False).encode("utf-8")
+    data["fields_age"] = seal(fields, recipient).decode("ascii")
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+async def send(payload: DeliveryPayload, partner: Partner, settings: DeliverySettings) -> None:
+    config = partner.delivery.webhook
+    if config is None:
+        raise DeliveryFailed("partner has no webhook settings")
+    secret = secret_bytes(settings.secret(config.secret_env) or "")
+    body = webhook_body(payload, partner)
+    timestamp = int(time.time())
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": payload.delivery_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(secret, payload.delivery_id, timestamp, body),
+    }
+    try:
+        async with httpx.AsyncClient(timeout=settings.timeout, follow_redirects=False) as client:
+            response = await client.post(str(config.url), content=body, headers=headers)
+    except httpx.HTTPError as error:
+        raise DeliveryFailed(f"webhook {_origin(config.url)}: {type(error).__name__}") from None
+    if not 200 <= response.status_code < 300:
+        raise DeliveryFailed(f"webhook {_origin(config.url)}: HTTP {response.status_code}")
+
+
+def _origin(url: object) -> str:
+    # Scheme and host only: a path or query may hold a token the partner put there.
+    parsed = httpx.URL(str(url))
+    return f"{parsed.scheme}://{parsed.netloc.decode('ascii')}"
