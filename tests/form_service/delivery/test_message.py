@@ -104,14 +104,14 @@ def test_only_the_payloads_fields_are_rendered(demo: LoadedProfile) -> None:
 
 
 def test_unknown_payload_keys_are_refused(demo: LoadedProfile) -> None:
-    with pytest.raises(PayloadError, match="fields.ssn"):
+    with pytest.raises(PayloadError, match=r"fields\.ssn"):
         parse_payload(json.dumps(payload(fields={**ALL_FIELDS, "ssn": "078-05-1120"})))
     with pytest.raises(PayloadError, match="extra"):
         parse_payload(json.dumps({**payload(), "extra": "x"}))
 
 
 def test_partner_language_is_used(demo: LoadedProfile) -> None:
-    rendered, mail = _email(demo, payload("eastwood-schools", language="es"), "eastwood-schools")
+    rendered, _ = _email(demo, payload("eastwood-schools", language="es"), "eastwood-schools")
     assert rendered.subject == "Alguien puede estar en peligro ahora: reporte R-7K3M9Q2X"
     assert rendered.body.startswith("Alguien puede estar en peligro ahora.")
     assert "Referencia del reporte: R-7K3M9Q2X" in rendered.body
