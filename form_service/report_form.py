@@ -97,7 +97,7 @@ def _choice_errors(values: Mapping[str, str], profile: Profile, _: Gettext) -> d
     if values.get("area") not in {*profile.area_ids(), UNKNOWN_AREA}:
         errors["area"] = _("Choose where it happened, or “Not sure”.")
     if values.get("setting") not in {s.value for s in Setting}:
-        errors["setting"] = _("Choose the kind of place, or “Other”.")
+        errors["setting"] = _("Choose the kind of place, or “Somewhere else”.")
     if values.get("concern") not in {c.value for c in Concern}:
         errors["concern"] = _("Choose what you are worried about, or “Not sure”.")
     if values.get("danger_now") not in {"yes", "no"}:

@@ -22,6 +22,8 @@ from outreach.loader import LoadedProfile
 SECRET_FILE = "secret_key"  # noqa: S105 (a file name, not a secret)
 DATABASE_FILE = "reports.sqlite3"
 
+_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -107,6 +109,10 @@ class Settings:
             raise SettingsError("Settings need at least one secret key.")
         if not self.database_url:
             object.__setattr__(self, "database_url", sqlite_url(self.data_dir / DATABASE_FILE))
+        if self.log_level not in _LOG_LEVELS:
+            raise SettingsError(
+                f"OUTREACH_LOG_LEVEL={self.log_level!r}: use one of {', '.join(_LOG_LEVELS)}"
+            )
         if not self.allowed_hosts:
             object.__setattr__(self, "allowed_hosts", default_hosts(self.profile))
 

@@ -1,0 +1,49 @@
+"""Every interface string of the report service has a Spanish translation."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from babel.messages.extract import extract_from_file
+from babel.messages.pofile import read_po
+
+from outreach.i18n import catalog_path
+
+REPO = Path(__file__).resolve().parents[2]
+JINJA = {"extensions": "jinja2.ext.i18n", "trim_blocks": "True", "lstrip_blocks": "True"}
+
+
+def service_msgids() -> set[str]:
+    ids: set[str] = set()
+    for template in sorted((REPO / "templates" / "form").glob("*.html")):
+        found = extract_from_file("jinja2.ext:babel_extract", str(template), options=JINJA)
+        ids |= {message for _, message, _, _ in found}
+    for module in sorted((REPO / "form_service").glob("*.py")):
+        ids |= {message for _, message, _, _ in extract_from_file("python", str(module))}
+    return ids
+
+
+def test_extraction_finds_the_strings() -> None:
+    ids = service_msgids()
+    assert {"Send report", "Your receipt code", "Tell us what happened or what you noticed."} <= ids
+    assert len(ids) > 80
+
+
+@pytest.mark.parametrize("lang", ["es"])
+def test_every_string_is_translated(lang: str) -> None:
+    with catalog_path(lang).open("rb") as po:
+        catalog = read_po(po, locale=lang)
+    translated = {m.id for m in catalog if m.id and m.string and not m.context}
+    assert sorted(service_msgids() - translated) == []
+
+
+def test_placeholders_survive_translation() -> None:
+    with catalog_path("es").open("rb") as po:
+        catalog = read_po(po, locale="es")
+    ids = service_msgids()
+    for message in catalog:
+        if message.id and message.id in ids:
+            names = set(re.findall(r"%\((\w+)\)s", message.id))
+            assert set(re.findall(r"%\((\w+)\)s", message.string)) == names, message.id

@@ -1,0 +1,77 @@
+"""Receipt codes: 100 bits, Crockford base32 in groups, stored only as a keyed hash."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from form_service.receipts import (
+    CROCKFORD,
+    looks_like_code,
+    new_report_ref,
+    normalize_code,
+    receipt_code,
+    receipt_hash,
+)
+
+TOKEN_ID = "0123456789abcdef0123456789abcdef"
+
+
+def test_code_shape() -> None:
+    code = receipt_code("secret", TOKEN_ID)
+    assert re.fullmatch(r"([0-9A-HJKMNP-TV-Z]{4}-){4}[0-9A-HJKMNP-TV-Z]{4}", code), code
+    # 20 base32 characters carry 100 bits.
+    assert len(code.replace("-", "")) * 5 == 100
+
+
+def test_code_is_stable_for_one_form_and_differs_otherwise() -> None:
+    assert receipt_code("secret", TOKEN_ID) == receipt_code("secret", TOKEN_ID)
+    assert receipt_code("secret", TOKEN_ID) != receipt_code("secret", "f" * 32)
+    assert receipt_code("secret", TOKEN_ID) != receipt_code("other", TOKEN_ID)
+
+
+def test_codes_use_the_whole_alphabet() -> None:
+    seen = set()
+    for n in range(200):
+        seen |= set(receipt_code("secret", f"{n:032x}").replace("-", ""))
+    assert seen == set(CROCKFORD)
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "{code}",
+        "{lower}",
+        " {spaced} ",
+        "{nodash}",
+        "{confused}",
+    ],
+)
+def test_typing_variations_find_the_same_hash(typed: str) -> None:
+    code = "7K3M-9Q2X-1B0D-2B6C-Z5TA"
+    variants = {
+        "code": code,
+        "lower": code.lower(),
+        "spaced": code.replace("-", " "),
+        "nodash": code.replace("-", ""),
+        "confused": code.replace("1", "l").replace("0", "O"),
+    }
+    entered = typed.format(**variants)
+    assert normalize_code(entered) == "7K3M9Q2X1B0D2B6CZ5TA"
+    assert receipt_hash("secret", entered) == receipt_hash("secret", code)
+    assert looks_like_code(normalize_code(entered))
+
+
+def test_hash_is_keyed_and_hides_the_code() -> None:
+    code = receipt_code("secret", TOKEN_ID)
+    hashed = receipt_hash("secret", code)
+    assert hashed != receipt_hash("other", code)
+    assert code.replace("-", "") not in hashed.upper()
+    assert len(hashed) == 64
+
+
+def test_report_reference() -> None:
+    ref = new_report_ref()
+    assert re.fullmatch(r"R-[0-9A-HJKMNP-TV-Z]{8}", ref)
+    assert len({new_report_ref() for _ in range(100)}) == 100
