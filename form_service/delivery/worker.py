@@ -1,0 +1,247 @@
+"""The delivery worker: outbox rows to partners, at least once, with one key per delivery.
+
+It waits on the service's wake-up event (set when a report commits) or a short timer (for
+retries and for rows a crashed worker left), claims due rows under a lease, and sends up
+to ``concurrency`` at once. A row is marked delivered only after its channel accepted it;
+a crash before that leaves the row to be claimed again when its lease runs out, and the
+receiver drops the repeat by its Message-ID or webhook-id, which is the delivery id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from form_service.delivery.alerts import alert_dead
+from form_service.delivery.channel import DeliveryFailed, DeliverySettings
+from form_service.delivery.dispatch import deliver
+from form_service.delivery.housekeeping import SqliteHousekeeping
+from form_service.delivery.payload import PayloadError, parse_payload
+from form_service.delivery.retry import RetryPolicy
+from form_service.logs import log_event
+from form_service.settings import Settings
+from form_service.storage import Delivery, Store, open_store, sqlite_path
+
+if TYPE_CHECKING:
+    from form_service.service import Service
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    concurrency: int = 8
+    lease_seconds: float = 120.0
+    """Longer than one attempt may take (2 x the channel timeout), so no live worker's row
+    is claimed twice; after a crash its rows wait this long before another worker sends."""
+    poll_seconds: float = 1.0
+    purge_every_seconds: float = 24 * 3600.0
+    checkpoint_every_seconds: float = 1.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        store: Store,
+        settings: DeliverySettings,
+        *,
+        wakeup: asyncio.Event | None = None,
+        housekeeping: SqliteHousekeeping | None = None,
+        options: WorkerOptions | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.wakeup = wakeup or asyncio.Event()
+        self.housekeeping = housekeeping
+        self.options = options or WorkerOptions()
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self._failing: set[str] = set()
+        self._wiped = False
+        self._last_checkpoint = 0.0
+
+    async def run(self) -> None:
+        """Deliver until cancelled."""
+        next_purge = time.monotonic()
+        while True:
+            self.wakeup.clear()
+            try:
+                await self.drain()
+                if time.monotonic() >= next_purge:
+                    await self.purge()
+                    next_purge = time.monotonic() + self.options.purge_every_seconds
+            except Exception as error:  # a database hiccup must not end delivery for good
+                log_event("delivery_worker_error", logging.ERROR, error=type(error).__name__)
+            try:
+                async with asyncio.timeout(self.options.poll_seconds):
+                    await self.wakeup.wait()
+            except TimeoutError:
+                pass
+
+    async def drain(self) -> int:
+        """Send every due row, up to ``concurrency`` at once; the number of attempts made."""
+        inflight: set[asyncio.Task[None]] = set()
+        attempts = 0
+        try:
+            while True:
+                free = self.options.concurrency - len(inflight)
+                batch = await self._claim(free) if free > 0 else []
+                inflight |= {asyncio.create_task(self.attempt(row)) for row in batch}
+                attempts += len(batch)
+                if not inflight:
+                    break
+                inflight = await self._next_finished(inflight)
+                await self._checkpoint(force=False)
+        finally:
+            for task in inflight:
+                task.cancel()
+        await self._checkpoint(force=True)
+        return attempts
+
+    async def _next_finished(self, inflight: set[asyncio.Task[None]]) -> set[asyncio.Task[None]]:
+        """Wait for an attempt to finish or a new report to commit; the attempts still running."""
+        waiter = asyncio.create_task(self.wakeup.wait())
+        first = asyncio.FIRST_COMPLETED
+        done, _ = await asyncio.wait({*inflight, waiter}, return_when=first)
+        if waiter in done:
+            self.wakeup.clear()
+        else:
+            waiter.cancel()
+        for task in inflight & done:
+            error = task.exception()
+            if error is not None:
+                raise error
+        return inflight - done
+
+    async def _claim(self, limit: int) -> list[Delivery]:
+        lease = self.options.lease_seconds
+        return await self.store.claim_due_deliveries(self.clock(), limit, lease)
+
+    async def attempt(self, row: Delivery) -> None:
+        """One attempt at one row, recorded as delivered or failed (then retried or dead)."""
+        try:
+            if row.payload is None:
+                raise DeliveryFailed("the outbox row has no payload")
+            payload = await deliver(row.payload, self.settings)
+            if payload.partner_id != row.partner_id:
+                raise DeliveryFailed("payload names another partner than its outbox row")
+        except DeliveryFailed as failure:
+            await self._failed(row, failure.reason)
+            return
+        except Exception as error:  # a bug in one row must not stop the others
+            await self._failed(row, f"internal error: {type(error).__name__}")
+            return
+        await self.store.mark_delivered(row.delivery_id)
+        self._wiped = True
+        log_event(
+            "delivered", report_ref=row.report_ref, partner=row.partner_id, attempt=row.attempts
+        )
+        if row.partner_id in self._failing:
+            self._failing.discard(row.partner_id)
+            await self._recovered(row.partner_id)
+
+    async def _failed(self, row: Delivery, reason: str) -> None:
+        policy = self.options.retry
+        dead = policy.gives_up(row.attempts)
+        delay = 0.0 if dead else policy.delay(row.attempts)
+        next_at = self.clock() + timedelta(seconds=delay)
+        await self.store.mark_failed(row.delivery_id, reason, next_at, dead)
+        self._failing.add(row.partner_id)
+        log_event(
+            "delivery_dead" if dead else "delivery_failed",
+            logging.ERROR if dead else logging.WARNING,
+            report_ref=row.report_ref,
+            partner=row.partner_id,
+            attempt=row.attempts,
+            reason=reason,
+            retry_in_seconds=round(delay),
+        )
+        if dead:
+            await alert_dead(row, _urgent(row), reason, self.settings)
+
+    async def _recovered(self, partner_id: str) -> None:
+        # The partner answers again: its backlog need not sit out the rest of its backoff.
+        if self.housekeeping is not None:
+            pulled = await self.housekeeping.retry_partner_now(partner_id, self.clock())
+            if pulled:
+                log_event("delivery_backlog_due", partner=partner_id, rows=pulled)
+                self.wakeup.set()
+
+    async def _checkpoint(self, *, force: bool) -> None:
+        due = time.monotonic() - self._last_checkpoint >= self.options.checkpoint_every_seconds
+        if self.housekeeping is None or not self._wiped or not (force or due):
+            return
+        self._wiped = False
+        self._last_checkpoint = time.monotonic()
+        await self.housekeeping.checkpoint()
+
+    async def purge(self) -> list[str]:
+        if self.housekeeping is None:
+            return []
+        days = self.settings.profile.retention.days
+        refs = await self.housekeeping.purge(self.clock(), days)
+        if refs:
+            log_event("reports_purged", count=len(refs), retention_days=days)
+        return refs
+
+
+def _urgent(row: Delivery) -> bool:
+    try:
+        return parse_payload(row.payload or "").urgent
+    except PayloadError:
+        return True  # unknown: the alert errs on the side of being read first
+
+
+def housekeeping_for(database_url: str) -> SqliteHousekeeping | None:
+    path = sqlite_path(database_url)
+    return SqliteHousekeeping(path) if path is not None else None
+
+
+def delivery_settings(settings: Settings) -> DeliverySettings:
+    return DeliverySettings(profile=settings.profile.profile, data_dir=settings.data_dir)
+
+
+async def start_worker(service: Service) -> None:
+    """The worker inside ``outreach serve``: a background task of create_app, woken by the
+    service's wake-up event the moment a report commits."""
+    housekeeping = housekeeping_for(service.settings.database_url)
+    worker = DeliveryWorker(
+        service.store,
+        delivery_settings(service.settings),
+        wakeup=service.wakeup,
+        housekeeping=housekeeping,
+    )
+    try:
+        await worker.run()
+    finally:
+        if housekeeping is not None:
+            housekeeping.close()
+
+
+async def run_standalone(settings: Settings, options: WorkerOptions | None = None) -> None:
+    """``outreach worker``: its own process and store connection, polling for due rows
+    (another process's commits cannot set this one's event). Stops on SIGTERM or SIGINT."""
+    store = open_store(settings)
+    await store.open()
+    housekeeping = housekeeping_for(settings.database_url)
+    worker = DeliveryWorker(
+        store, delivery_settings(settings), housekeeping=housekeeping, options=options
+    )
+    task = asyncio.create_task(worker.run())
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, task.cancel)
+    log_event("delivery_worker_started")
+    try:
+        await task
+    except asyncio.CancelledError:
+        log_event("delivery_worker_stopped")
+    finally:
+        await store.close()
+        if housekeeping is not None:
+            housekeeping.close()

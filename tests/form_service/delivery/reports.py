@@ -1,0 +1,111 @@
+"""Reports stored through the real intake path and SQLite store, for the worker tests."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import uuid
+from collections.abc import Callable
+from contextlib import closing
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from form_service.delivery.channel import DeliverySettings
+from form_service.delivery.housekeeping import SqliteHousekeeping
+from form_service.delivery.retry import RetryPolicy
+from form_service.delivery.worker import DeliveryWorker, WorkerOptions
+from form_service.intake import prepare_report
+from form_service.report import Contact, Report
+from form_service.storage import NewReport
+from form_service.storage.sqlite import SqliteStore
+from outreach.profile import Concern, Partner, Profile, Setting
+from tests.form_service.delivery.factory import partner
+
+REPORT = Report(
+    description="He said he would bring a knife to the gym on Friday.",
+    area="north",
+    area_detail="Harbor High gym",
+    setting=Setting.school,
+    concern=Concern.harm_others,
+    when="Yesterday after class",
+    people="A student in 10th grade",
+    danger_now=True,
+    contact=Contact(name="Ann Example", phone="555-0199", email="ann@example.org"),
+    consent_to_share_contact=False,
+    language="en",
+)
+
+FAST = WorkerOptions(
+    poll_seconds=0.05,
+    lease_seconds=30,
+    retry=RetryPolicy(base_seconds=0.05, cap_seconds=0.2, max_attempts=50),
+)
+
+
+def report(**changes: Any) -> Report:
+    return replace(REPORT, **changes)
+
+
+def with_partner(profile: Profile, partner_id: str, **delivery: Any) -> Profile:
+    """*profile* with one partner's delivery settings replaced."""
+    partners: list[Partner] = [
+        partner(p, **delivery) if p.id == partner_id else p for p in profile.partners
+    ]
+    return profile.model_copy(update={"partners": partners})
+
+
+async def submit(
+    store: SqliteStore, profile: Profile, filed: Report = REPORT, now: datetime | None = None
+) -> NewReport:
+    new, _ = prepare_report(filed, profile, str(uuid.uuid4()), "secret", now or datetime.now(UTC))
+    await store.save_report(new)
+    return new
+
+
+async def open_store(path: Path) -> SqliteStore:
+    store = SqliteStore(path)
+    await store.open()
+    return store
+
+
+def make_worker(
+    store: SqliteStore, profile: Profile, data_dir: Path, db: Path, **kwargs: Any
+) -> DeliveryWorker:
+    settings = DeliverySettings(
+        profile=profile,
+        data_dir=data_dir,
+        environ=kwargs.pop("environ", {}),
+        tls_context=kwargs.pop("tls_context", None),
+        timeout=kwargs.pop("timeout", 5),
+    )
+    kwargs.setdefault("options", FAST)
+    return DeliveryWorker(store, settings, housekeeping=SqliteHousekeeping(db), **kwargs)
+
+
+async def run_until(
+    worker: DeliveryWorker, done: Callable[[], bool], timeout: float = 20.0
+) -> None:
+    """Run the worker until *done* holds; fail the test if it does not within *timeout*."""
+    task = asyncio.create_task(worker.run())
+    try:
+        async with asyncio.timeout(timeout):
+            while not done():
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def rows(db: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    with closing(sqlite3.connect(db)) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+def outbox(db: Path) -> dict[str, tuple[Any, ...]]:
+    """partner_id -> (status, attempts, payload, last_error) of every outbox row."""
+    found = rows(db, "SELECT partner_id, status, attempts, payload, last_error FROM outbox")
+    return {row[0]: row[1:] for row in found}
