@@ -52,7 +52,7 @@ def test_expired(clock: Clock) -> None:
     issuer = tokens(clock)
     token = issuer.issue()
     clock.now += 4 * 3600 + 1
-    assert issuer.check(token) .problem is TokenProblem.expired
+    assert issuer.check(token).problem is TokenProblem.expired
 
 
 def test_still_valid_just_before_the_limit(clock: Clock) -> None:

@@ -1,0 +1,86 @@
+"""A validated report becomes routed outbox rows and an archive copy only the agency can read."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pyrage
+import pytest
+
+from form_service.intake import prepare_report
+from form_service.receipts import receipt_code, receipt_hash
+from form_service.report import Contact, Report
+from outreach.loader import LoadedProfile, load_profile
+from outreach.profile import Concern, Setting
+from outreach.routing import INTAKE_RULE, all_facts, route_report
+
+NOW = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+REPORT = Report(
+    description="She wrote goodbye letters to her friends.",
+    area="south",
+    area_detail="",
+    setting=Setting.online,
+    concern=Concern.self_harm,
+    when="Yesterday",
+    people="",
+    danger_now=False,
+    contact=Contact(phone="(555) 555-0188"),
+    consent_to_share_contact=True,
+    language="es",
+)
+
+
+def test_outbox_rows_follow_routing(keyed_demo: LoadedProfile) -> None:
+    new, _ = prepare_report(REPORT, keyed_demo.profile, "a" * 32, "secret", NOW)
+    rows = {(e.partner_id, e.rule_id, e.is_intake) for e in new.outbox}
+    assert rows == {
+        ("intake-team", INTAKE_RULE, True),
+        ("harbor-behavioral-health", "self-harm", False),
+    }
+    for row in new.outbox:
+        payload = json.loads(row.payload)
+        assert payload["delivery_id"] == row.delivery_id
+        assert payload["report_ref"] == new.report_ref
+        assert list(payload["fields"]) == list(row.fields)
+        assert row.agreement_id == payload["agreement_id"]
+
+
+@pytest.mark.parametrize("facts", list(all_facts(load_profile().profile)), ids=str)
+def test_every_kind_of_report_reaches_its_partners(keyed_demo: LoadedProfile, facts: Any) -> None:
+    report = replace(
+        REPORT,
+        area=facts.area,
+        setting=facts.setting,
+        concern=facts.concern,
+        danger_now=facts.danger_now,
+    )
+    new, _ = prepare_report(report, keyed_demo.profile, "b" * 32, "secret", NOW)
+    expected = route_report(facts, keyed_demo.profile)
+    assert [(e.partner_id, e.rule_id) for e in new.outbox] == [
+        (r.partner_id, r.rule_id) for r in expected
+    ]
+    assert new.outbox[0].partner_id == "intake-team"
+
+
+def test_receipt_code_and_hash(keyed_demo: LoadedProfile) -> None:
+    new, code = prepare_report(REPORT, keyed_demo.profile, "c" * 32, "secret", NOW)
+    assert code == receipt_code("secret", "c" * 32)
+    assert new.receipt_hash == receipt_hash("secret", code)
+    assert new.token_id == "c" * 32
+
+
+def test_content_is_encrypted_to_the_archive_key(
+    keyed_demo: LoadedProfile, archive_identity: Any
+) -> None:
+    new, _ = prepare_report(REPORT, keyed_demo.profile, "d" * 32, "secret", NOW)
+    assert b"goodbye" not in new.content_age
+    content = json.loads(pyrage.decrypt(new.content_age, [archive_identity]))
+    assert content["description"] == REPORT.description
+    assert content["location"] == {"area": "south", "detail": ""}
+    assert content["contact"]["phone"] == "(555) 555-0188"
+    assert content["report_ref"] == new.report_ref
+    assert content["received_at"] == "2026-03-04T05:06Z"
+    assert content["language"] == "es"

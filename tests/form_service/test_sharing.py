@@ -1,0 +1,152 @@
+"""Each partner's view of a report: its agreement's fields, contact only with consent."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from form_service.report import Contact, Report
+from form_service.sharing import partner_payload, shared_fields
+from outreach.loader import LoadedProfile
+from outreach.profile import Concern, Setting
+from outreach.routing import Recipient
+
+ALL = ["description", "location", "setting", "concern", "when", "people", "danger_now"]
+REPORT = Report(
+    description="He posted a photo of a rifle with the caption 'Friday'.",
+    area="east",
+    area_detail="Eastwood Middle School",
+    setting=Setting.school,
+    concern=Concern.harm_others,
+    when="Last night",
+    people="A boy in 8th grade",
+    danger_now=True,
+    contact=Contact(name="Ana", phone="(555) 555-0199", email="ana@example.org"),
+    consent_to_share_contact=False,
+    language="en",
+)
+NOW = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+
+# (partner, consent given, contact given) -> fields the partner receives
+TABLE = [
+    ("intake-team", False, True, [*ALL, "contact"]),
+    ("intake-team", True, True, [*ALL, "contact"]),
+    ("intake-team", False, False, ALL),
+    ("harbor-schools", False, True, ALL),
+    ("harbor-schools", True, True, [*ALL, "contact"]),
+    ("harbor-schools", True, False, ALL),
+    ("eastwood-schools", True, True, ALL),  # agreement leaves contact out
+    (
+        "harbor-behavioral-health",
+        True,
+        True,
+        ["description", "location", "concern", "when", "people", "danger_now", "contact"],
+    ),
+    (
+        "harbor-behavioral-health",
+        False,
+        True,
+        ["description", "location", "concern", "when", "people", "danger_now"],
+    ),
+    ("business-network", True, True, ["description", "location", "setting", "when", "danger_now"]),
+    ("harbor-utilities", True, True, ["description", "location", "when", "danger_now"]),
+]
+
+
+@pytest.mark.parametrize(("partner_id", "consent", "contact", "expected"), TABLE)
+def test_fields_per_partner(
+    demo: LoadedProfile, partner_id: str, consent: bool, contact: bool, expected: list[str]
+) -> None:
+    report = replace(
+        REPORT,
+        consent_to_share_contact=consent,
+        contact=REPORT.contact if contact else Contact(),
+    )
+    payload = partner_payload(
+        report,
+        demo.profile,
+        Recipient(partner_id, "some-rule"),
+        delivery_id="d-1",
+        report_ref="R-TEST0001",
+        received_at=NOW,
+    )
+    assert list(payload["fields"]) == expected
+    fields = shared_fields(demo.profile.partner(partner_id), report, partner_id == "intake-team")
+    assert [f.value for f in fields] == expected
+
+
+def test_agreement_without_consent_requirement_gets_contact(demo: LoadedProfile) -> None:
+    profile = demo.profile
+    partner = profile.partner("harbor-schools")
+    relaxed = partner.model_copy(
+        update={
+            "agreement": partner.agreement.model_copy(update={"contact_requires_consent": False})
+        }
+    )
+    assert shared_fields(relaxed, REPORT, is_intake=False)[-1].value == "contact"
+
+
+def test_payload_shape(demo: LoadedProfile) -> None:
+    payload = partner_payload(
+        REPORT,
+        demo.profile,
+        Recipient("eastwood-schools", "schools-east"),
+        delivery_id="4f6c",
+        report_ref="R-TEST0001",
+        received_at=NOW,
+    )
+    assert payload == {
+        "delivery_id": "4f6c",
+        "report_ref": "R-TEST0001",
+        "partner_id": "eastwood-schools",
+        "agreement_id": "HC-ISA-02",
+        "agreement_title": "School safety information-sharing agreement",
+        "rule_id": "schools-east",
+        "language": "es",
+        "urgent": True,
+        "received_at": "2026-03-04T05:06Z",
+        "fields": {
+            "description": REPORT.description,
+            "location": {
+                "area": "east",
+                "area_name": "Valle de Eastwood",
+                "detail": "Eastwood Middle School",
+            },
+            "setting": "school",
+            "concern": "harm_others",
+            "when": "Last night",
+            "people": "A boy in 8th grade",
+            "danger_now": True,
+        },
+    }
+
+
+def test_intake_gets_contact_even_if_its_agreement_needs_consent(demo: LoadedProfile) -> None:
+    intake = demo.profile.partner("intake-team")
+    strict = intake.model_copy(
+        update={"agreement": intake.agreement.model_copy(update={"contact_requires_consent": True})}
+    )
+    assert "contact" in [f.value for f in shared_fields(strict, REPORT, is_intake=True)]
+
+
+def test_unknown_area_has_no_name(demo: LoadedProfile) -> None:
+    payload = partner_payload(
+        replace(REPORT, area="unknown"),
+        demo.profile,
+        Recipient("intake-team", "intake"),
+        delivery_id="x",
+        report_ref="R-X",
+        received_at=NOW,
+    )
+    assert payload["fields"]["location"] == {
+        "area": "unknown",
+        "area_name": "",
+        "detail": "Eastwood Middle School",
+    }
+    assert payload["fields"]["contact"] == {
+        "name": "Ana",
+        "phone": "(555) 555-0199",
+        "email": "ana@example.org",
+    }
