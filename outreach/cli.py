@@ -102,10 +102,14 @@ def _build(loaded: LoadedProfile, out: Path, jobs: int | None = None) -> list[st
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--out", "out", default=DEFAULT_OUT, show_default=True, help="Site folder.")
 @click.option("--no-build", is_flag=True, help="Serve the site already in --out.")
-def serve(profile_path: str | None, host: str, port: int, out: str, no_build: bool) -> None:
+@click.option("--no-worker", is_flag=True, help="Leave delivery to `outreach worker`.")
+def serve(
+    profile_path: str | None, host: str, port: int, out: str, no_build: bool, no_worker: bool
+) -> None:
     """Build the site and serve it (with the report service) on HOST:PORT."""
 
     from form_service.app import create_app
+    from form_service.delivery.worker import start_worker
     from form_service.settings import Settings
 
     loaded = _load(profile_path)
@@ -115,9 +119,71 @@ def serve(profile_path: str | None, host: str, port: int, out: str, no_build: bo
     elif not (site / "index.html").is_file():
         raise click.ClickException(f"No built site in {out}; run without --no-build first.")
     settings = Settings.from_env(profile=loaded, site_dir=site)
-    app = create_app(settings)
+    app = create_app(settings, background=() if no_worker else (start_worker,))
     click.echo(f"Serving {display_path(loaded.path)} at http://{host}:{port}/ (Ctrl+C stops)")
     _run_uvicorn(app, host, port)
+
+
+def _service_settings(profile_path: str | None) -> Any:
+    from form_service.settings import Settings
+
+    return Settings.from_env(profile=_load(profile_path), site_dir=Path(DEFAULT_OUT))
+
+
+@main.command()
+@profile_option
+@click.option("--concurrency", type=click.IntRange(1, 100), default=8, show_default=True)
+@click.option(
+    "--lease-seconds",
+    type=click.FloatRange(min=1),
+    default=120.0,
+    show_default=True,
+    help="How long a crashed worker's rows wait before another worker sends them.",
+)
+def worker(profile_path: str | None, concurrency: int, lease_seconds: float) -> None:
+    """Deliver routed reports to partners (`outreach serve` also does this itself)."""
+    import asyncio
+
+    from form_service.delivery.worker import WorkerOptions, run_standalone
+    from form_service.logs import setup_logging
+
+    settings = _service_settings(profile_path)
+    setup_logging(settings.log_level)
+    options = WorkerOptions(concurrency=concurrency, lease_seconds=lease_seconds)
+    asyncio.run(run_standalone(settings, options))
+
+
+@main.command()
+@profile_option
+def purge(profile_path: str | None) -> None:
+    """Delete reports past the profile's retention period; the audit trail stays."""
+    from form_service.delivery.admin import purge_now
+
+    settings = _service_settings(profile_path)
+    refs = purge_now(settings)
+    days = settings.profile.profile.retention.days
+    click.echo(f"Purged {len(refs)} report(s) older than {days} days.")
+
+
+@main.command()
+@profile_option
+@click.option("--report", "report_ref", metavar="REF", help="Only this report reference.")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="From this day (UTC).")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="To this day, included.")
+def audit(profile_path: str | None, report_ref: str | None, since: Any, until: Any) -> None:
+    """Print the audit trail: routing, delivery attempts, deliveries, purges (no content)."""
+    from form_service.delivery.admin import audit_line, audit_trail
+
+    events = audit_trail(
+        _service_settings(profile_path),
+        report_ref,
+        since.date() if since else None,
+        until.date() if until else None,
+    )
+    for event in events:
+        click.echo(audit_line(event))
+    if not events:
+        click.echo("No audit events match.", err=True)
 
 
 def _run_uvicorn(app: Any, host: str, port: int) -> None:

@@ -1,0 +1,146 @@
+"""Wiping, purging and the audit trail, checked down to the bytes of the database files."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from outreach.cli import main
+from outreach.loader import LoadedProfile
+from tests.form_service.delivery.reports import make_worker, open_store, report, rows, submit
+
+CANARY = "CANARY-7Q4Z-in-the-description"
+
+
+def _raw_files(db: Path) -> dict[str, bytes]:
+    files = [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
+    return {path.name: path.read_bytes() for path in files if path.exists()}
+
+
+def _holding(db: Path, text: str) -> list[str]:
+    return [name for name, data in _raw_files(db).items() if text.encode() in data]
+
+
+def test_delivered_payload_is_gone_from_every_database_file(
+    demo: LoadedProfile, data_dir: Path
+) -> None:
+    db = data_dir / "reports.sqlite3"
+
+    async def scenario() -> None:
+        store = await open_store(db)
+        await submit(store, demo.profile, report(description=CANARY))
+        assert _holding(db, CANARY), "the test must see the canary before delivery"
+        await make_worker(store, demo.profile, data_dir, db).drain()
+        assert _holding(db, CANARY) == []  # while the store is still open
+        await store.close()
+
+    asyncio.run(scenario())
+    assert _holding(db, CANARY) == []
+    assert rows(db, "SELECT count(*) FROM outbox WHERE payload IS NOT NULL") == [(0,)]
+
+
+def _env(data_dir: Path) -> dict[str, str]:
+    return {"OUTREACH_DATA_DIR": str(data_dir)}
+
+
+def test_purge_removes_old_reports_and_keeps_the_audit_trail(
+    demo: LoadedProfile, data_dir: Path
+) -> None:
+    db = data_dir / "reports.sqlite3"
+    old = datetime.now(UTC) - timedelta(days=demo.profile.retention.days + 1)
+
+    async def scenario() -> tuple[str, str]:
+        store = await open_store(db)
+        # The old report was never delivered: its plaintext payloads are still there.
+        stale = await submit(store, demo.profile, report(description=CANARY), now=old)
+        fresh = await submit(store, demo.profile)
+        await store.close()
+        return stale.report_ref, fresh.report_ref
+
+    stale, fresh = asyncio.run(scenario())
+    assert _holding(db, CANARY)
+    result = CliRunner().invoke(main, ["purge"], env=_env(data_dir))
+    assert result.exit_code == 0, result.output
+    assert "Purged 1 report(s) older than 365 days." in result.output
+    assert rows(db, "SELECT report_ref FROM reports") == [(fresh,)]
+    assert rows(
+        db,
+        "SELECT count(*) FROM outbox o JOIN reports r ON r.id = o.report_id WHERE r.report_ref = ?",
+        stale,
+    ) == [(0,)]
+    events = [
+        event
+        for (event,) in rows(
+            db, "SELECT event FROM audit_events WHERE report_ref = ? ORDER BY id", stale
+        )
+    ]
+    assert events[0] == "received" and "routed" in events and events[-1] == "purged"
+    assert _holding(db, CANARY) == []
+    again = CliRunner().invoke(main, ["purge"], env=_env(data_dir))
+    assert "Purged 0 report(s)" in again.output
+
+
+def test_purge_without_a_database_does_nothing(data_dir: Path) -> None:
+    result = CliRunner().invoke(main, ["purge"], env=_env(data_dir))
+    assert result.exit_code == 0
+    assert not (data_dir / "reports.sqlite3").exists()
+
+
+@pytest.fixture
+def delivered(demo: LoadedProfile, data_dir: Path) -> str:
+    db = data_dir / "reports.sqlite3"
+
+    async def scenario() -> str:
+        store = await open_store(db)
+        filed = await submit(store, demo.profile, report(description=CANARY))
+        await submit(store, demo.profile)
+        await make_worker(store, demo.profile, data_dir, db).drain()
+        await store.close()
+        return filed.report_ref
+
+    return asyncio.run(scenario())
+
+
+def test_audit_prints_one_reports_trail_without_content(data_dir: Path, delivered: str) -> None:
+    result = CliRunner().invoke(main, ["audit", "--report", delivered], env=_env(data_dir))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert all(delivered in line for line in lines)
+    assert "received" in lines[0]
+    routed = [line for line in lines if " routed " in line]
+    assert any(
+        "partner=intake-team" in line
+        and "rule=intake" in line
+        and "agreement=HC-ISA-00" in line
+        and "fields=description,location,setting,concern,when,people,danger_now,contact" in line
+        for line in routed
+    )
+    done = [line for line in lines if " delivered " in line]
+    assert len(done) == len(routed) >= 2
+    assert CANARY not in result.output and "knife" not in result.output
+
+
+def test_audit_by_date(data_dir: Path, delivered: str) -> None:
+    today = datetime.now(UTC).date()
+    both = CliRunner().invoke(
+        main, ["audit", "--since", str(today), "--until", str(today)], env=_env(data_dir)
+    )
+    refs = {line.split()[2] for line in both.output.splitlines()}
+    assert len(refs) == 2 and delivered in refs
+    tomorrow = str(today + timedelta(days=1))
+    none = CliRunner().invoke(main, ["audit", "--since", tomorrow], env=_env(data_dir))
+    assert none.output.strip() == "No audit events match."
+    before = CliRunner().invoke(
+        main, ["audit", "--until", str(today - timedelta(days=1))], env=_env(data_dir)
+    )
+    assert before.output.strip() == "No audit events match."
+
+
+def test_audit_rejects_a_bad_date(data_dir: Path) -> None:
+    result = CliRunner().invoke(main, ["audit", "--since", "last week"], env=_env(data_dir))
+    assert result.exit_code == 2
+    assert "'last week' does not match the format '%Y-%m-%d'" in result.output
