@@ -1,12 +1,18 @@
 from __future__ import annotations
 
 import json
+import re
 from email import message_from_bytes, policy
 
 import pyrage
 import pytest
+from babel.messages.extract import extract_from_file
+from babel.messages.pofile import read_po
 
 from form_service.delivery.message import (
+    _FIELD_LABELS,
+    _VALUE_LABELS,
+    TEMPLATES,
     agency_sender,
     message_domain,
     render_message,
@@ -14,6 +20,7 @@ from form_service.delivery.message import (
 )
 from form_service.delivery.payload import PayloadError, parse_payload
 from form_service.delivery.sealing import ARMOR_BEGIN, ARMOR_END, armor
+from outreach.i18n import catalog_path
 from outreach.loader import LoadedProfile
 from tests.form_service.delivery.factory import ALL_FIELDS, partner, payload
 
@@ -213,3 +220,24 @@ def test_own_armor_is_what_age_reads() -> None:
     armored = armor(binary)
     assert all(len(line) <= 64 for line in armored.decode().splitlines())
     assert pyrage.decrypt(armored, [identity]) == b"canary" * 50
+
+
+def _mail_msgids() -> set[str]:
+    ids = {*_FIELD_LABELS.values(), *_VALUE_LABELS.values(), "Name", "Phone", "E-mail"}
+    ids |= {"Yes", "No"}
+    for template in sorted(TEMPLATES.glob("*.txt")):
+        found = extract_from_file("jinja2.ext:babel_extract", str(template))
+        ids |= {message for _, message, _, _ in found}
+    return ids
+
+
+def test_every_mail_string_is_translated() -> None:
+    with catalog_path("es").open("rb") as po:
+        catalog = read_po(po, locale="es")
+    translated = {m.id: m.string for m in catalog if m.context == "mail" and m.string}
+    ids = _mail_msgids()
+    assert len(ids) > 40
+    assert sorted(ids - set(translated)) == []
+    for msgid in ids:
+        names = set(re.findall(r"%\((\w+)\)s", msgid))
+        assert set(re.findall(r"%\((\w+)\)s", translated[msgid])) == names, msgid

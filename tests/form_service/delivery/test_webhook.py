@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
-import hmac
 import json
+import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,30 +16,27 @@ from form_service.delivery import webhook
 from form_service.delivery.channel import DeliveryFailed, DeliverySettings
 from form_service.delivery.payload import parse_payload
 from outreach.loader import LoadedProfile
-from tests.conftest import free_port
+from tests.conftest import REPO, free_port
 from tests.form_service.delivery.factory import partner, payload
 from tests.form_service.delivery.servers import HTTPReceiver
 
 SECRET = "whsec_" + base64.b64encode(b"a shared secret of 32 bytes!!!!!").decode()
 
 
-def verify(secret: str, headers: dict[str, str], body: bytes, tolerance: int = 300) -> bool:
-    """The receiver's check, as in guide/delivery.md (Standard Webhooks)."""
-    key = (
-        base64.b64decode(secret.removeprefix("whsec_"))
-        if secret.startswith("whsec_")
-        else secret.encode()
-    )
-    msg_id, timestamp = headers["webhook-id"], headers["webhook-timestamp"]
-    if abs(time.time() - int(timestamp)) > tolerance:
-        return False
-    signed = f"{msg_id}.{timestamp}.".encode() + body
-    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
-    return any(
-        hmac.compare_digest(expected, sig.split(",", 1)[1])
-        for sig in headers["webhook-signature"].split()
-        if sig.startswith("v1,")
-    )
+def _guide_verifier() -> Callable[[str, dict[str, str], bytes], bool]:
+    """The receiver-side check exactly as guide/delivery.md prints it."""
+    guide = (REPO / "guide" / "delivery.md").read_text(encoding="utf-8")
+    (code,) = [
+        block
+        for block in re.findall(r"```python\n(.*?)```", guide, re.S)
+        if "def verify_webhook" in block
+    ]
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "guide/delivery.md", "exec"), namespace)
+    return namespace["verify_webhook"]  # type: ignore[no-any-return]
+
+
+verify = _guide_verifier()
 
 
 def _send(
