@@ -25,9 +25,17 @@ class JsonLines(logging.Formatter):
         return json.dumps(line, sort_keys=True)
 
 
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is now (test runners and daemons replace it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def setup_logging(level: str = "info") -> None:
-    if not any(isinstance(h.formatter, JsonLines) for h in LOGGER.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(h, _Stderr) for h in LOGGER.handlers):
+        handler = _Stderr()
         handler.setFormatter(JsonLines())
         LOGGER.addHandler(handler)
     LOGGER.setLevel(level.upper())
