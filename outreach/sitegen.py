@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -357,21 +358,22 @@ def _build_language(plan: LanguagePlan) -> tuple[str, list[str]]:
     return plan.lang, problems
 
 
-# Addresses Material's bundle loads scripts from when a browser lacks a feature (an old
-# phone without ResizeObserver) or a page has a diagram. Both are pointed at this site.
-_THEME_CDN_SCRIPTS = {
-    "https://unpkg.com/resize-observer-polyfill": "assets/javascripts/resize-observer.js",
-    # The kit enables no diagram extension; a same-origin address that is never used.
-    "https://unpkg.com/mermaid@11/dist/mermaid.min.js": "assets/javascripts/mermaid-disabled.js",
-}
+# Material's bundle fetches a script from a CDN when a browser lacks a feature (an old
+# phone without ResizeObserver) or a page has a diagram. Every such address is pointed at
+# this site: the polyfill at the kit's own stand-in, anything else (diagrams, which the
+# kit does not enable) at a same-origin path that is never requested.
+_CDN_SCRIPT = re.compile(r"https://unpkg\.com/([\w@./-]+)")
+_LOCAL_SCRIPTS = {"resize-observer-polyfill": "assets/javascripts/resize-observer.js"}
 
 
 def keep_scripts_same_origin(site_dir: Path, url_prefix: str) -> None:
+    def local(match: re.Match[str]) -> str:
+        package = match.group(1)
+        return url_prefix + _LOCAL_SCRIPTS.get(package, "assets/javascripts/not-bundled.js")
+
     for bundle in (site_dir / "assets" / "javascripts").glob("bundle.*.min.js"):
         code = bundle.read_text(encoding="utf-8")
-        for remote, local in _THEME_CDN_SCRIPTS.items():
-            code = code.replace(remote, url_prefix + local)
-        bundle.write_text(code, encoding="utf-8")
+        bundle.write_text(_CDN_SCRIPT.sub(local, code), encoding="utf-8")
 
 
 def free_cores() -> int:

@@ -333,3 +333,13 @@ def test_second_agency_site_has_none_of_the_demos_values(
             for value in demo_values:
                 assert value not in text, f"{value!r} in {path.relative_to(site)}"
     assert "Riverside Prevention Team" in html(site, "")
+
+
+@pytest.mark.parametrize("prefix", ["", "es/"])
+def test_old_browsers_get_the_resize_polyfill_from_this_site(demo_site: Path, prefix: str) -> None:
+    scripts = demo_site / prefix / "assets" / "javascripts"
+    (bundle,) = scripts.glob("bundle.*.min.js")
+    code = bundle.read_text(encoding="utf-8")
+    assert f'"/{prefix}assets/javascripts/resize-observer.js"' in code
+    assert "unpkg" not in code
+    assert (scripts / "resize-observer.js").is_file()
