@@ -6,6 +6,7 @@ encrypted to the agency's archive key, whose private half the server never holds
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from datetime import datetime
@@ -20,8 +21,13 @@ from outreach.profile import Profile
 from outreach.routing import route_report
 
 
+@functools.cache
+def _recipients(keys: tuple[str, ...]) -> list[object]:
+    return [pyrage.x25519.Recipient.from_str(key) for key in keys]
+
+
 def encrypt_for_archive(content: dict[str, object], profile: Profile) -> bytes:
-    recipients = [pyrage.x25519.Recipient.from_str(key) for key in profile.archive.age_recipients]
+    recipients = _recipients(tuple(profile.archive.age_recipients))
     data = json.dumps(content, ensure_ascii=False, sort_keys=True).encode("utf-8")
     return bytes(pyrage.encrypt(data, recipients))
 

@@ -1,4 +1,4 @@
-"""The report store: one interface, SQLite now, PostgreSQL later.
+"""The report store: one interface, two databases (SQLite embedded, PostgreSQL shared).
 
 Everything a report needs is written in one transaction by ``save_report``; the delivery
 worker uses the claim/mark methods. Times are timezone-aware UTC datetimes.
@@ -6,6 +6,7 @@ worker uses the claim/mark methods. Times are timezone-aware UTC datetimes.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -17,6 +18,14 @@ from form_service.settings import Settings, SettingsError
 
 class ReferenceTaken(Exception):
     """The randomly drawn public reference is already used; draw another and save again."""
+
+
+class StoreUnavailable(Exception):
+    """The database could not be reached, or refused the write (read-only, disk full).
+
+    Nothing new was committed, as far as this process knows. A commit whose answer was lost
+    may still have gone through: the same form token sent again then finds that report.
+    """
 
 
 class ReportStatus(StrEnum):
@@ -71,6 +80,18 @@ class Delivery:
     is_intake: bool
 
 
+@dataclass(frozen=True)
+class AuditEvent:
+    at: str
+    report_ref: str
+    event: str
+    partner_id: str | None
+    rule_id: str | None
+    agreement_id: str | None
+    fields: str | None
+    outcome: str | None
+
+
 class Store(Protocol):
     async def open(self) -> None:
         """Connect and apply pending schema migrations."""
@@ -81,7 +102,15 @@ class Store(Protocol):
         """True when the database answers."""
 
     async def save_report(self, report: NewReport) -> SaveResult:
-        """Store report, outbox rows and audit events in one durable transaction."""
+        """Store report, outbox rows and audit events in one durable transaction.
+
+        Raises StoreUnavailable when the database is down, read-only or full."""
+
+    async def listen_for_reports(self, wakeup: asyncio.Event) -> None:
+        """Set *wakeup* whenever any process commits a report, until cancelled.
+
+        PostgreSQL: LISTEN/NOTIFY. SQLite returns at once: there the committing process
+        sets its own event, and other processes find new rows by polling."""
 
     async def report_status(self, receipt_hash: str) -> ReportStatus | None: ...
 
@@ -106,12 +135,25 @@ def sqlite_path(url: str) -> Path | None:
     return Path(url[len(prefix) :]) if url.startswith(prefix) else None
 
 
+def is_postgres_url(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgres://"))
+
+
 def open_store(settings: Settings) -> Store:
-    path = sqlite_path(settings.database_url)
+    url = settings.database_url
+    if is_postgres_url(url):
+        from form_service.storage.postgres import PostgresStore
+
+        return PostgresStore(
+            url,
+            pool_size=settings.database_pool_size,
+            timeout=settings.database_timeout_seconds,
+        )
+    path = sqlite_path(url)
     if path is None:
         raise SettingsError(
-            f"OUTREACH_DATABASE_URL: only sqlite:///<path> is supported so far, "
-            f"not {settings.database_url.split(':', 1)[0]!r}"
+            "OUTREACH_DATABASE_URL: use sqlite:///<path> or postgresql://…, "
+            f"not {url.split(':', 1)[0]!r}"
         )
     from form_service.storage.sqlite import SqliteStore
 

@@ -1,43 +1,34 @@
 """The embedded store: stdlib sqlite3 in WAL mode with synchronous=FULL.
 
-One connection, guarded by a lock, is used from worker threads (anyio.to_thread): SQLite
-allows one writer at a time anyway, and a single connection keeps that simple. Every write
-runs in BEGIN IMMEDIATE ... COMMIT, so a commit that returned is on disk.
+Writes go to one connection owned by a group-commit thread (storage/writer.py): SQLite
+allows one writer at a time anyway, and reports that arrive together share one fsync.
+Reads use a second connection from worker threads (anyio.to_thread); WAL lets them run
+beside a commit. Every write is inside BEGIN IMMEDIATE ... COMMIT, so a write that
+returned is on disk.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import anyio.to_thread
 
-from form_service.storage import (
-    Delivery,
-    NewReport,
-    ReferenceTaken,
-    ReportStatus,
-    SaveResult,
-)
+from form_service.storage import Delivery, NewReport, ReportStatus, SaveResult, StoreUnavailable
+from form_service.storage import sqlite_ops as ops
 from form_service.storage.migrations import MIGRATIONS
+from form_service.storage.sqlite_ops import minute_stamp, stamp
+from form_service.storage.writer import GroupCommitWriter
+
+__all__ = ["SqliteStore", "connect", "migrate", "minute_stamp", "stamp", "transaction"]
 
 T = TypeVar("T")
-
-
-def stamp(moment: datetime) -> str:
-    """Fixed-width UTC text, so times compare correctly as strings."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def minute_stamp(moment: datetime) -> str:
-    # Report and routing times are kept to the minute: finer ones only help match a
-    # report to one visitor in some network log.
-    return moment.strftime("%Y-%m-%dT%H:%MZ")
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -54,10 +45,14 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
+        conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        # A COMMIT that failed (disk full) may leave the transaction open, and a connection
+        # stuck in one would refuse every later BEGIN.
+        if conn.in_transaction:
+            with suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
         raise
-    conn.execute("COMMIT")
 
 
 def migrate(conn: sqlite3.Connection, now: datetime) -> list[int]:
@@ -72,6 +67,11 @@ def migrate(conn: sqlite3.Connection, now: datetime) -> list[int]:
         if migration.version in done:
             continue
         with transaction(conn):
+            # Another process starting beside this one may have applied it meanwhile.
+            if conn.execute(
+                "SELECT 1 FROM schema_migrations WHERE version = ?", (migration.version,)
+            ).fetchone():
+                continue
             for statement in migration.statements:
                 conn.execute(statement)
             conn.execute(
@@ -82,243 +82,100 @@ def migrate(conn: sqlite3.Connection, now: datetime) -> list[int]:
     return applied
 
 
-def _audit(conn: sqlite3.Connection, at: str, report_ref: str, event: str, **cols: Any) -> None:
-    conn.execute(
-        "INSERT INTO audit_events (at, report_ref, event, partner_id, rule_id, agreement_id,"
-        " fields, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            at,
-            report_ref,
-            event,
-            cols.get("partner_id"),
-            cols.get("rule_id"),
-            cols.get("agreement_id"),
-            cols.get("fields"),
-            cols.get("outcome"),
-        ),
-    )
-
-
-def _insert_report(conn: sqlite3.Connection, report: NewReport) -> None:
-    at = minute_stamp(report.created_at)
-    cursor = conn.execute(
-        "INSERT INTO reports (report_ref, receipt_hash, token_id, status, created_at,"
-        " content_age) VALUES (?, ?, ?, 'received', ?, ?)",
-        (report.report_ref, report.receipt_hash, report.token_id, at, report.content_age),
-    )
-    report_id = cursor.lastrowid
-    _audit(conn, at, report.report_ref, "received")
-    created = stamp(report.created_at)
-    for entry in report.outbox:
-        conn.execute(
-            "INSERT INTO outbox (id, report_id, partner_id, rule_id, agreement_id, payload,"
-            " status, attempts, next_attempt_at, created_at, is_intake)"
-            " VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
-            (
-                entry.delivery_id,
-                report_id,
-                entry.partner_id,
-                entry.rule_id,
-                entry.agreement_id,
-                entry.payload,
-                created,
-                created,
-                int(entry.is_intake),
-            ),
-        )
-        _audit(
-            conn,
-            at,
-            report.report_ref,
-            "routed",
-            partner_id=entry.partner_id,
-            rule_id=entry.rule_id,
-            agreement_id=entry.agreement_id,
-            fields=",".join(entry.fields),
-        )
-
-
-_DELIVERY_COLUMNS = (
-    "o.id, r.report_ref, o.partner_id, o.rule_id, o.agreement_id, o.payload, o.attempts,"
-    " o.is_intake"
-)
-
-
-def _delivery(row: tuple[Any, ...]) -> Delivery:
-    delivery_id, ref, partner_id, rule_id, agreement_id, payload, attempts, is_intake = row
-    return Delivery(
-        delivery_id, ref, partner_id, rule_id, agreement_id, payload, attempts, bool(is_intake)
-    )
-
-
 class SqliteStore:
+    """Writes go through one group-commit thread; reads use a connection of their own."""
+
     def __init__(self, path: Path, clock: Callable[[], datetime] | None = None) -> None:
         self.path = path
-        self._conn: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
+        self._reader: sqlite3.Connection | None = None
+        self._writer: GroupCommitWriter | None = None
+        self._write_conn: sqlite3.Connection | None = None
+        self._read_lock = threading.Lock()
         self._clock = clock or _utcnow
 
-    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    @property
+    def _conn(self) -> sqlite3.Connection | None:
+        """The write connection, for tests that inspect its settings."""
+        return self._write_conn
+
+    async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def locked() -> T:
-            with self._lock:
-                if self._conn is None:
+            with self._read_lock:
+                if self._reader is None:
                     raise RuntimeError("the store is closed")
-                return work(self._conn)
+                return work(self._reader)
 
         return await anyio.to_thread.run_sync(locked)
+
+    async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        if self._writer is None:
+            raise RuntimeError("the store is closed")
+        return await self._writer.run(work)
 
     async def open(self) -> None:
         def start() -> None:
             conn = connect(self.path)
             migrate(conn, self._clock())
-            self._conn = conn
+            self._write_conn = conn
+            self._reader = connect(self.path)
 
         await anyio.to_thread.run_sync(start)
+        assert self._write_conn is not None
+        self._writer = GroupCommitWriter(self._write_conn)
 
     async def close(self) -> None:
+        writer, self._writer = self._writer, None
+
         def stop() -> None:
-            with self._lock:
-                if self._conn is not None:
-                    self._conn.close()
-                    self._conn = None
+            if writer is not None:
+                writer.stop()
+            with self._read_lock:
+                for conn in (self._reader, self._write_conn):
+                    if conn is not None:
+                        conn.close()
+                self._reader = self._write_conn = None
 
         await anyio.to_thread.run_sync(stop)
 
     async def ping(self) -> bool:
+        if self._writer is None or not self._writer.alive():
+            return False
         try:
-            return await self._run(lambda c: c.execute("SELECT 1").fetchone() == (1,))
+            return await self._read(lambda c: c.execute("SELECT 1").fetchone() == (1,))
         except (sqlite3.Error, RuntimeError):
             return False
 
     async def save_report(self, report: NewReport) -> SaveResult:
-        def save(conn: sqlite3.Connection) -> SaveResult:
-            with transaction(conn):
-                # The write lock is held from here, so no other submit of this token can
-                # slip in between the look-up and the insert.
-                row = conn.execute(
-                    "SELECT report_ref, receipt_hash FROM reports WHERE token_id = ?",
-                    (report.token_id,),
-                ).fetchone()
-                if row is not None:
-                    return SaveResult(False, row[0], row[1])
-                try:
-                    _insert_report(conn, report)
-                except sqlite3.IntegrityError as error:
-                    if "report_ref" in str(error):
-                        raise ReferenceTaken from None
-                    raise
-            return SaveResult(True, report.report_ref, report.receipt_hash)
+        try:
+            return await self._write(lambda conn: ops.save_report(conn, report))
+        except sqlite3.OperationalError as error:
+            # A read-only file or folder, a full disk, an I/O error, a lock held too long.
+            raise StoreUnavailable(str(error)) from error
 
-        return await self._run(save)
+    async def listen_for_reports(self, wakeup: asyncio.Event) -> None:
+        """Nothing to listen to: the committing process sets its own event."""
 
     async def report_status(self, receipt_hash: str) -> ReportStatus | None:
-        def look(conn: sqlite3.Connection) -> ReportStatus | None:
-            row = conn.execute(
-                "SELECT status FROM reports WHERE receipt_hash = ?", (receipt_hash,)
-            ).fetchone()
-            return ReportStatus(row[0]) if row else None
-
-        return await self._run(look)
+        return await self._read(lambda conn: ops.report_status(conn, receipt_hash))
 
     async def mark_reviewed(self, report_ref: str) -> None:
-        def mark(conn: sqlite3.Connection) -> None:
-            with transaction(conn):
-                conn.execute(
-                    "UPDATE reports SET status = 'reviewed' WHERE report_ref = ?", (report_ref,)
-                )
-
-        await self._run(mark)
+        await self._write(lambda conn: ops.mark_reviewed(conn, report_ref))
 
     async def claim_due_deliveries(
         self, now: datetime, limit: int, lease_seconds: float
     ) -> list[Delivery]:
-        def claim(conn: sqlite3.Connection) -> list[Delivery]:
-            at = stamp(now)
-            until = stamp(now + timedelta(seconds=lease_seconds))
-            with transaction(conn):
-                rows = conn.execute(
-                    f"SELECT {_DELIVERY_COLUMNS} FROM outbox o JOIN reports r"  # noqa: S608
-                    " ON r.id = o.report_id"
-                    " WHERE (o.status = 'pending' AND o.next_attempt_at <= ?)"
-                    " OR (o.status = 'sending' AND o.claimed_until < ?)"
-                    " ORDER BY o.next_attempt_at LIMIT ?",
-                    (at, at, limit),
-                ).fetchall()
-                conn.executemany(
-                    "UPDATE outbox SET status = 'sending', claimed_until = ?,"
-                    " attempts = attempts + 1 WHERE id = ?",
-                    [(until, row[0]) for row in rows],
-                )
-            return [_delivery((*row[:6], row[6] + 1, row[7])) for row in rows]
-
-        return await self._run(claim)
+        return await self._write(lambda conn: ops.claim(conn, now, limit, lease_seconds))
 
     async def mark_delivered(self, delivery_id: str) -> None:
-        def mark(conn: sqlite3.Connection) -> None:
-            at = stamp(self._clock())
-            with transaction(conn):
-                row = conn.execute(
-                    "SELECT o.report_id, r.report_ref, o.partner_id, o.rule_id,"
-                    " o.agreement_id, o.is_intake FROM outbox o JOIN reports r"
-                    " ON r.id = o.report_id WHERE o.id = ? AND o.status != 'delivered'",
-                    (delivery_id,),
-                ).fetchone()
-                if row is None:
-                    return
-                report_id, ref, partner_id, rule_id, agreement_id, is_intake = row
-                conn.execute(
-                    "UPDATE outbox SET status = 'delivered', payload = NULL,"
-                    " claimed_until = NULL, delivered_at = ? WHERE id = ?",
-                    (at, delivery_id),
-                )
-                if is_intake:
-                    conn.execute(
-                        "UPDATE reports SET status = 'delivered'"
-                        " WHERE id = ? AND status = 'received'",
-                        (report_id,),
-                    )
-                _audit(
-                    conn,
-                    at,
-                    ref,
-                    "delivered",
-                    partner_id=partner_id,
-                    rule_id=rule_id,
-                    agreement_id=agreement_id,
-                    outcome="delivered",
-                )
-
-        await self._run(mark)
+        await self._write(lambda conn: ops.mark_delivered(conn, delivery_id, self._clock()))
 
     async def mark_failed(
         self, delivery_id: str, error: str, next_attempt_at: datetime, dead: bool
     ) -> None:
-        def mark(conn: sqlite3.Connection) -> None:
-            at = stamp(self._clock())
-            with transaction(conn):
-                row = conn.execute(
-                    "SELECT r.report_ref, o.partner_id, o.rule_id, o.agreement_id"
-                    " FROM outbox o JOIN reports r ON r.id = o.report_id WHERE o.id = ?",
-                    (delivery_id,),
-                ).fetchone()
-                if row is None:
-                    return
-                conn.execute(
-                    "UPDATE outbox SET status = ?, next_attempt_at = ?, claimed_until = NULL,"
-                    " last_error = ? WHERE id = ? AND status != 'delivered'",
-                    (
-                        "dead" if dead else "pending",
-                        stamp(next_attempt_at),
-                        error[:500],
-                        delivery_id,
-                    ),
-                )
-                who = dict(zip(("partner_id", "rule_id", "agreement_id"), row[1:], strict=True))
-                _audit(conn, at, row[0], "delivery_attempt", outcome="failed", **who)
-                if dead:
-                    _audit(conn, at, row[0], "dead", outcome="gave up", **who)
-
-        await self._run(mark)
+        at = self._clock()
+        await self._write(
+            lambda conn: ops.mark_failed(conn, delivery_id, error, next_attempt_at, dead, at)
+        )
 
 
 def _utcnow() -> datetime:

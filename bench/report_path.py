@@ -1,0 +1,297 @@
+"""Benchmark of the report path: the real service against a bare durable insert, same run.
+
+    .venv/bin/python bench/report_path.py [--seconds 15] [--clients 32]
+
+Starts `outreach serve` (the real service, delivery worker included, under uvicorn) and a
+bare Starlette endpoint that parses the same form and does one SQLite insert with WAL and
+synchronous=FULL, each in its own process. Both are driven by the same load generator: 32
+concurrent keep-alive connections, each sending one report after another. Printed: accepted
+reports per second, p50/p99 latency of the POST, and the service's resident memory, with
+the bar from the issue (>= 50% of the bare rate, p99 <= 100 ms, RSS <= 150 MB).
+
+The service runs with OUTREACH_MIN_FILL_SECONDS=0, because these clients send a form the
+moment they have it; form tokens are signed here with the service's own secret, so each
+POST is a new report and no time goes to fetching forms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+REPORT = {
+    "description": "A student said he would bring a gun to school on Friday. " * 4,
+    "area": "north",
+    "area_detail": "North Harbor High",
+    "setting": "school",
+    "concern": "harm_others",
+    "when": "This morning",
+    "people": "A boy in 10th grade",
+    "danger_now": "no",
+}
+
+
+# --- the bare endpoint ---------------------------------------------------------------
+
+
+def bare_app(db_path: Path) -> Any:
+    import anyio.to_thread
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("CREATE TABLE IF NOT EXISTS reports (id INTEGER PRIMARY KEY, body TEXT)")
+    lock = threading.Lock()
+
+    def insert(text: str) -> None:
+        with lock:
+            conn.execute("INSERT INTO reports (body) VALUES (?)", (text,))
+
+    async def report(request: Request) -> PlainTextResponse:
+        form = await request.form(max_fields=30, max_part_size=64 * 1024)
+        await anyio.to_thread.run_sync(insert, str(form.get("description", "")))
+        return PlainTextResponse("stored")
+
+    return Starlette(routes=[Route("/report", report, methods=["POST"])])
+
+
+def serve_bare(port: int, db_path: Path) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        bare_app(db_path), host="127.0.0.1", port=port, access_log=False, log_level="warning"
+    )
+
+
+# --- the load generator --------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    name: str
+    accepted: int
+    failed: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.accepted / self.seconds
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    await reader.readexactly(length)
+    return status
+
+
+async def _client(port: int, body: Callable[[], bytes], until: float, result: Result) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while time.monotonic() < until:
+            payload = body()
+            request = (
+                f"POST /report HTTP/1.1\r\nHost: localhost\r\n"
+                f"Content-Type: application/x-www-form-urlencoded\r\n"
+                f"Content-Length: {len(payload)}\r\n\r\n"
+            ).encode() + payload
+            started = time.monotonic()
+            writer.write(request)
+            status = await _read_response(reader)
+            if status == 200:
+                result.latencies.append(time.monotonic() - started)
+                result.accepted += 1
+            else:
+                result.failed += 1
+    finally:
+        writer.close()
+
+
+async def _drive(
+    name: str, port: int, body: Callable[[], bytes], clients: int, seconds: float
+) -> Result:
+    warm = Result(name, 0, 0, 1.0, [])
+    await asyncio.gather(*(_client(port, body, time.monotonic() + 2, warm) for _ in range(clients)))
+    result = Result(name, 0, 0, seconds, [])
+    started = time.monotonic()
+    until = started + seconds
+    await asyncio.gather(*(_client(port, body, until, result) for _ in range(clients)))
+    result.seconds = time.monotonic() - started
+    return result
+
+
+# --- orchestration -------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(port: int, process: subprocess.Popen[bytes], path: str) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"a server exited early: see {path}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("a server did not start")
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    status = Path(f"/proc/{pid}/status").read_text()
+    values = {}
+    for line in status.splitlines():
+        key, _, rest = line.partition(":")
+        if key in {"VmRSS", "VmHWM"}:
+            values[key] = int(rest.split()[0]) / 1024
+    return values["VmRSS"], values["VmHWM"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument(
+        "--no-worker", action="store_true", help="Serve without the delivery worker."
+    )
+    parser.add_argument("--bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.bare:
+        serve_bare(args.bare, args.db)
+        return
+
+    from form_service.tokens import FormTokens
+
+    args.load = os.getloadavg()[0]
+
+    work = Path(tempfile.mkdtemp(prefix="report-bench-"))
+    bin_dir = Path(sys.executable).parent
+    subprocess.run(
+        [str(bin_dir / "outreach"), "build", "--out", str(work / "site")],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        cwd=work,
+    )
+    secret = secrets.token_hex(32)
+    env = {
+        **os.environ,
+        "OUTREACH_DATA_DIR": str(work / "data"),
+        "OUTREACH_SECRET_KEY": secret,
+        "OUTREACH_MIN_FILL_SECONDS": "0",
+    }
+    service_port, bare_port = free_port(), free_port()
+    logs = work / "service.log", work / "bare.log"
+    with logs[0].open("wb") as out_service, logs[1].open("wb") as out_bare:
+        service = subprocess.Popen(
+            [
+                str(bin_dir / "outreach"),
+                "serve",
+                "--no-build",
+                "--out",
+                str(work / "site"),
+                "--port",
+                str(service_port),
+                *(["--no-worker"] if args.no_worker else []),
+            ],
+            env=env,
+            cwd=work,
+            stdout=out_service,
+            stderr=subprocess.STDOUT,
+        )
+        bare = subprocess.Popen(
+            [sys.executable, __file__, "--bare", str(bare_port), "--db", str(work / "bare.db")],
+            cwd=work,
+            stdout=out_bare,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(service_port, service, str(logs[0]))
+        wait_for(bare_port, bare, str(logs[1]))
+        tokens = FormTokens((secret,), 0, 3600)
+        plain = urlencode(REPORT).encode()
+
+        def service_body() -> bytes:
+            return urlencode({"token": tokens.issue()}).encode() + b"&" + plain
+
+        def bare_body() -> bytes:
+            return urlencode({"token": "x" * 80}).encode() + b"&" + plain
+
+        bare_result = asyncio.run(_drive("bare", bare_port, bare_body, args.clients, args.seconds))
+        service_result = asyncio.run(
+            _drive("service", service_port, service_body, args.clients, args.seconds)
+        )
+        rss, peak = rss_mb(service.pid)
+        with sqlite3.connect(work / "data" / "reports.sqlite3") as conn:
+            stored = conn.execute("SELECT count(*) FROM reports").fetchone()[0]
+    finally:
+        for process in (service, bare):
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=30)
+    report(bare_result, service_result, rss, peak, stored, args)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def report(
+    bare: Result, service: Result, rss: float, peak: float, stored: int, args: argparse.Namespace
+) -> None:
+    print(f"{args.clients} clients, {args.seconds:.0f} s each, {os.cpu_count()} cores")
+    print(f"{'':8} {'reports/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7}")
+    for r in (bare, service):
+        print(
+            f"{r.name:8} {r.rate:10.1f} {r.percentile(50):8.1f} {r.percentile(99):8.1f}"
+            f" {r.failed:7d}"
+        )
+    ratio = service.rate / bare.rate
+    print(f"service/bare: {ratio:.0%}   service RSS: {rss:.0f} MB (peak {peak:.0f} MB)")
+    print(f"reports in the service database: {stored} (warm-up included)")
+    print(f"load average before the run: {args.load:.2f}")
+    checks = [
+        ("rate >= 50% of bare", ratio >= 0.5),
+        ("p99 <= 100 ms", service.percentile(99) <= 100),
+        ("RSS <= 150 MB", peak <= 150),
+        ("no failed requests", service.failed == 0 and bare.failed == 0),
+    ]
+    for label, ok in checks:
+        print(f"  {'PASS' if ok else 'FAIL'}  {label}")
+
+
+if __name__ == "__main__":
+    main()

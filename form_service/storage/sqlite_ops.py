@@ -1,0 +1,190 @@
+"""The SQL of each store operation, run inside the writer's transaction (or a read)."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timedelta
+from typing import Any
+
+from form_service.storage import Delivery, NewReport, ReferenceTaken, ReportStatus, SaveResult
+
+
+def stamp(moment: datetime) -> str:
+    """Fixed-width UTC text, so times compare correctly as strings."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def minute_stamp(moment: datetime) -> str:
+    # Report and routing times are kept to the minute: finer ones only help match a
+    # report to one visitor in some network log.
+    return moment.strftime("%Y-%m-%dT%H:%MZ")
+
+
+def _audit(conn: sqlite3.Connection, at: str, report_ref: str, event: str, **cols: Any) -> None:
+    conn.execute(
+        "INSERT INTO audit_events (at, report_ref, event, partner_id, rule_id, agreement_id,"
+        " fields, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            at,
+            report_ref,
+            event,
+            cols.get("partner_id"),
+            cols.get("rule_id"),
+            cols.get("agreement_id"),
+            cols.get("fields"),
+            cols.get("outcome"),
+        ),
+    )
+
+
+def _insert_report(conn: sqlite3.Connection, report: NewReport) -> None:
+    at = minute_stamp(report.created_at)
+    cursor = conn.execute(
+        "INSERT INTO reports (report_ref, receipt_hash, token_id, status, created_at,"
+        " content_age) VALUES (?, ?, ?, 'received', ?, ?)",
+        (report.report_ref, report.receipt_hash, report.token_id, at, report.content_age),
+    )
+    report_id = cursor.lastrowid
+    _audit(conn, at, report.report_ref, "received")
+    created = stamp(report.created_at)
+    for entry in report.outbox:
+        conn.execute(
+            "INSERT INTO outbox (id, report_id, partner_id, rule_id, agreement_id, payload,"
+            " status, attempts, next_attempt_at, created_at, is_intake)"
+            " VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
+            (
+                entry.delivery_id,
+                report_id,
+                entry.partner_id,
+                entry.rule_id,
+                entry.agreement_id,
+                entry.payload,
+                created,
+                created,
+                int(entry.is_intake),
+            ),
+        )
+        _audit(
+            conn,
+            at,
+            report.report_ref,
+            "routed",
+            partner_id=entry.partner_id,
+            rule_id=entry.rule_id,
+            agreement_id=entry.agreement_id,
+            fields=",".join(entry.fields),
+        )
+
+
+_DELIVERY_COLUMNS = (
+    "o.id, r.report_ref, o.partner_id, o.rule_id, o.agreement_id, o.payload, o.attempts,"
+    " o.is_intake"
+)
+
+
+def _delivery(row: tuple[Any, ...]) -> Delivery:
+    delivery_id, ref, partner_id, rule_id, agreement_id, payload, attempts, is_intake = row
+    return Delivery(
+        delivery_id, ref, partner_id, rule_id, agreement_id, payload, attempts, bool(is_intake)
+    )
+
+
+def save_report(conn: sqlite3.Connection, report: NewReport) -> SaveResult:
+    # The writer holds SQLite's write lock for the whole batch, so no other submit of this
+    # token can slip in between the look-up and the insert.
+    row = conn.execute(
+        "SELECT report_ref, receipt_hash FROM reports WHERE token_id = ?", (report.token_id,)
+    ).fetchone()
+    if row is not None:
+        return SaveResult(False, row[0], row[1])
+    try:
+        _insert_report(conn, report)
+    except sqlite3.IntegrityError as error:
+        if "report_ref" in str(error):
+            raise ReferenceTaken from None
+        raise
+    return SaveResult(True, report.report_ref, report.receipt_hash)
+
+
+def report_status(conn: sqlite3.Connection, receipt_hash: str) -> ReportStatus | None:
+    row = conn.execute(
+        "SELECT status FROM reports WHERE receipt_hash = ?", (receipt_hash,)
+    ).fetchone()
+    return ReportStatus(row[0]) if row else None
+
+
+def mark_reviewed(conn: sqlite3.Connection, report_ref: str) -> None:
+    conn.execute("UPDATE reports SET status = 'reviewed' WHERE report_ref = ?", (report_ref,))
+
+
+def claim(
+    conn: sqlite3.Connection, now: datetime, limit: int, lease_seconds: float
+) -> list[Delivery]:
+    at = stamp(now)
+    until = stamp(now + timedelta(seconds=lease_seconds))
+    rows = conn.execute(
+        f"SELECT {_DELIVERY_COLUMNS} FROM outbox o JOIN reports r"  # noqa: S608
+        " ON r.id = o.report_id"
+        " WHERE (o.status = 'pending' AND o.next_attempt_at <= ?)"
+        " OR (o.status = 'sending' AND o.claimed_until < ?)"
+        " ORDER BY o.next_attempt_at LIMIT ?",
+        (at, at, limit),
+    ).fetchall()
+    conn.executemany(
+        "UPDATE outbox SET status = 'sending', claimed_until = ?,"
+        " attempts = attempts + 1 WHERE id = ?",
+        [(until, row[0]) for row in rows],
+    )
+    return [_delivery((*row[:6], row[6] + 1, row[7])) for row in rows]
+
+
+def mark_delivered(conn: sqlite3.Connection, delivery_id: str, now: datetime) -> None:
+    at = stamp(now)
+    row = conn.execute(
+        "SELECT o.report_id, r.report_ref, o.partner_id, o.rule_id,"
+        " o.agreement_id, o.is_intake FROM outbox o JOIN reports r"
+        " ON r.id = o.report_id WHERE o.id = ? AND o.status != 'delivered'",
+        (delivery_id,),
+    ).fetchone()
+    if row is None:
+        return
+    report_id, ref, partner_id, rule_id, agreement_id, is_intake = row
+    conn.execute(
+        "UPDATE outbox SET status = 'delivered', payload = NULL,"
+        " claimed_until = NULL, delivered_at = ? WHERE id = ?",
+        (at, delivery_id),
+    )
+    if is_intake:
+        conn.execute(
+            "UPDATE reports SET status = 'delivered' WHERE id = ? AND status = 'received'",
+            (report_id,),
+        )
+    who = {"partner_id": partner_id, "rule_id": rule_id, "agreement_id": agreement_id}
+    _audit(conn, at, ref, "delivered", outcome="delivered", **who)
+
+
+def mark_failed(
+    conn: sqlite3.Connection,
+    delivery_id: str,
+    error: str,
+    next_attempt_at: datetime,
+    dead: bool,
+    now: datetime,
+) -> None:
+    at = stamp(now)
+    row = conn.execute(
+        "SELECT r.report_ref, o.partner_id, o.rule_id, o.agreement_id"
+        " FROM outbox o JOIN reports r ON r.id = o.report_id WHERE o.id = ?",
+        (delivery_id,),
+    ).fetchone()
+    if row is None:
+        return
+    conn.execute(
+        "UPDATE outbox SET status = ?, next_attempt_at = ?, claimed_until = NULL,"
+        " last_error = ? WHERE id = ? AND status != 'delivered'",
+        ("dead" if dead else "pending", stamp(next_attempt_at), error[:500], delivery_id),
+    )
+    who = dict(zip(("partner_id", "rule_id", "agreement_id"), row[1:], strict=True))
+    _audit(conn, at, row[0], "delivery_attempt", outcome="failed", **who)
+    if dead:
+        _audit(conn, at, row[0], "dead", outcome="gave up", **who)

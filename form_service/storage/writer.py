@@ -1,0 +1,102 @@
+"""Group commit: one thread owns the write connection and commits what is waiting together.
+
+With synchronous=FULL every commit waits for the disk (an fsync). Reports that arrive
+while a commit is in flight are written together in the next transaction, so many
+reports share one fsync instead of queueing for one each. Each operation runs inside its
+own SAVEPOINT, so one that fails (a duplicate, a bug) is undone alone; callers are answered
+only after the COMMIT has returned, which keeps "acknowledged means on disk".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+Operation = Callable[[sqlite3.Connection], Any]
+_MAX_BATCH = 128
+
+
+@dataclass
+class _Job:
+    operation: Operation
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.done():  # the caller gave up waiting (cancelled)
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
+class GroupCommitWriter:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name="sqlite-writer", daemon=True)
+        self._thread.start()
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    async def run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put(_Job(operation, future, loop))
+        return await future
+
+    def stop(self) -> None:
+        """Finish what is queued, then end the thread (blocking; call from a worker thread)."""
+        self._jobs.put(None)
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while True:
+            first = self._jobs.get()
+            if first is None:
+                return
+            batch = [first]
+            stopping = False
+            while len(batch) < _MAX_BATCH:
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    stopping = True
+                    break
+                batch.append(job)
+            self._commit(batch)
+            if stopping:
+                return
+
+    def _commit(self, batch: list[_Job]) -> None:
+        conn = self._conn
+        results: list[tuple[bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job in batch:
+                conn.execute("SAVEPOINT job")
+                try:
+                    results.append((True, job.operation(conn)))
+                except Exception as error:
+                    conn.execute("ROLLBACK TO job")
+                    results.append((False, error))
+                conn.execute("RELEASE job")
+            conn.execute("COMMIT")
+        except Exception as error:
+            # Nothing of this batch is on disk: every caller hears so.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            results = [(False, error)] * len(batch)
+        for job, (ok, value) in zip(batch, results, strict=True):
+            job.loop.call_soon_threadsafe(_settle, job.future, ok, value)
