@@ -1,0 +1,83 @@
+"""Group commit: waiting writes share one transaction; each is undone alone if it fails."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from form_service.storage.sqlite import connect
+from form_service.storage.writer import GroupCommitWriter
+
+
+@pytest.fixture
+def conn(tmp_path: Path) -> Iterator[sqlite3.Connection]:
+    conn = connect(tmp_path / "w.sqlite3")
+    conn.execute("CREATE TABLE t (n INTEGER UNIQUE)")
+    yield conn
+    conn.close()
+
+
+def count(path: Path) -> int:
+    with closing(sqlite3.connect(path)) as other:
+        return int(other.execute("SELECT count(*) FROM t").fetchone()[0])
+
+
+def test_concurrent_writes_share_commits(conn: sqlite3.Connection, tmp_path: Path) -> None:
+    commits: list[str] = []
+    conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    writer = GroupCommitWriter(conn)
+
+    def insert(n: int) -> int:
+        if n == 0:
+            time.sleep(0.05)  # the others queue up meanwhile
+        conn.execute("INSERT INTO t (n) VALUES (?)", (n,))
+        return n
+
+    async def main() -> list[int]:
+        first = asyncio.ensure_future(writer.run(lambda c: insert(0)))
+        await asyncio.sleep(0.01)
+        rest = [writer.run(lambda c, n=n: insert(n)) for n in range(1, 50)]
+        return [await first, *await asyncio.gather(*rest)]
+
+    assert asyncio.run(main()) == list(range(50))
+    writer.stop()
+    assert count(tmp_path / "w.sqlite3") == 50
+    assert len(commits) <= 3
+
+
+def test_a_failing_write_is_undone_alone(conn: sqlite3.Connection, tmp_path: Path) -> None:
+    writer = GroupCommitWriter(conn)
+
+    def insert(n: int) -> None:
+        conn.execute("INSERT INTO t (n) VALUES (?)", (n,))
+        if n == 2:
+            conn.execute("INSERT INTO t (n) VALUES (1)")  # a duplicate: this job fails
+
+    async def main() -> list[object]:
+        jobs = [writer.run(lambda c, n=n: insert(n)) for n in (1, 2, 3)]
+        return await asyncio.gather(*jobs, return_exceptions=True)
+
+    results = asyncio.run(main())
+    writer.stop()
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], sqlite3.IntegrityError)
+    with closing(sqlite3.connect(tmp_path / "w.sqlite3")) as other:
+        assert sorted(r[0] for r in other.execute("SELECT n FROM t")) == [1, 3]
+
+
+def test_the_answer_comes_after_the_commit(conn: sqlite3.Connection, tmp_path: Path) -> None:
+    writer = GroupCommitWriter(conn)
+
+    async def main() -> int:
+        await writer.run(lambda c: c.execute("INSERT INTO t (n) VALUES (7)"))
+        return count(tmp_path / "w.sqlite3")  # another connection already sees it
+
+    assert asyncio.run(main()) == 1
+    writer.stop()
+    assert not writer.alive()
