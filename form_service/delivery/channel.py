@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from form_service.delivery.smtp_sessions import SmtpSessions
 from outreach.profile import Profile
 
 
@@ -33,6 +34,8 @@ class DeliverySettings:
     """Certificate trust for SMTP; None: the system's trust store (tests pass a test CA)."""
     timeout: float = 30.0
     """Seconds one attempt may take before it counts as failed."""
+    smtp_sessions: SmtpSessions | None = field(default=None, compare=False)
+    """Sessions kept open between messages (the worker's); None: one session per message."""
 
     def secret(self, name: str | None) -> str | None:
         """The value of the environment variable *name*; a clear failure when it is unset."""

@@ -14,6 +14,7 @@ import aiosmtplib
 from form_service.delivery.channel import DeliveryFailed, DeliverySettings
 from form_service.delivery.message import message_domain, one_line, render_message, to_email
 from form_service.delivery.payload import DeliveryPayload
+from form_service.delivery.smtp_sessions import SmtpSessions
 from outreach.profile import EmailDelivery, Partner
 
 # (use_tls, start_tls) for each security setting; start_tls=True fails without STARTTLS.
@@ -33,12 +34,9 @@ async def send(payload: DeliveryPayload, partner: Partner, settings: DeliverySet
     sender = Address(display_name=one_line(profile.agency.short_name), addr_spec=config.sender)
     mail = to_email(rendered, sender=sender, to=config.to, domain=message_domain(profile))
     use_tls, start_tls = _MODES[config.security]
-    try:
-        await aiosmtplib.send(
-            # Bytes, not the message object: aiosmtplib would refold its headers.
-            mail.as_bytes(),
-            sender=config.sender,
-            recipients=config.to,
+
+    def open_session() -> aiosmtplib.SMTP:
+        return aiosmtplib.SMTP(
             hostname=config.smtp_host,
             port=config.smtp_port,
             username=username,
@@ -49,10 +47,19 @@ async def send(payload: DeliveryPayload, partner: Partner, settings: DeliverySet
             tls_context=settings.tls_context,
             timeout=settings.timeout,
         )
+
+    sessions = settings.smtp_sessions or SmtpSessions()
+    key = (config.smtp_host, config.smtp_port, config.security, username or "")
+    try:
+        # Bytes, not the message object: aiosmtplib would refold its headers.
+        await sessions.send(key, open_session, config.sender, config.to, mail.as_bytes())
     except aiosmtplib.SMTPException as error:
         raise DeliveryFailed(_reason(error, config)) from None
     except OSError as error:
         raise DeliveryFailed(f"{_server(config)}: {type(error).__name__}") from None
+    finally:
+        if settings.smtp_sessions is None:
+            await sessions.close()
 
 
 def _server(config: EmailDelivery) -> str:

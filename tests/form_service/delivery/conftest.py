@@ -35,12 +35,14 @@ def smtp_server(test_ca: ThrowawayCA) -> Iterator[Callable[..., SMTPServer]]:
         port: int | None = None,
         start: bool = True,
         login: tuple[str, str] | None = None,
+        idle_timeout: float = 300,
     ) -> SMTPServer:
         server = SMTPServer(
             port or free_port(),
             starttls=test_ca.server_context() if starttls else None,
             implicit_tls=test_ca.server_context() if implicit_tls else None,
             login=login,
+            idle_timeout=idle_timeout,
         )
         started.append(server)
         return server.start() if start else server

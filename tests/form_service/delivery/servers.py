@@ -97,6 +97,8 @@ class Received:
     rcpt_tos: list[str]
     data: bytes
     tls: bool
+    session: int = 0
+    """Which SMTP session carried it (1, 2, … in the order sessions first sent mail)."""
 
     @property
     def message(self) -> EmailMessage:
@@ -109,15 +111,19 @@ class Received:
 class _Recorder:
     messages: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    sessions: dict[int, int] = field(default_factory=dict)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self.lock:
+            # aiosmtpd makes one protocol object per connection: it names the session.
+            number = self.sessions.setdefault(id(server), len(self.sessions) + 1)
             self.messages.append(
                 Received(
                     envelope.mail_from,
                     list(envelope.rcpt_tos),
                     envelope.content,
                     server.transport.get_extra_info("ssl_object") is not None,
+                    number,
                 )
             )
         return "250 Message accepted for delivery"
@@ -133,6 +139,7 @@ class SMTPServer:
         starttls: ssl.SSLContext | None = None,
         implicit_tls: ssl.SSLContext | None = None,
         login: tuple[str, str] | None = None,
+        idle_timeout: float = 300,
     ) -> None:
         self.port = port
         self._recorder = _Recorder()
@@ -149,6 +156,7 @@ class SMTPServer:
             require_starttls=False,
             # aiosmtpd's self-check connects in plaintext, which implicit TLS refuses.
             ready_timeout=5,
+            timeout=idle_timeout,
             **auth,
         )
         self.running = False

@@ -10,6 +10,7 @@ import pytest
 from form_service.delivery import smtp
 from form_service.delivery.channel import DeliveryFailed, DeliverySettings
 from form_service.delivery.payload import parse_payload
+from form_service.delivery.smtp_sessions import SmtpSessions
 from outreach.loader import LoadedProfile
 from tests.conftest import free_port
 from tests.form_service.delivery.conftest import smtp_delivery
@@ -158,3 +159,50 @@ def test_injected_headers_reach_no_extra_recipient(
     mail = received.message
     assert mail.get_all("To") == ["poc@partner.example.org"]
     assert mail["Bcc"] is None and mail["Cc"] is None
+
+
+def test_worker_sessions_carry_many_messages(
+    demo: LoadedProfile, data_dir: Path, smtp_server: Any, test_ca: ThrowawayCA
+) -> None:
+    server: SMTPServer = smtp_server(starttls=True)
+    poc = partner(demo.profile.partner("intake-team"), **smtp_delivery(server))
+
+    async def scenario() -> None:
+        settings = DeliverySettings(
+            profile=demo.profile,
+            data_dir=data_dir,
+            tls_context=test_ca.client_context(),
+            smtp_sessions=SmtpSessions(),
+        )
+        for _ in range(5):
+            await smtp.send(parse_payload(json.dumps(payload())), poc, settings)
+        assert settings.smtp_sessions is not None
+        await settings.smtp_sessions.close()
+
+    asyncio.run(scenario())
+    assert len(server.messages) == 5
+    assert {m.session for m in server.messages} == {1}
+    assert all(m.tls for m in server.messages)
+
+
+def test_a_session_the_server_closed_is_replaced(
+    demo: LoadedProfile, data_dir: Path, smtp_server: Any, test_ca: ThrowawayCA
+) -> None:
+    server: SMTPServer = smtp_server(starttls=True, idle_timeout=0.2)
+    poc = partner(demo.profile.partner("intake-team"), **smtp_delivery(server))
+
+    async def scenario() -> None:
+        sessions = SmtpSessions()
+        settings = DeliverySettings(
+            profile=demo.profile,
+            data_dir=data_dir,
+            tls_context=test_ca.client_context(),
+            smtp_sessions=sessions,
+        )
+        await smtp.send(parse_payload(json.dumps(payload())), poc, settings)
+        await asyncio.sleep(0.5)  # the server hangs up on the idle kept session
+        await smtp.send(parse_payload(json.dumps(payload())), poc, settings)
+        await sessions.close()
+
+    asyncio.run(scenario())
+    assert [m.session for m in server.messages] == [1, 2]

@@ -1,0 +1,91 @@
+"""Open SMTP sessions kept between messages to the same relay.
+
+A new session costs a TCP connect, two EHLOs, a TLS handshake and a login; a backlog of
+thousands of messages after an outage would spend most of its time on those. The worker
+keeps up to ``per_server`` sessions per relay and account while it is busy and closes them
+when it goes idle. A session is only reused after a message it carried was accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from contextlib import suppress
+
+import aiosmtplib
+
+Key = tuple[str, int, str, str]
+"""(host, port, security, username): what makes two sessions interchangeable."""
+
+# Errors after which a kept session was probably closed by the server while it sat idle.
+_STALE = (aiosmtplib.SMTPServerDisconnected, ConnectionError)
+
+
+class SmtpSessions:
+    def __init__(self, per_server: int = 4, idle_seconds: float = 30.0) -> None:
+        self.per_server = per_server
+        self.idle_seconds = idle_seconds
+        self._idle: dict[Key, list[tuple[aiosmtplib.SMTP, float]]] = {}
+        self._slots: dict[Key, asyncio.Semaphore] = {}
+
+    async def send(
+        self,
+        key: Key,
+        open_session: Callable[[], aiosmtplib.SMTP],
+        sender: str,
+        recipients: list[str],
+        message: bytes,
+    ) -> None:
+        slot = self._slots.setdefault(key, asyncio.Semaphore(self.per_server))
+        async with slot:
+            kept = self._take(key)
+            if kept is not None:
+                try:
+                    await kept.sendmail(sender, recipients, message)
+                except _STALE:
+                    kept.close()  # try once more on a fresh session below
+                except BaseException:
+                    kept.close()
+                    raise
+                else:
+                    self._keep(key, kept)
+                    return
+            await self._send_fresh(key, open_session(), sender, recipients, message)
+
+    async def _send_fresh(
+        self,
+        key: Key,
+        session: aiosmtplib.SMTP,
+        sender: str,
+        recipients: list[str],
+        message: bytes,
+    ) -> None:
+        try:
+            await session.connect()
+            await session.sendmail(sender, recipients, message)
+        except BaseException:
+            session.close()
+            raise
+        self._keep(key, session)
+
+    def _take(self, key: Key) -> aiosmtplib.SMTP | None:
+        sessions = self._idle.get(key, [])
+        while sessions:
+            session, since = sessions.pop()
+            if session.is_connected and time.monotonic() - since < self.idle_seconds:
+                return session
+            session.close()
+        return None
+
+    def _keep(self, key: Key, session: aiosmtplib.SMTP) -> None:
+        self._idle.setdefault(key, []).append((session, time.monotonic()))
+
+    async def close(self) -> None:
+        """Say QUIT on every kept session (the worker has nothing more to send)."""
+        idle, self._idle = self._idle, {}
+        for sessions in idle.values():
+            for session, _ in sessions:
+                with suppress(aiosmtplib.SMTPException, OSError):
+                    await session.quit()
+                session.close()
