@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.headerregistry import Address
+from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
@@ -29,10 +29,26 @@ from outreach.profile import Partner, Profile, localize
 TEMPLATES = PACKAGE_ROOT / "templates" / "mail"
 SEALED_NAME = "report.txt.age"
 CONTEXT = "mail"
+
+
+class _HeaderClasses(HeaderRegistry):
+    """The stdlib registry builds a new class for every header it parses; build each once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._made: dict[str, type[BaseHeader]] = {}
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        key = name.lower()
+        if key not in self._made:
+            self._made[key] = super().__getitem__(name)
+        return self._made[key]
+
+
 # Unfolded headers: a folded Message-ID reads back with a leading space in some parsers,
 # and a receiver matching duplicates by it would then miss them. The body is always
 # quoted-printable, so this limit applies to headers only.
-_POLICY = SMTP.clone(max_line_length=998)
+_POLICY = SMTP.clone(max_line_length=998, header_factory=_HeaderClasses())
 # C0/C1 controls other than tab and newline: terminal escapes or stray CRs in a mail body.
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -84,6 +100,7 @@ def mail_templates() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
+        auto_reload=False,  # the kit's own templates: no stat() per message
     )
 
 

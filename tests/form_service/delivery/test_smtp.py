@@ -200,7 +200,7 @@ def test_a_session_the_server_closed_is_replaced(
             smtp_sessions=sessions,
         )
         await smtp.send(parse_payload(json.dumps(payload())), poc, settings)
-        await asyncio.sleep(0.5)  # the server hangs up on the idle kept session
+        await asyncio.sleep(1.0)  # the server hangs up on the idle kept session
         await smtp.send(parse_payload(json.dumps(payload())), poc, settings)
         await sessions.close()
 
