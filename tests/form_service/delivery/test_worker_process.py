@@ -169,3 +169,8 @@ def test_report_through_the_form_reaches_the_maildirs(
     assert "Alguien puede estar en peligro ahora" in schools  # its delivery language is es
     assert "CANARY-NAME-41" not in schools and "CANARY-NAME-41" not in texts["sheriff-tau"][0]
     assert "CANARY-NAME-41" in texts["intake-team"][0]
+    # The tipster's status page says the intake team has it.
+    code = re.search(r'id="receipt-code" class="code" value="([0-9A-Z-]+)"', response.text)
+    assert code
+    status = httpx.post(f"{base}/status", data={"code": code.group(1)})
+    assert "Delivered to the team" in status.text
