@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +21,7 @@ from form_service.report import Report
 from form_service.report_form import FORM_FIELDS, MAX_DESCRIPTION, Invalid, validate_report
 from form_service.service import Service, service_of
 from form_service.sharing import area_name
-from form_service.storage import ReferenceTaken
+from form_service.storage import ReferenceTaken, StoreUnavailable
 from form_service.tokens import TokenProblem
 from outreach.i18n import translations
 from outreach.profile import Concern, Setting
@@ -123,6 +124,26 @@ async def _store(service: Service, report: Report, token_id: str) -> str:
     raise AssertionError("unreachable")
 
 
+def _not_saved(
+    service: Service,
+    request: Request,
+    lang: str,
+    values: Mapping[str, str],
+    error: StoreUnavailable,
+) -> Response:
+    """503: the database is down, read-only or full. The same form token is kept, so if the
+    commit went through after all, sending again shows that report's receipt."""
+    log_event("report_not_saved", logging.ERROR, status=503, error=str(error)[:200])
+    _ = translations(lang).gettext
+    notice = _(
+        "Your report could not be saved just now, so nothing was sent. "
+        "Everything you wrote is still here: please try again in a minute."
+    )
+    response = form_page(service, request, lang, 503, values, notice=notice, token=values["token"])
+    response.headers["Retry-After"] = "30"
+    return response
+
+
 async def _submit(service: Service, request: Request, lang: str) -> Response:
     settings = service.settings
     try:
@@ -152,7 +173,10 @@ async def _submit(service: Service, request: Request, lang: str) -> Response:
         return form_page(
             service, request, lang, 422, values, errors=result.errors, token=values["token"]
         )
-    code = await _store(service, result, check.token_id)
+    try:
+        code = await _store(service, result, check.token_id)
+    except StoreUnavailable as error:
+        return _not_saved(service, request, lang, values, error)
     return service.pages.render(
         request, "receipt.html", lang, 200, code=code, danger_now=result.danger_now
     )

@@ -43,7 +43,18 @@ SETTINGS: tuple[Variable, ...] = (
     Variable(
         "OUTREACH_DATABASE_URL",
         f"sqlite:///<data dir>/{DATABASE_FILE}",
-        "Where reports are stored (sqlite:///relative or sqlite:////absolute path).",
+        "Where reports are stored (sqlite:///relative or sqlite:////absolute path, "
+        "or postgresql://user@host/database).",
+    ),
+    Variable(
+        "OUTREACH_DATABASE_POOL_SIZE",
+        "10",
+        "PostgreSQL: most connections one process holds (service and its worker together).",
+    ),
+    Variable(
+        "OUTREACH_DATABASE_TIMEOUT_SECONDS",
+        "5",
+        "How long a request waits for the database before the tipster is asked to retry (503).",
     ),
     Variable(
         "OUTREACH_SECRET_KEY",
@@ -91,6 +102,8 @@ class Settings:
     site_dir: Path
     data_dir: Path
     database_url: str = ""
+    database_pool_size: int = 10
+    database_timeout_seconds: float = 5.0
     secret_keys: tuple[str, ...] = ()
     min_fill_seconds: float = 3.0
     max_token_age_seconds: int = 4 * 3600
@@ -109,6 +122,8 @@ class Settings:
             raise SettingsError("Settings need at least one secret key.")
         if not self.database_url:
             object.__setattr__(self, "database_url", sqlite_url(self.data_dir / DATABASE_FILE))
+        if self.database_pool_size < 1:
+            raise SettingsError("OUTREACH_DATABASE_POOL_SIZE: must be at least 1")
         if self.log_level not in _LOG_LEVELS:
             raise SettingsError(
                 f"OUTREACH_LOG_LEVEL={self.log_level!r}: use one of {', '.join(_LOG_LEVELS)}"
@@ -131,6 +146,8 @@ class Settings:
             site_dir=site_dir.resolve(),
             data_dir=data_dir,
             database_url=environ.get("OUTREACH_DATABASE_URL", "").strip(),
+            database_pool_size=read.number("OUTREACH_DATABASE_POOL_SIZE", int, 10),
+            database_timeout_seconds=read.number("OUTREACH_DATABASE_TIMEOUT_SECONDS", float, 5.0),
             secret_keys=read.items("OUTREACH_SECRET_KEY") or (dev_secret(data_dir),),
             min_fill_seconds=read.number("OUTREACH_MIN_FILL_SECONDS", float, 3.0),
             max_token_age_seconds=read.number("OUTREACH_MAX_TOKEN_AGE_SECONDS", int, 4 * 3600),

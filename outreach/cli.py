@@ -103,12 +103,26 @@ def _build(loaded: LoadedProfile, out: Path, jobs: int | None = None) -> list[st
 @click.option("--out", "out", default=DEFAULT_OUT, show_default=True, help="Site folder.")
 @click.option("--no-build", is_flag=True, help="Serve the site already in --out.")
 @click.option("--no-worker", is_flag=True, help="Leave delivery to `outreach worker`.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Service processes on the one port (each with its own delivery worker).",
+)
 def serve(
-    profile_path: str | None, host: str, port: int, out: str, no_build: bool, no_worker: bool
+    profile_path: str | None,
+    host: str,
+    port: int,
+    out: str,
+    no_build: bool,
+    no_worker: bool,
+    workers: int,
 ) -> None:
     """Build the site and serve it (with the report service) on HOST:PORT."""
 
     from form_service.app import create_app
+    from form_service.asgi import serve_environment
     from form_service.delivery.worker import start_worker
     from form_service.settings import Settings
 
@@ -118,9 +132,13 @@ def serve(
         _build(loaded, site)
     elif not (site / "index.html").is_file():
         raise click.ClickException(f"No built site in {out}; run without --no-build first.")
-    settings = Settings.from_env(profile=loaded, site_dir=site)
-    app = create_app(settings, background=() if no_worker else (start_worker,))
+    settings = Settings.from_env(profile=loaded, site_dir=site)  # checked (and secret made) once
     click.echo(f"Serving {display_path(loaded.path)} at http://{host}:{port}/ (Ctrl+C stops)")
+    if workers > 1:
+        os.environ.update(serve_environment(loaded.path, site, deliver=not no_worker))
+        _run_uvicorn("form_service.asgi:app_from_environment", host, port, workers)
+        return
+    app = create_app(settings, background=() if no_worker else (start_worker,))
     _run_uvicorn(app, host, port)
 
 
@@ -140,7 +158,17 @@ def _service_settings(profile_path: str | None) -> Any:
     show_default=True,
     help="How long a crashed worker's rows wait before another worker sends them.",
 )
-def worker(profile_path: str | None, concurrency: int, lease_seconds: float) -> None:
+@click.option(
+    "--poll-seconds",
+    type=click.FloatRange(min=0.05),
+    default=1.0,
+    show_default=True,
+    help="How often due retries are looked for (new reports wake the worker at once on "
+    "PostgreSQL, and in the process that stored them on SQLite).",
+)
+def worker(
+    profile_path: str | None, concurrency: int, lease_seconds: float, poll_seconds: float
+) -> None:
     """Deliver routed reports to partners (`outreach serve` also does this itself)."""
     import asyncio
 
@@ -149,7 +177,9 @@ def worker(profile_path: str | None, concurrency: int, lease_seconds: float) -> 
 
     settings = _service_settings(profile_path)
     setup_logging(settings.log_level)
-    options = WorkerOptions(concurrency=concurrency, lease_seconds=lease_seconds)
+    options = WorkerOptions(
+        concurrency=concurrency, lease_seconds=lease_seconds, poll_seconds=poll_seconds
+    )
     asyncio.run(run_standalone(settings, options))
 
 
@@ -186,7 +216,8 @@ def audit(profile_path: str | None, report_ref: str | None, since: Any, until: A
         click.echo("No audit events match.", err=True)
 
 
-def _run_uvicorn(app: Any, host: str, port: int) -> None:
+def _run_uvicorn(app: Any, host: str, port: int, workers: int = 1) -> None:
+    """Serve *app*, or with several workers the factory named by the string *app*."""
     import uvicorn
 
     # No access log: it would record every visitor's address and the pages they read.
@@ -194,6 +225,8 @@ def _run_uvicorn(app: Any, host: str, port: int) -> None:
         app,
         host=host,
         port=port,
+        workers=workers,
+        factory=isinstance(app, str),
         access_log=False,
         proxy_headers=False,
         server_header=False,

@@ -1,6 +1,9 @@
-"""Outbox and retention chores on the SQLite store that its interface does not cover yet.
+"""Outbox and retention chores beside the store: retry a partner's backlog now, purge
+expired reports, read the audit trail, and (SQLite) empty the WAL after a wipe.
 
-Runs on its own connection to the same database file (WAL lets it sit beside the store's
+``Housekeeping`` is what the worker and the operator commands need. On PostgreSQL the store
+does these chores itself (storage/postgres.py). On SQLite this module's class runs
+on its own connection to the same database file (WAL lets it sit beside the store's
 connection). ``secure_delete`` makes SQLite overwrite what it deletes, and a TRUNCATE
 checkpoint copies the WAL into the main file and empties it, so a wiped payload survives
 in no free page and no WAL frame.
@@ -11,28 +14,33 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import anyio.to_thread
 
+from form_service.storage import AuditEvent
 from form_service.storage.sqlite import connect, minute_stamp, stamp, transaction
+
+__all__ = ["AuditEvent", "Housekeeping", "SqliteHousekeeping", "audit_events", "purge_expired"]
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class AuditEvent:
-    at: str
-    report_ref: str
-    event: str
-    partner_id: str | None
-    rule_id: str | None
-    agreement_id: str | None
-    fields: str | None
-    outcome: str | None
+class Housekeeping(Protocol):
+    async def checkpoint(self) -> bool:
+        """Make wiped payloads unrecoverable from the database files; False if not yet."""
+
+    async def retry_partner_now(self, partner_id: str, now: datetime) -> int:
+        """Make a partner's waiting rows due: its server answered again after failures."""
+
+    async def purge(self, now: datetime, days: int) -> list[str]:
+        """Delete reports older than *days* with their outbox rows; the references."""
+
+    async def events(
+        self, report_ref: str | None, since: datetime | None, until: datetime | None
+    ) -> list[AuditEvent]: ...
 
 
 class SqliteHousekeeping:

@@ -1,10 +1,13 @@
 """The delivery worker: outbox rows to partners, at least once, with one key per delivery.
 
-It waits on the service's wake-up event (set when a report commits) or a short timer (for
-retries and for rows a crashed worker left), claims due rows under a lease, and sends up
-to ``concurrency`` at once. A row is marked delivered only after its channel accepted it;
-a crash before that leaves the row to be claimed again when its lease runs out, and the
-receiver drops the repeat by its Message-ID or webhook-id, which is the delivery id.
+It waits on the wake-up event or a short timer (for retries and for rows a crashed worker
+left), claims due rows under a lease, and sends up to ``concurrency`` at once. The event is
+set when a report commits: by the request handler of the same process, and on PostgreSQL
+by a NOTIFY that every worker process LISTENs for (``Store.listen_for_reports``).
+
+A row is marked delivered only after its channel accepted it; a crash before that leaves
+the row to be claimed again when its lease runs out, and the receiver drops the repeat by
+its Message-ID or webhook-id, which is the delivery id.
 """
 
 from __future__ import annotations
@@ -14,19 +17,21 @@ import logging
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from form_service.delivery.alerts import alert_dead
 from form_service.delivery.channel import DeliveryFailed, DeliverySettings
 from form_service.delivery.dispatch import deliver
-from form_service.delivery.housekeeping import SqliteHousekeeping
+from form_service.delivery.housekeeping import Housekeeping, SqliteHousekeeping
 from form_service.delivery.payload import PayloadError, parse_payload
 from form_service.delivery.retry import RetryPolicy
+from form_service.delivery.smtp_sessions import SmtpSessions
 from form_service.logs import log_event
 from form_service.settings import Settings
 from form_service.storage import Delivery, Store, open_store, sqlite_path
+from form_service.storage.postgres import PostgresStore
 
 if TYPE_CHECKING:
     from form_service.service import Service
@@ -34,7 +39,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class WorkerOptions:
-    concurrency: int = 8
+    concurrency: int = 16
     lease_seconds: float = 120.0
     """Longer than one attempt may take (2 x the channel timeout), so no live worker's row
     is claimed twice; after a crash its rows wait this long before another worker sends."""
@@ -51,12 +56,14 @@ class DeliveryWorker:
         settings: DeliverySettings,
         *,
         wakeup: asyncio.Event | None = None,
-        housekeeping: SqliteHousekeeping | None = None,
+        housekeeping: Housekeeping | None = None,
         options: WorkerOptions | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.store = store
-        self.settings = settings
+        # Sessions to SMTP relays stay open while there is work and close when it stops.
+        self.sessions = settings.smtp_sessions or SmtpSessions()
+        self.settings = replace(settings, smtp_sessions=self.sessions)
         self.wakeup = wakeup or asyncio.Event()
         self.housekeeping = housekeeping
         self.options = options or WorkerOptions()
@@ -67,11 +74,20 @@ class DeliveryWorker:
 
     async def run(self) -> None:
         """Deliver until cancelled."""
+        listener = asyncio.create_task(self.store.listen_for_reports(self.wakeup))
+        try:
+            await self._deliver_forever()
+        finally:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+            await self.sessions.close()
+
+    async def _deliver_forever(self) -> None:
         next_purge = time.monotonic()
         while True:
             self.wakeup.clear()
             try:
-                await self.drain()
+                await self._drain()
                 if time.monotonic() >= next_purge:
                     await self.purge()
                     next_purge = time.monotonic() + self.options.purge_every_seconds
@@ -81,16 +97,25 @@ class DeliveryWorker:
                 async with asyncio.timeout(self.options.poll_seconds):
                     await self.wakeup.wait()
             except TimeoutError:
-                pass
+                await self.sessions.close()  # idle: no connection held open for nothing
 
     async def drain(self) -> int:
+        """Send every row that is due now, then close the SMTP sessions it opened."""
+        try:
+            return await self._drain()
+        finally:
+            await self.sessions.close()
+
+    async def _drain(self) -> int:
         """Send every due row, up to ``concurrency`` at once; the number of attempts made."""
         inflight: set[asyncio.Task[None]] = set()
         attempts = 0
         try:
             while True:
                 free = self.options.concurrency - len(inflight)
-                batch = await self._claim(free) if free > 0 else []
+                # Claim in groups, not one row per finished send: each claim is a write.
+                refill = free >= max(1, self.options.concurrency // 4) or not inflight
+                batch = await self._claim(free) if refill else []
                 inflight |= {asyncio.create_task(self.attempt(row)) for row in batch}
                 attempts += len(batch)
                 if not inflight:
@@ -197,9 +222,16 @@ def _urgent(row: Delivery) -> bool:
         return True  # unknown: the alert errs on the side of being read first
 
 
-def housekeeping_for(database_url: str) -> SqliteHousekeeping | None:
+def housekeeping_for(database_url: str, store: Store) -> Housekeeping | None:
+    if isinstance(store, PostgresStore):
+        return store
     path = sqlite_path(database_url)
     return SqliteHousekeeping(path) if path is not None else None
+
+
+def _close(housekeeping: Housekeeping | None) -> None:
+    if isinstance(housekeeping, SqliteHousekeeping):
+        housekeeping.close()
 
 
 def delivery_settings(settings: Settings) -> DeliverySettings:
@@ -209,7 +241,7 @@ def delivery_settings(settings: Settings) -> DeliverySettings:
 async def start_worker(service: Service) -> None:
     """The worker inside ``outreach serve``: a background task of create_app, woken by the
     service's wake-up event the moment a report commits."""
-    housekeeping = housekeeping_for(service.settings.database_url)
+    housekeeping = housekeeping_for(service.settings.database_url, service.store)
     worker = DeliveryWorker(
         service.store,
         delivery_settings(service.settings),
@@ -219,16 +251,16 @@ async def start_worker(service: Service) -> None:
     try:
         await worker.run()
     finally:
-        if housekeeping is not None:
-            housekeeping.close()
+        _close(housekeeping)
 
 
 async def run_standalone(settings: Settings, options: WorkerOptions | None = None) -> None:
-    """``outreach worker``: its own process and store connection, polling for due rows
-    (another process's commits cannot set this one's event). Stops on SIGTERM or SIGINT."""
+    """``outreach worker``: its own process and store connection. On PostgreSQL it is woken
+    by the NOTIFY of each commit; on SQLite it finds new rows by polling (another process's
+    commit cannot set this one's event). Stops on SIGTERM or SIGINT."""
     store = open_store(settings)
     await store.open()
-    housekeeping = housekeeping_for(settings.database_url)
+    housekeeping = housekeeping_for(settings.database_url, store)
     worker = DeliveryWorker(
         store, delivery_settings(settings), housekeeping=housekeeping, options=options
     )
@@ -242,6 +274,5 @@ async def run_standalone(settings: Settings, options: WorkerOptions | None = Non
     except asyncio.CancelledError:
         log_event("delivery_worker_stopped")
     finally:
+        _close(housekeeping)
         await store.close()
-        if housekeeping is not None:
-            housekeeping.close()

@@ -18,6 +18,7 @@ from form_service.app import create_app
 from form_service.settings import Settings
 from outreach.loader import LoadedProfile
 from outreach.profile import Archive
+from tests.databases import database, postgres  # noqa: F401 (fixtures: both databases)
 
 VALID_REPORT = {
     "description": "A student said he would bring a gun to school on Friday.",

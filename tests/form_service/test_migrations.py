@@ -1,16 +1,22 @@
-"""Every schema migration applies to an empty database and is recorded once."""
+"""Every schema migration applies to an empty database, SQLite or PostgreSQL, and is
+recorded once."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
+import anyio
+import psycopg
 import pytest
 
-from form_service.storage.migrations import MIGRATIONS
+from form_service.storage.migrations import MIGRATIONS, Migration
+from form_service.storage.postgres import migrate as pg_migrate
 from form_service.storage.sqlite import connect, migrate
+from tests.databases import Database, only_postgres
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -84,3 +90,83 @@ def test_a_failing_migration_is_rolled_back(
         assert conn.execute("SELECT max(version) FROM schema_migrations").fetchone() == (
             len(MIGRATIONS),
         )
+
+
+# PostgreSQL: the same versions, applied by the same rules, with its own dialect's SQL.
+
+
+def _pg_migrate(database: Database, migrations: tuple[Migration, ...] | None = None) -> list[int]:
+    async def run() -> list[int]:
+        async with await psycopg.AsyncConnection.connect(database.url, autocommit=True) as conn:
+            return await pg_migrate(conn, NOW, migrations)
+
+    return anyio.run(run)
+
+
+def _pg_columns(database: Database, table: str) -> set[str]:
+    found = database.rows(
+        "SELECT column_name FROM information_schema.columns"
+        " WHERE table_schema = current_schema() AND table_name = ?",
+        table,
+    )
+    return {name for (name,) in found}
+
+
+@pytest.mark.parametrize("migration", MIGRATIONS, ids=lambda m: f"v{m.version}")
+def test_every_migration_is_written_for_both_databases(migration: Migration) -> None:
+    assert migration.postgres is not None, "say the PostgreSQL SQL, even when it is the same"
+    assert len(migration.for_dialect("postgres")) == len(migration.for_dialect("sqlite"))
+
+
+@only_postgres
+def test_postgres_schema_matches_sqlite(tmp_path: Path, database: Database) -> None:
+    assert _pg_migrate(database) == [m.version for m in MIGRATIONS]
+    with closing(connect(tmp_path / "db.sqlite3")) as conn:
+        migrate(conn, NOW)
+        for table in ("reports", "outbox", "audit_events", "schema_migrations"):
+            sqlite_columns = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+            assert _pg_columns(database, table) == sqlite_columns, table
+    unique = database.rows(
+        "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid"
+        " AND a.attnum = ANY(i.indkey) WHERE i.indrelid = 'reports'::regclass"
+        " AND i.indisunique AND NOT i.indisprimary"
+    )
+    assert {name for (name,) in unique} == {"report_ref", "receipt_hash", "token_id"}
+    assert database.rows("SELECT version, applied_at FROM schema_migrations") == [
+        (m.version, "2026-01-02T03:04:05.000000Z") for m in MIGRATIONS
+    ]
+
+
+@only_postgres
+def test_postgres_processes_starting_together_migrate_once(database: Database) -> None:
+
+    async def together() -> list[list[int]]:
+        conns = [
+            await psycopg.AsyncConnection.connect(database.url, autocommit=True) for _ in range(4)
+        ]
+        try:
+            return list(await asyncio.gather(*(pg_migrate(c, NOW) for c in conns)))
+        finally:
+            for conn in conns:
+                await conn.close()
+
+    applied = anyio.run(together)
+    assert sorted(applied, key=len) == [[], [], [], [m.version for m in MIGRATIONS]]
+    assert _pg_migrate(database) == []
+    assert database.rows("SELECT count(*) FROM schema_migrations") == [(len(MIGRATIONS),)]
+
+
+@only_postgres
+def test_a_failing_postgres_migration_is_rolled_back(database: Database) -> None:
+    bad = Migration(
+        len(MIGRATIONS) + 1, "broken", (), postgres=("CREATE TABLE x (a int)", "NOT SQL")
+    )
+    with pytest.raises(psycopg.errors.SyntaxError):
+        _pg_migrate(database, (*MIGRATIONS, bad))
+    assert "x" not in {
+        name
+        for (name,) in database.rows(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        )
+    }
+    assert database.rows("SELECT max(version) FROM schema_migrations") == [(len(MIGRATIONS),)]

@@ -1,26 +1,24 @@
-"""Reports stored through the real intake path and SQLite store, for the worker tests."""
+"""Reports stored through the real intake path and store (SQLite or PostgreSQL), for the
+worker tests."""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import uuid
 from collections.abc import Callable
-from contextlib import closing
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from form_service.delivery.channel import DeliverySettings
-from form_service.delivery.housekeeping import SqliteHousekeeping
 from form_service.delivery.retry import RetryPolicy
 from form_service.delivery.worker import DeliveryWorker, WorkerOptions
 from form_service.intake import prepare_report
 from form_service.report import Contact, Report
-from form_service.storage import NewReport
-from form_service.storage.sqlite import SqliteStore
+from form_service.storage import NewReport, Store
 from outreach.profile import Concern, Partner, Profile, Setting
+from tests.databases import Database
 from tests.form_service.delivery.factory import partner
 
 REPORT = Report(
@@ -57,21 +55,19 @@ def with_partner(profile: Profile, partner_id: str, **delivery: Any) -> Profile:
 
 
 async def submit(
-    store: SqliteStore, profile: Profile, filed: Report = REPORT, now: datetime | None = None
+    store: Store, profile: Profile, filed: Report = REPORT, now: datetime | None = None
 ) -> NewReport:
     new, _ = prepare_report(filed, profile, str(uuid.uuid4()), "secret", now or datetime.now(UTC))
     await store.save_report(new)
     return new
 
 
-async def open_store(path: Path) -> SqliteStore:
-    store = SqliteStore(path)
-    await store.open()
-    return store
+async def open_store(database: Database) -> Store:
+    return await database.open_store()
 
 
 def make_worker(
-    store: SqliteStore, profile: Profile, data_dir: Path, db: Path, **kwargs: Any
+    store: Store, profile: Profile, data_dir: Path, database: Database, **kwargs: Any
 ) -> DeliveryWorker:
     settings = DeliverySettings(
         profile=profile,
@@ -81,7 +77,8 @@ def make_worker(
         timeout=kwargs.pop("timeout", 5),
     )
     kwargs.setdefault("options", FAST)
-    return DeliveryWorker(store, settings, housekeeping=SqliteHousekeeping(db), **kwargs)
+    housekeeping = database.housekeeping(store)
+    return DeliveryWorker(store, settings, housekeeping=housekeeping, **kwargs)
 
 
 async def run_until(
@@ -100,12 +97,11 @@ async def run_until(
         await asyncio.gather(task, return_exceptions=True)
 
 
-def rows(db: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    with closing(sqlite3.connect(db)) as conn:
-        return conn.execute(sql, args).fetchall()
+def rows(database: Database, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    return database.rows(sql, *args)
 
 
-def outbox(db: Path) -> dict[str, tuple[Any, ...]]:
+def outbox(database: Database) -> dict[str, tuple[Any, ...]]:
     """partner_id -> (status, attempts, payload, last_error) of every outbox row."""
-    found = rows(db, "SELECT partner_id, status, attempts, payload, last_error FROM outbox")
+    found = rows(database, "SELECT partner_id, status, attempts, payload, last_error FROM outbox")
     return {row[0]: row[1:] for row in found}

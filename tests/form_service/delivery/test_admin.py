@@ -1,4 +1,5 @@
-"""Wiping, purging and the audit trail, checked down to the bytes of the database files."""
+"""Wiping, purging and the audit trail, checked down to the bytes of the database files
+(SQLite) or of a dump of the database (PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -11,50 +12,44 @@ from click.testing import CliRunner
 
 from outreach.cli import main
 from outreach.loader import LoadedProfile
+from tests.databases import Database
 from tests.form_service.delivery.reports import make_worker, open_store, report, rows, submit
 
 CANARY = "CANARY-7Q4Z-in-the-description"
 
 
-def _raw_files(db: Path) -> dict[str, bytes]:
-    files = [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
-    return {path.name: path.read_bytes() for path in files if path.exists()}
-
-
-def _holding(db: Path, text: str) -> list[str]:
-    return [name for name, data in _raw_files(db).items() if text.encode() in data]
+def _holding(database: Database, text: str) -> bool:
+    return text.encode() in database.raw()
 
 
 def test_delivered_payload_is_gone_from_every_database_file(
-    demo: LoadedProfile, data_dir: Path
+    demo: LoadedProfile, data_dir: Path, database: Database
 ) -> None:
-    db = data_dir / "reports.sqlite3"
 
     async def scenario() -> None:
-        store = await open_store(db)
+        store = await open_store(database)
         await submit(store, demo.profile, report(description=CANARY))
-        assert _holding(db, CANARY), "the test must see the canary before delivery"
-        await make_worker(store, demo.profile, data_dir, db).drain()
-        assert _holding(db, CANARY) == []  # while the store is still open
+        assert _holding(database, CANARY), "the test must see the canary before delivery"
+        await make_worker(store, demo.profile, data_dir, database).drain()
+        assert not _holding(database, CANARY)  # while the store is still open
         await store.close()
 
     asyncio.run(scenario())
-    assert _holding(db, CANARY) == []
-    assert rows(db, "SELECT count(*) FROM outbox WHERE payload IS NOT NULL") == [(0,)]
+    assert not _holding(database, CANARY)
+    assert rows(database, "SELECT count(*) FROM outbox WHERE payload IS NOT NULL") == [(0,)]
 
 
-def _env(data_dir: Path) -> dict[str, str]:
-    return {"OUTREACH_DATA_DIR": str(data_dir)}
+def _env(data_dir: Path, database: Database | None = None) -> dict[str, str]:
+    return {"OUTREACH_DATA_DIR": str(data_dir), **(database.env() if database else {})}
 
 
 def test_purge_removes_old_reports_and_keeps_the_audit_trail(
-    demo: LoadedProfile, data_dir: Path
+    demo: LoadedProfile, data_dir: Path, database: Database
 ) -> None:
-    db = data_dir / "reports.sqlite3"
     old = datetime.now(UTC) - timedelta(days=demo.profile.retention.days + 1)
 
     async def scenario() -> tuple[str, str]:
-        store = await open_store(db)
+        store = await open_store(database)
         # The old report was never delivered: its plaintext payloads are still there.
         stale = await submit(store, demo.profile, report(description=CANARY), now=old)
         fresh = await submit(store, demo.profile)
@@ -62,25 +57,25 @@ def test_purge_removes_old_reports_and_keeps_the_audit_trail(
         return stale.report_ref, fresh.report_ref
 
     stale, fresh = asyncio.run(scenario())
-    assert _holding(db, CANARY)
-    result = CliRunner().invoke(main, ["purge"], env=_env(data_dir))
+    assert _holding(database, CANARY)
+    result = CliRunner().invoke(main, ["purge"], env=_env(data_dir, database))
     assert result.exit_code == 0, result.output
     assert "Purged 1 report(s) older than 365 days." in result.output
-    assert rows(db, "SELECT report_ref FROM reports") == [(fresh,)]
+    assert rows(database, "SELECT report_ref FROM reports") == [(fresh,)]
     assert rows(
-        db,
+        database,
         "SELECT count(*) FROM outbox o JOIN reports r ON r.id = o.report_id WHERE r.report_ref = ?",
         stale,
     ) == [(0,)]
     events = [
         event
         for (event,) in rows(
-            db, "SELECT event FROM audit_events WHERE report_ref = ? ORDER BY id", stale
+            database, "SELECT event FROM audit_events WHERE report_ref = ? ORDER BY id", stale
         )
     ]
     assert events[0] == "received" and "routed" in events and events[-1] == "purged"
-    assert _holding(db, CANARY) == []
-    again = CliRunner().invoke(main, ["purge"], env=_env(data_dir))
+    assert not _holding(database, CANARY)
+    again = CliRunner().invoke(main, ["purge"], env=_env(data_dir, database))
     assert "Purged 0 report(s)" in again.output
 
 
@@ -91,22 +86,25 @@ def test_purge_without_a_database_does_nothing(data_dir: Path) -> None:
 
 
 @pytest.fixture
-def delivered(demo: LoadedProfile, data_dir: Path) -> str:
-    db = data_dir / "reports.sqlite3"
+def delivered(demo: LoadedProfile, data_dir: Path, database: Database) -> str:
 
     async def scenario() -> str:
-        store = await open_store(db)
+        store = await open_store(database)
         filed = await submit(store, demo.profile, report(description=CANARY))
         await submit(store, demo.profile)
-        await make_worker(store, demo.profile, data_dir, db).drain()
+        await make_worker(store, demo.profile, data_dir, database).drain()
         await store.close()
         return filed.report_ref
 
     return asyncio.run(scenario())
 
 
-def test_audit_prints_one_reports_trail_without_content(data_dir: Path, delivered: str) -> None:
-    result = CliRunner().invoke(main, ["audit", "--report", delivered], env=_env(data_dir))
+def test_audit_prints_one_reports_trail_without_content(
+    data_dir: Path, database: Database, delivered: str
+) -> None:
+    result = CliRunner().invoke(
+        main, ["audit", "--report", delivered], env=_env(data_dir, database)
+    )
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert all(delivered in line for line in lines)
@@ -124,18 +122,18 @@ def test_audit_prints_one_reports_trail_without_content(data_dir: Path, delivere
     assert CANARY not in result.output and "knife" not in result.output
 
 
-def test_audit_by_date(data_dir: Path, delivered: str) -> None:
+def test_audit_by_date(data_dir: Path, database: Database, delivered: str) -> None:
     today = datetime.now(UTC).date()
     both = CliRunner().invoke(
-        main, ["audit", "--since", str(today), "--until", str(today)], env=_env(data_dir)
+        main, ["audit", "--since", str(today), "--until", str(today)], env=_env(data_dir, database)
     )
     refs = {line.split()[2] for line in both.output.splitlines()}
     assert len(refs) == 2 and delivered in refs
     tomorrow = str(today + timedelta(days=1))
-    none = CliRunner().invoke(main, ["audit", "--since", tomorrow], env=_env(data_dir))
+    none = CliRunner().invoke(main, ["audit", "--since", tomorrow], env=_env(data_dir, database))
     assert none.output.strip() == "No audit events match."
     before = CliRunner().invoke(
-        main, ["audit", "--until", str(today - timedelta(days=1))], env=_env(data_dir)
+        main, ["audit", "--until", str(today - timedelta(days=1))], env=_env(data_dir, database)
     )
     assert before.output.strip() == "No audit events match."
 

@@ -15,6 +15,7 @@ from form_service.delivery.worker import WorkerOptions
 from outreach.loader import LoadedProfile
 from outreach.profile import Concern, Setting
 from tests.conftest import free_port
+from tests.databases import Database, only_postgres
 from tests.form_service.delivery.conftest import smtp_delivery
 from tests.form_service.delivery.reports import (
     FAST,
@@ -46,9 +47,8 @@ def _box(data_dir: Path, folder: str) -> list[str]:
 
 
 def test_right_partners_get_exactly_their_fields(
-    demo: LoadedProfile, data_dir: Path, tmp_path: Path
+    demo: LoadedProfile, data_dir: Path, database: Database
 ) -> None:
-    db = tmp_path / "reports.sqlite3"
     filed = report(
         area="east",
         setting=Setting.critical_infrastructure,
@@ -59,9 +59,9 @@ def test_right_partners_get_exactly_their_fields(
     )
 
     async def scenario() -> None:
-        store = await open_store(db)
+        store = await open_store(database)
         await submit(store, demo.profile, filed)
-        await make_worker(store, demo.profile, data_dir, db).drain()
+        await make_worker(store, demo.profile, data_dir, database).drain()
         await store.close()
 
     asyncio.run(scenario())
@@ -75,38 +75,44 @@ def test_right_partners_get_exactly_their_fields(
     assert PEOPLE_CANARY not in utilities and CONTACT_CANARY not in utilities  # not agreed
     assert "Routing rule: infrastructure" in utilities
     assert "HC-ISA-07" in utilities
-    state = outbox(db)
+    state = outbox(database)
     assert {status for status, *_ in state.values()} == {"delivered"}
     assert all(payload is None for _, _, payload, _ in state.values())
-    assert rows(db, "SELECT status FROM reports") == [("delivered",)]
-    delivered = rows(db, "SELECT partner_id FROM audit_events WHERE event = 'delivered'")
+    assert rows(database, "SELECT status FROM reports") == [("delivered",)]
+    delivered = rows(database, "SELECT partner_id FROM audit_events WHERE event = 'delivered'")
     assert sorted(p for (p,) in delivered) == ["harbor-utilities", "intake-team", "sheriff-tau"]
 
 
 @pytest.mark.smtp
 def test_smtp_down_then_back_is_delivered_once(
-    demo: LoadedProfile, data_dir: Path, tmp_path: Path, smtp_server: Any, test_ca: ThrowawayCA
+    demo: LoadedProfile,
+    data_dir: Path,
+    smtp_server: Any,
+    test_ca: ThrowawayCA,
+    database: Database,
 ) -> None:
-    db = tmp_path / "reports.sqlite3"
     server: SMTPServer = smtp_server(starttls=True, start=False)
     profile = with_partner(demo.profile, "intake-team", **smtp_delivery(server))
 
     async def scenario() -> None:
-        store = await open_store(db)
+        store = await open_store(database)
         await submit(store, profile)
-        worker = make_worker(store, profile, data_dir, db, tls_context=test_ca.client_context())
+        worker = make_worker(
+            store, profile, data_dir, database, tls_context=test_ca.client_context()
+        )
         await worker.drain()
-        status, attempts, payload, error = outbox(db)["intake-team"]
+        status, attempts, payload, error = outbox(database)["intake-team"]
         assert status == "pending" and attempts >= 1
         assert payload is not None and f"SMTP 127.0.0.1:{server.port}" in error
         server.start()
-        await run_until(worker, lambda: outbox(db)["intake-team"][0] == "delivered")
+        await run_until(worker, lambda: outbox(database)["intake-team"][0] == "delivered")
         await store.close()
 
     asyncio.run(scenario())
     assert len(server.messages) == 1 and server.messages[0].tls
     events = rows(
-        db, "SELECT event, outcome FROM audit_events WHERE partner_id = 'intake-team' ORDER BY id"
+        database,
+        "SELECT event, outcome FROM audit_events WHERE partner_id = 'intake-team' ORDER BY id",
     )
     assert events[0] == ("routed", None)
     assert ("delivery_attempt", "failed") in events and events[-1] == ("delivered", "delivered")
@@ -116,66 +122,75 @@ def test_smtp_down_then_back_is_delivered_once(
 def test_server_that_drops_the_connection_is_retried(
     demo: LoadedProfile,
     data_dir: Path,
-    tmp_path: Path,
     dropping_server: DroppingServer,
     smtp_server: Any,
     test_ca: ThrowawayCA,
+    database: Database,
 ) -> None:
-    db = tmp_path / "reports.sqlite3"
     flaky = with_partner(demo.profile, "intake-team", **smtp_delivery(dropping_server))  # type: ignore[arg-type]
 
     async def scenario() -> None:
-        store = await open_store(db)
+        store = await open_store(database)
         await submit(store, flaky)
-        await make_worker(store, flaky, data_dir, db, tls_context=test_ca.client_context()).drain()
-        assert outbox(db)["intake-team"][0] == "pending"
+        await make_worker(
+            store, flaky, data_dir, database, tls_context=test_ca.client_context()
+        ).drain()
+        assert outbox(database)["intake-team"][0] == "pending"
         dropping_server.stop()
         good: SMTPServer = smtp_server(starttls=True, port=dropping_server.port)
-        worker = make_worker(store, flaky, data_dir, db, tls_context=test_ca.client_context())
+        worker = make_worker(store, flaky, data_dir, database, tls_context=test_ca.client_context())
         await run_until(worker, lambda: len(good.messages) == 1)
         await store.close()
 
     asyncio.run(scenario())
     assert dropping_server.connections >= 1
-    status, attempts, *_ = outbox(db)["intake-team"]
+    status, attempts, *_ = outbox(database)["intake-team"]
     assert status == "delivered" and attempts == dropping_server.connections + 1
 
 
 def test_webhook_500_then_200(
-    demo: LoadedProfile, data_dir: Path, tmp_path: Path, http_receiver: HTTPReceiver
+    demo: LoadedProfile,
+    data_dir: Path,
+    http_receiver: HTTPReceiver,
+    database: Database,
 ) -> None:
-    db = tmp_path / "reports.sqlite3"
     hook = {"url": http_receiver.url, "secret_env": "HOOK_SECRET"}
     profile = with_partner(demo.profile, "intake-team", channel="webhook", webhook=hook)
     http_receiver.statuses = [500]
 
     async def scenario() -> None:
-        store = await open_store(db)
+        store = await open_store(database)
         await submit(store, profile)
-        worker = make_worker(store, profile, data_dir, db, environ={"HOOK_SECRET": "s3cret"})
-        await run_until(worker, lambda: outbox(db)["intake-team"][0] == "delivered")
+        worker = make_worker(store, profile, data_dir, database, environ={"HOOK_SECRET": "s3cret"})
+        await run_until(worker, lambda: outbox(database)["intake-team"][0] == "delivered")
         await store.close()
 
     asyncio.run(scenario())
     first, second = http_receiver.requests
     assert first.headers["webhook-id"] == second.headers["webhook-id"]
-    assert outbox(db)["intake-team"][1:] == (2, None, f"webhook {http_receiver.url[:22]}: HTTP 500")
+    assert outbox(database)["intake-team"][1:] == (
+        2,
+        None,
+        f"webhook {http_receiver.url[:22]}: HTTP 500",
+    )
 
 
 def test_two_workers_deliver_each_row_once(
-    demo: LoadedProfile, data_dir: Path, tmp_path: Path, http_receiver: HTTPReceiver
+    demo: LoadedProfile,
+    data_dir: Path,
+    http_receiver: HTTPReceiver,
+    database: Database,
 ) -> None:
-    db = tmp_path / "reports.sqlite3"
     hook = {"url": http_receiver.url, "secret_env": "HOOK_SECRET"}
     profile = with_partner(demo.profile, "intake-team", channel="webhook", webhook=hook)
     http_receiver.delay = 0.02
 
     async def scenario() -> None:
-        store_a, store_b = await open_store(db), await open_store(db)
+        store_a, store_b = await open_store(database), await open_store(database)
         for _ in range(40):
             await submit(store_a, profile, report(setting=Setting.online))
         workers = [
-            make_worker(store, profile, data_dir, db, environ={"HOOK_SECRET": "s"})
+            make_worker(store, profile, data_dir, database, environ={"HOOK_SECRET": "s"})
             for store in (store_a, store_b)
         ]
         counts = await asyncio.gather(*(worker.drain() for worker in workers))
@@ -186,14 +201,17 @@ def test_two_workers_deliver_each_row_once(
     asyncio.run(scenario())
     ids = Counter(request.headers["webhook-id"] for request in http_receiver.requests)
     assert len(ids) == 40 and set(ids.values()) == {1}
-    assert rows(db, "SELECT count(*) FROM outbox WHERE status != 'delivered'") == [(0,)]
+    assert rows(database, "SELECT count(*) FROM outbox WHERE status != 'delivered'") == [(0,)]
 
 
 @pytest.mark.smtp
 def test_starttls_refused_is_never_plaintext_and_is_alerted(
-    demo: LoadedProfile, data_dir: Path, tmp_path: Path, smtp_server: Any, test_ca: ThrowawayCA
+    demo: LoadedProfile,
+    data_dir: Path,
+    smtp_server: Any,
+    test_ca: ThrowawayCA,
+    database: Database,
 ) -> None:
-    db = tmp_path / "reports.sqlite3"
     server: SMTPServer = smtp_server(starttls=False)
     profile = with_partner(demo.profile, "sheriff-tau", **smtp_delivery(server))
     options = WorkerOptions(
@@ -201,51 +219,85 @@ def test_starttls_refused_is_never_plaintext_and_is_alerted(
     )
 
     async def scenario() -> None:
-        store = await open_store(db)
+        store = await open_store(database)
         await submit(store, profile)
         worker = make_worker(
-            store, profile, data_dir, db, options=options, tls_context=test_ca.client_context()
+            store,
+            profile,
+            data_dir,
+            database,
+            options=options,
+            tls_context=test_ca.client_context(),
         )
-        await run_until(worker, lambda: outbox(db)["sheriff-tau"][0] == "dead")
+        await run_until(worker, lambda: outbox(database)["sheriff-tau"][0] == "dead")
         await store.close()
 
     asyncio.run(scenario())
     assert server.messages == []
-    _, attempts, payload, error = outbox(db)["sheriff-tau"]
+    _, attempts, payload, error = outbox(database)["sheriff-tau"]
     assert attempts == 3 and "does not offer STARTTLS" in error
     assert payload is not None  # kept (until retention) so the row can be sent once fixed
     (alert,) = _box(data_dir, ALERT_FOLDER)
     assert "Subject: Someone may be in danger now: report R-" in alert
     assert "was not delivered to sheriff-tau" in alert
     assert "knife" not in alert and "Ann Example" not in alert
-    assert outbox(db)["intake-team"][0] == "delivered"  # the others were not held up
-    dead = rows(db, "SELECT partner_id, outcome FROM audit_events WHERE event = 'dead'")
+    assert outbox(database)["intake-team"][0] == "delivered"  # the others were not held up
+    dead = rows(database, "SELECT partner_id, outcome FROM audit_events WHERE event = 'dead'")
     assert dead == [("sheriff-tau", "gave up")]
-    failed = rows(db, "SELECT count(*) FROM audit_events WHERE event = 'delivery_attempt'")
+    failed = rows(database, "SELECT count(*) FROM audit_events WHERE event = 'delivery_attempt'")
     assert failed == [(3,)]
 
 
 def test_commit_wakes_the_worker_at_once(
-    demo: LoadedProfile, data_dir: Path, tmp_path: Path
+    demo: LoadedProfile, data_dir: Path, database: Database
 ) -> None:
-    db = tmp_path / "reports.sqlite3"
     slow_poll = WorkerOptions(poll_seconds=60)
 
     async def scenario() -> float:
-        store = await open_store(db)
+        store = await open_store(database)
         wakeup = asyncio.Event()
-        worker = make_worker(store, demo.profile, data_dir, db, options=slow_poll, wakeup=wakeup)
+        worker = make_worker(
+            store, demo.profile, data_dir, database, options=slow_poll, wakeup=wakeup
+        )
         task = asyncio.create_task(worker.run())
         await asyncio.sleep(0.2)  # the worker has drained nothing and sleeps on its event
         await submit(store, demo.profile)
         started = time.monotonic()
         wakeup.set()
-        while rows(db, "SELECT status FROM reports") != [("delivered",)]:
+        while rows(database, "SELECT status FROM reports") != [("delivered",)]:
             await asyncio.sleep(0.01)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await store.close()
         return time.monotonic() - started
+
+    assert asyncio.run(scenario()) < 2.0
+
+
+@only_postgres
+def test_a_commit_elsewhere_wakes_the_worker_by_notify(
+    demo: LoadedProfile, data_dir: Path, database: Database
+) -> None:
+    """No shared event and no polling: only the NOTIFY of the other store's commit."""
+    slow_poll = WorkerOptions(poll_seconds=60)
+
+    async def scenario() -> float:
+        worker_store, service_store = await open_store(database), await open_store(database)
+        worker = make_worker(worker_store, demo.profile, data_dir, database, options=slow_poll)
+        task = asyncio.create_task(worker.run())
+        await asyncio.sleep(0.5)  # listening, drained nothing, asleep for a minute
+        started = time.monotonic()
+        await submit(service_store, demo.profile)
+        async with asyncio.timeout(10):
+            while rows(database, "SELECT status FROM reports") != [("delivered",)]:
+                assert not task.done()
+                await asyncio.sleep(0.01)
+        elapsed = time.monotonic() - started
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await worker_store.close()
+        await service_store.close()
+        return elapsed
 
     assert asyncio.run(scenario()) < 2.0
 
@@ -260,21 +312,20 @@ def test_retry_policy_is_full_jitter_under_the_cap() -> None:
 
 
 def test_unreachable_partner_does_not_hold_up_the_others(
-    demo: LoadedProfile, data_dir: Path, tmp_path: Path
+    demo: LoadedProfile, data_dir: Path, database: Database
 ) -> None:
-    db = tmp_path / "reports.sqlite3"
     hook = {"url": f"http://127.0.0.1:{free_port()}/hook", "secret_env": "HOOK_SECRET"}
     profile = with_partner(demo.profile, "sheriff-tau", channel="webhook", webhook=hook)
 
     async def scenario() -> None:
-        store = await open_store(db)
+        store = await open_store(database)
         await submit(store, profile)
-        worker = make_worker(store, profile, data_dir, db, environ={"HOOK_SECRET": "s"})
+        worker = make_worker(store, profile, data_dir, database, environ={"HOOK_SECRET": "s"})
         await worker.drain()
         await store.close()
 
     asyncio.run(scenario())
-    state = outbox(db)
+    state = outbox(database)
     assert state["sheriff-tau"][0] == "pending" and "ConnectError" in state["sheriff-tau"][3]
     assert state["intake-team"][0] == "delivered" and state["harbor-schools"][0] == "delivered"
     assert FAST.retry.max_attempts > 1

@@ -21,6 +21,7 @@ import pytest
 from outreach.loader import load_profile
 from outreach.profile import Setting
 from tests.conftest import edit_yaml, free_port
+from tests.databases import Database
 from tests.form_service.delivery.reports import open_store, report, rows, submit
 from tests.form_service.delivery.servers import HTTPReceiver
 
@@ -65,7 +66,11 @@ def worker_process() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
 
 
 def test_worker_killed_mid_batch_delivers_every_row_after_restart(
-    demo_copy: Path, data_dir: Path, http_receiver: HTTPReceiver, worker_process: Any
+    demo_copy: Path,
+    data_dir: Path,
+    database: Database,
+    http_receiver: HTTPReceiver,
+    worker_process: Any,
 ) -> None:
     def all_to_webhook(data: dict[str, Any]) -> None:
         for partner in data["partners"]:
@@ -76,19 +81,18 @@ def test_worker_killed_mid_batch_delivers_every_row_after_restart(
 
     edit_yaml(demo_copy / "agency.yml", all_to_webhook)
     profile = load_profile(demo_copy).profile
-    db = data_dir / "reports.sqlite3"
 
     async def file_reports() -> list[str]:
-        store = await open_store(db)
+        store = await open_store(database)
         for _ in range(30):
             await submit(store, profile, report(setting=Setting.online, danger_now=False))
         await store.close()
-        return [row[0] for row in rows(db, "SELECT id FROM outbox")]
+        return [row[0] for row in rows(database, "SELECT id FROM outbox")]
 
     expected = set(asyncio.run(file_reports()))
     assert len(expected) >= 30
     http_receiver.delay = 0.1
-    env = _env(data_dir, HOOK_SECRET="s3cret")
+    env = _env(data_dir, HOOK_SECRET="s3cret", **database.env())
     args = ("worker", "--profile", str(demo_copy), "--concurrency", "2", "--lease-seconds", "2")
     first = worker_process(*args, env=env)
     _wait(lambda: len(http_receiver.requests) >= 6, 30, "the first deliveries")
@@ -96,12 +100,12 @@ def test_worker_killed_mid_batch_delivers_every_row_after_restart(
     first.wait(10)
     sent_before = len(http_receiver.requests)
     assert sent_before < len(expected), "the worker finished before it could be killed"
-    sending = rows(db, "SELECT count(*) FROM outbox WHERE status = 'sending'")[0][0]
+    sending = rows(database, "SELECT count(*) FROM outbox WHERE status = 'sending'")[0][0]
     assert sending >= 1, "no row was in flight when the worker died"
 
     worker_process(*args, env=env)
     _wait(
-        lambda: rows(db, "SELECT count(*) FROM outbox WHERE status != 'delivered'") == [(0,)],
+        lambda: rows(database, "SELECT count(*) FROM outbox WHERE status != 'delivered'") == [(0,)],
         60,
         "every row to be delivered",
     )
@@ -112,14 +116,20 @@ def test_worker_killed_mid_batch_delivers_every_row_after_restart(
 
 
 def test_report_through_the_form_reaches_the_maildirs(
-    data_dir: Path, tmp_path: Path, worker_process: Any
+    data_dir: Path, database: Database, tmp_path: Path, worker_process: Any
 ) -> None:
     site = tmp_path / "site"
     site.mkdir()
     (site / "index.html").write_text("<h1>site</h1>", encoding="utf-8")
     port = free_port()
     worker_process(
-        "serve", "--no-build", "--out", str(site), "--port", str(port), env=_env(data_dir)
+        "serve",
+        "--no-build",
+        "--out",
+        str(site),
+        "--port",
+        str(port),
+        env=_env(data_dir, **database.env()),
     )
     base = f"http://127.0.0.1:{port}"
 

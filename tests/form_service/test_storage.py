@@ -1,0 +1,341 @@
+"""The store on both databases: one durable transaction per report, and what the delivery
+worker uses. Every test runs on SQLite and on a real PostgreSQL (``database`` fixture)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import anyio
+import pytest
+
+from form_service.storage import NewReport, OutboxEntry, ReportStatus, Store, StoreUnavailable
+from form_service.storage.postgres import PostgresStore
+from form_service.storage.sqlite import SqliteStore
+from tests.databases import Database
+
+T = TypeVar("T")
+NOW = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+
+
+def run(work: Callable[[Any], Awaitable[T]], database: Database) -> T:
+    async def main() -> T:
+        store = await database.open_store(clock=lambda: NOW)
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return anyio.run(main)
+
+
+def entry(partner: str, is_intake: bool = False, delivery_id: str | None = None) -> OutboxEntry:
+    return OutboxEntry(
+        delivery_id=delivery_id or f"d-{partner}",
+        partner_id=partner,
+        rule_id="intake" if is_intake else "rule-1",
+        agreement_id=f"A-{partner}",
+        payload='{"fields": {"description": "secret words"}}',
+        is_intake=is_intake,
+        fields=("description", "location"),
+    )
+
+
+def new_report(token: str = "t" * 32, ref: str = "R-AAAAAAAA", **kw: Any) -> NewReport:
+    values: dict[str, Any] = {
+        "report_ref": ref,
+        "receipt_hash": f"hash-{token}",
+        "token_id": token,
+        "created_at": NOW,
+        "content_age": b"age-encrypted",
+        "outbox": (entry("intake-team", True), entry("harbor-schools")),
+    }
+    values.update(kw)
+    return NewReport(**values)
+
+
+def test_durability_settings(database: Database) -> None:
+    database = database.own_database()
+    if database.is_postgres:
+        # Even where the database's default says otherwise, a report's commit waits for disk.
+        database.execute(f"ALTER DATABASE {database.name} SET synchronous_commit = off")
+        assert database.rows("SHOW synchronous_commit") == [("off",)]
+
+        async def setting(store: PostgresStore) -> Any:
+            async with store._connection() as conn:
+                cursor = await conn.execute("SHOW synchronous_commit")
+                return await cursor.fetchone()
+
+        assert run(setting, database) == ("on",)
+        return
+
+    async def pragmas(store: SqliteStore) -> list[Any]:
+        conn = store._conn
+        assert conn is not None
+        return [
+            conn.execute(f"PRAGMA {name}").fetchone()[0]
+            for name in ("journal_mode", "synchronous", "foreign_keys")
+        ]
+
+    assert run(pragmas, database) == ["wal", 2, 1]  # synchronous 2 = FULL
+
+
+def test_report_outbox_and_audit_in_one_save(database: Database) -> None:
+    result = run(lambda s: s.save_report(new_report()), database)
+    assert result.created and result.report_ref == "R-AAAAAAAA"
+    assert database.rows("SELECT report_ref, status, created_at, content_age FROM reports") == [
+        ("R-AAAAAAAA", "received", "2026-03-04T05:06Z", b"age-encrypted")
+    ]
+    assert database.rows(
+        "SELECT partner_id, status, attempts, is_intake FROM outbox ORDER BY 1"
+    ) == [
+        ("harbor-schools", "pending", 0, 0),
+        ("intake-team", "pending", 0, 1),
+    ]
+    assert database.rows(
+        "SELECT event, partner_id, rule_id, agreement_id, fields FROM audit_events ORDER BY id",
+    ) == [
+        ("received", None, None, None, None),
+        ("routed", "intake-team", "intake", "A-intake-team", "description,location"),
+        ("routed", "harbor-schools", "rule-1", "A-harbor-schools", "description,location"),
+    ]
+
+
+def test_a_failed_save_leaves_nothing_behind(database: Database) -> None:
+    broken = new_report(outbox=(entry("a", delivery_id="same"), entry("b", delivery_id="same")))
+    with pytest.raises(database.integrity_error):
+        run(lambda s: s.save_report(broken), database)
+    for table in ("reports", "outbox", "audit_events"):
+        assert database.rows(f"SELECT count(*) FROM {table}") == [(0,)], table
+
+
+def test_same_token_twice_stores_one_report(database: Database) -> None:
+    async def twice(store: Store) -> tuple[Any, Any]:
+        first = await store.save_report(new_report())
+        second = await store.save_report(new_report(ref="R-BBBBBBBB", receipt_hash="other"))
+        return first, second
+
+    first, second = run(twice, database)
+    assert first.created and not second.created
+    assert second.receipt_hash == first.receipt_hash and second.report_ref == "R-AAAAAAAA"
+    assert database.rows("SELECT count(*) FROM reports") == [(1,)]
+    assert database.rows("SELECT count(*) FROM outbox") == [(2,)]
+
+
+def test_reference_collision_is_reported_for_a_retry(database: Database) -> None:
+    from form_service.storage import ReferenceTaken
+
+    async def collide(store: Store) -> None:
+        await store.save_report(new_report())
+        await store.save_report(new_report(token="u" * 32, receipt_hash="h2"))
+
+    with pytest.raises(ReferenceTaken):
+        run(collide, database)
+
+
+def test_status_follows_the_intake_delivery(database: Database) -> None:
+    async def flow(store: Store) -> list[Any]:
+        await store.save_report(new_report())
+        seen = [await store.report_status("hash-" + "t" * 32), await store.report_status("nope")]
+        await store.mark_delivered("d-harbor-schools")
+        seen.append(await store.report_status("hash-" + "t" * 32))
+        await store.mark_delivered("d-intake-team")
+        seen.append(await store.report_status("hash-" + "t" * 32))
+        await store.mark_reviewed("R-AAAAAAAA")
+        seen.append(await store.report_status("hash-" + "t" * 32))
+        return seen
+
+    assert run(flow, database) == [
+        ReportStatus.received,
+        None,
+        ReportStatus.received,
+        ReportStatus.delivered,
+        ReportStatus.reviewed,
+    ]
+
+
+def test_claim_deliver_and_wipe(database: Database) -> None:
+    async def flow(store: Store) -> Any:
+        await store.save_report(new_report())
+        claimed = await store.claim_due_deliveries(NOW, 10, 60)
+        again = await store.claim_due_deliveries(NOW, 10, 60)
+        await store.mark_delivered(claimed[0].delivery_id)
+        await store.mark_delivered(claimed[0].delivery_id)  # a second call changes nothing
+        return claimed, again
+
+    claimed, again = run(flow, database)
+    assert {c.partner_id for c in claimed} == {"intake-team", "harbor-schools"}
+    assert all(c.attempts == 1 and c.payload and c.report_ref == "R-AAAAAAAA" for c in claimed)
+    assert again == []
+    delivered = claimed[0].delivery_id
+    assert database.rows(f"SELECT status, payload FROM outbox WHERE id = '{delivered}'") == [
+        ("delivered", None)
+    ]
+    assert database.rows("SELECT count(*) FROM audit_events WHERE event = 'delivered'") == [(1,)]
+
+
+def test_rows_not_yet_due_are_not_claimed(database: Database) -> None:
+    early = run(lambda s: _save_then_claim(s, NOW - timedelta(seconds=1)), database)
+    assert early == []
+
+
+async def _save_then_claim(store: Store, at: datetime) -> list[Any]:
+    await store.save_report(new_report())
+    return await store.claim_due_deliveries(at, 10, 60)
+
+
+def test_an_expired_claim_is_claimed_again(database: Database) -> None:
+    async def flow(store: Store) -> tuple[Any, Any]:
+        await store.save_report(new_report())
+        await store.claim_due_deliveries(NOW, 10, 60)
+        during = await store.claim_due_deliveries(NOW + timedelta(seconds=30), 10, 60)
+        after = await store.claim_due_deliveries(NOW + timedelta(seconds=61), 10, 60)
+        return during, after
+
+    during, after = run(flow, database)
+    assert during == [] and len(after) == 2 and all(d.attempts == 2 for d in after)
+
+
+def test_failure_then_retry_then_dead(database: Database) -> None:
+    later = NOW + timedelta(minutes=5)
+
+    async def flow(store: Store) -> list[Any]:
+        await store.save_report(new_report(outbox=(entry("intake-team", True),)))
+        (first,) = await store.claim_due_deliveries(NOW, 10, 60)
+        await store.mark_failed(first.delivery_id, "connection refused", later, dead=False)
+        before = await store.claim_due_deliveries(later - timedelta(seconds=1), 10, 60)
+        (second,) = await store.claim_due_deliveries(later, 10, 60)
+        await store.mark_failed(second.delivery_id, "still refused", later, dead=True)
+        gone = await store.claim_due_deliveries(later + timedelta(days=1), 10, 60)
+        return [before, second.attempts, gone]
+
+    assert run(flow, database) == [[], 2, []]
+    assert database.rows("SELECT status, last_error, payload IS NOT NULL FROM outbox") == [
+        ("dead", "still refused", 1)
+    ]
+    assert database.rows(
+        "SELECT event, outcome FROM audit_events WHERE event IN"
+        " ('delivery_attempt', 'dead') ORDER BY id",
+    ) == [("delivery_attempt", "failed"), ("delivery_attempt", "failed"), ("dead", "gave up")]
+
+
+def test_audit_log_holds_no_content(database: Database) -> None:
+    run(lambda s: s.save_report(new_report()), database)
+    dump = "\n".join(str(row) for row in database.rows("SELECT * FROM audit_events"))
+    assert "secret words" not in dump
+
+
+def test_ping_and_closed_store(database: Database) -> None:
+    async def flow() -> tuple[bool, bool]:
+        store = database.store()
+        await store.open()
+        alive = await store.ping()
+        await store.close()
+        return alive, await store.ping()
+
+    assert anyio.run(flow) == (True, False)
+
+
+def run_plain(work: Callable[[], Awaitable[T]]) -> T:
+    return anyio.run(work)
+
+
+def test_two_stores_never_claim_the_same_row(database: Database) -> None:
+    """Two workers' stores claiming at once (SKIP LOCKED on PostgreSQL) share out the rows."""
+
+    async def flow() -> list[list[str]]:
+        first, second = await database.open_store(), await database.open_store()
+        try:
+            for n in range(30):
+                rows = (entry("intake-team", True, f"d{n}-a"), entry("harbor", False, f"d{n}-b"))
+                await first.save_report(
+                    new_report(f"{n:032d}", f"R-{n:08d}", receipt_hash=f"h{n}", outbox=rows)
+                )
+            claims: list[list[str]] = [[], []]
+            for _ in range(20):
+                batches = await asyncio.gather(
+                    first.claim_due_deliveries(NOW, 4, 60), second.claim_due_deliveries(NOW, 4, 60)
+                )
+                for taken, batch in zip(claims, batches, strict=True):
+                    taken += [row.delivery_id for row in batch]
+            return claims
+        finally:
+            await first.close()
+            await second.close()
+
+    claims = run_plain(flow)
+    everything = claims[0] + claims[1]
+    assert len(everything) == len(set(everything)) == 60
+
+
+def test_one_form_sent_to_two_processes_at_once_is_one_report(database: Database) -> None:
+    """Single use of a form token is the database's UNIQUE constraint, across processes."""
+
+    async def flow() -> list[Any]:
+        first, second = await database.open_store(), await database.open_store()
+        try:
+            return list(
+                await asyncio.gather(
+                    first.save_report(new_report()),
+                    second.save_report(new_report(ref="R-BBBBBBBB", receipt_hash="other")),
+                )
+            )
+        finally:
+            await first.close()
+            await second.close()
+
+    results = run_plain(flow)
+    assert sorted(r.created for r in results) == [False, True]
+    assert len({(r.report_ref, r.receipt_hash) for r in results}) == 1
+    assert database.rows("SELECT count(*) FROM reports") == [(1,)]
+    assert database.rows("SELECT count(*) FROM outbox") == [(2,)]
+
+
+def test_a_commit_wakes_listeners_in_other_processes(database: Database) -> None:
+    async def flow() -> bool:
+        listening, writing = await database.open_store(), await database.open_store()
+        wakeup = asyncio.Event()
+        task = asyncio.create_task(listening.listen_for_reports(wakeup))
+        try:
+            if not database.is_postgres:
+                await asyncio.wait_for(task, 1)  # SQLite has nothing to listen to
+                return False
+            await asyncio.wait_for(wakeup.wait(), 5)  # set once on (re)connecting
+            wakeup.clear()
+            await writing.save_report(new_report())
+            await asyncio.wait_for(wakeup.wait(), 5)
+            return True
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await listening.close()
+            await writing.close()
+
+    assert run_plain(flow) is database.is_postgres
+
+
+def test_a_read_only_database_is_unavailable_and_keeps_nothing(database: Database) -> None:
+    database = database.own_database()
+
+    async def flow(store: Any) -> None:
+        if database.is_postgres:
+            name = database.name
+            database.execute(f"ALTER DATABASE {name} SET default_transaction_read_only = on")
+            # Sessions take the setting when they start: end the store's, it reconnects.
+            database.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                f" WHERE datname = '{database.name}' AND pid <> pg_backend_pid()"
+            )
+        else:
+            store._conn.execute("PRAGMA query_only = ON")
+        with pytest.raises(StoreUnavailable):
+            await store.save_report(new_report())
+
+    run(flow, database)
+    if database.is_postgres:
+        assert database.server is not None
+        database.server.admin(f"ALTER DATABASE {database.name} RESET default_transaction_read_only")
+    assert database.rows("SELECT count(*) FROM reports") == [(0,)]
+    assert database.rows("SELECT count(*) FROM outbox") == [(0,)]
