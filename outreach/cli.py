@@ -150,7 +150,7 @@ def _service_settings(profile_path: str | None) -> Any:
 
 @main.command()
 @profile_option
-@click.option("--concurrency", type=click.IntRange(1, 100), default=8, show_default=True)
+@click.option("--concurrency", type=click.IntRange(1, 100), default=16, show_default=True)
 @click.option(
     "--lease-seconds",
     type=click.FloatRange(min=1),
