@@ -181,22 +181,33 @@ def message_id(delivery_id: str, domain: str) -> str:
     return f"<{delivery_id}@{domain}>"
 
 
+@functools.lru_cache(maxsize=512)
+def _parsed(name: str, value: str) -> BaseHeader:
+    # Parsing a header is most of the cost of a message; the ones that repeat (sender,
+    # recipients, flags, the date within a second) are parsed once. Header objects are
+    # immutable, and the e-mail API takes them as they are.
+    if len(value.splitlines()) > 1:  # the check the API makes on values it parses itself
+        raise ValueError("Header values may not contain linefeed or carriage return characters")
+    header: BaseHeader = _POLICY.header_factory(name, value)
+    return header
+
+
 def to_email(
     message: RenderedMessage, *, sender: Address, to: Sequence[str], domain: str
 ) -> EmailMessage:
     """The message with headers built only through the e-mail API (no header injection)."""
     mail = EmailMessage(policy=_POLICY)
     mail["Subject"] = message.subject
-    mail["From"] = sender
+    mail["From"] = _parsed("From", str(sender))
     if to:
-        mail["To"] = ", ".join(to)
-    mail["Date"] = format_datetime(_now())
+        mail["To"] = _parsed("To", ", ".join(to))
+    mail["Date"] = _parsed("Date", format_datetime(_now().replace(microsecond=0)))
     mail["Message-ID"] = message_id(message.delivery_id, domain)
-    mail["Auto-Submitted"] = "auto-generated"
+    mail["Auto-Submitted"] = _parsed("Auto-Submitted", "auto-generated")
     mail["X-Outreach-Report"] = message.report_ref
     if message.urgent:
-        mail["Importance"] = "high"
-        mail["X-Priority"] = "1"
+        mail["Importance"] = _parsed("Importance", "high")
+        mail["X-Priority"] = _parsed("X-Priority", "1")
     mail.set_content(message.body, charset="utf-8", cte="quoted-printable")
     if message.sealed is not None:
         mail.add_attachment(

@@ -241,3 +241,14 @@ def test_every_mail_string_is_translated() -> None:
     for msgid in ids:
         names = set(re.findall(r"%\((\w+)\)s", msgid))
         assert set(re.findall(r"%\((\w+)\)s", translated[msgid])) == names, msgid
+
+
+def test_reused_header_values_are_checked_too(demo: LoadedProfile) -> None:
+    rendered, _ = _email(demo, payload())
+    with pytest.raises(ValueError, match="linefeed or carriage return"):
+        to_email(
+            rendered,
+            sender=agency_sender(demo.profile),
+            to=["poc@x.example.org\r\nBcc: thief@evil.example"],
+            domain="x.example",
+        )
