@@ -81,3 +81,25 @@ def test_the_answer_comes_after_the_commit(conn: sqlite3.Connection, tmp_path: P
     assert asyncio.run(main()) == 1
     writer.stop()
     assert not writer.alive()
+
+
+def test_a_cancelled_caller_does_not_undo_the_others(
+    conn: sqlite3.Connection, tmp_path: Path
+) -> None:
+    writer = GroupCommitWriter(conn)
+
+    def slow_insert(n: int) -> None:
+        time.sleep(0.05)
+        conn.execute("INSERT INTO t (n) VALUES (?)", (n,))
+
+    async def main() -> None:
+        doomed = asyncio.ensure_future(writer.run(lambda c: slow_insert(1)))
+        kept = asyncio.ensure_future(writer.run(lambda c: slow_insert(2)))
+        await asyncio.sleep(0.01)
+        doomed.cancel()
+        await kept
+
+    asyncio.run(main())
+    writer.stop()
+    # The cancelled caller hears nothing, but its write was already queued and is kept.
+    assert count(tmp_path / "w.sqlite3") == 2
