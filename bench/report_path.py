@@ -6,8 +6,11 @@ Starts `outreach serve` (the real service, delivery worker included, under uvico
 bare Starlette endpoint that parses the same form and does one SQLite insert with WAL and
 synchronous=FULL, each in its own process. Both are driven by the same load generator: 32
 concurrent keep-alive connections, each sending one report after another. Printed: accepted
-reports per second, p50/p99 latency of the POST, and the service's resident memory, with
-the bar from the issue (>= 50% of the bare rate, p99 <= 100 ms, RSS <= 150 MB).
+reports per second, p50/p99 latency of the POST, each server's CPU time per report (all its
+threads, from /proc), and the service's resident memory, with the bar from the issue
+(>= 50% of the bare rate, p99 <= 100 ms, RSS <= 150 MB). The load average is printed too:
+on a shared machine other work takes CPU from both servers, and the service, which does
+more per report, loses more. `--no-worker` leaves the delivery worker out.
 
 The service runs with OUTREACH_MIN_FILL_SECONDS=0, because these clients send a form the
 moment they have it; form tokens are signed here with the service's own secret, so each
@@ -96,6 +99,13 @@ class Result:
     failed: int
     seconds: float
     latencies: list[float]
+    cpu: float = 0.0
+    """CPU seconds the server process used during the measured run."""
+
+    warmup: int = 0
+
+    def cpu_per_report(self) -> float:
+        return self.cpu * 1000 / max(1, self.accepted + self.warmup)
 
     @property
     def rate(self) -> float:
@@ -144,7 +154,7 @@ async def _drive(
 ) -> Result:
     warm = Result(name, 0, 0, 1.0, [])
     await asyncio.gather(*(_client(port, body, time.monotonic() + 2, warm) for _ in range(clients)))
-    result = Result(name, 0, 0, seconds, [])
+    result = Result(name, 0, 0, seconds, [], warmup=warm.accepted)
     started = time.monotonic()
     until = started + seconds
     await asyncio.gather(*(_client(port, body, until, result) for _ in range(clients)))
@@ -172,6 +182,12 @@ def wait_for(port: int, process: subprocess.Popen[bytes], path: str) -> None:
         except OSError:
             time.sleep(0.2)
     raise SystemExit("a server did not start")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process and its threads so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> tuple[float, float]:
@@ -254,10 +270,8 @@ def main() -> None:
         def bare_body() -> bytes:
             return urlencode({"token": "x" * 80}).encode() + b"&" + plain
 
-        bare_result = asyncio.run(_drive("bare", bare_port, bare_body, args.clients, args.seconds))
-        service_result = asyncio.run(
-            _drive("service", service_port, service_body, args.clients, args.seconds)
-        )
+        bare_result = measure(bare, "bare", bare_port, bare_body, args)
+        service_result = measure(service, "service", service_port, service_body, args)
         rss, peak = rss_mb(service.pid)
         with sqlite3.connect(work / "data" / "reports.sqlite3") as conn:
             stored = conn.execute("SELECT count(*) FROM reports").fetchone()[0]
@@ -269,16 +283,33 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
+def measure(
+    process: subprocess.Popen[bytes],
+    name: str,
+    port: int,
+    body: Callable[[], bytes],
+    args: argparse.Namespace,
+) -> Result:
+    before = cpu_seconds(process.pid)
+    result = asyncio.run(_drive(name, port, body, args.clients, args.seconds))
+    # The warm-up's CPU is counted too, spread over warm-up and measured reports alike.
+    result.cpu = cpu_seconds(process.pid) - before
+    return result
+
+
 def report(
     bare: Result, service: Result, rss: float, peak: float, stored: int, args: argparse.Namespace
 ) -> None:
     print(f"{args.clients} clients, {args.seconds:.0f} s each, {os.cpu_count()} cores")
-    print(f"{'':8} {'reports/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7}")
+    print(
+        f"{'':8} {'reports/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7} {'CPU ms/report':>14}"
+    )
     for r in (bare, service):
         print(
             f"{r.name:8} {r.rate:10.1f} {r.percentile(50):8.1f} {r.percentile(99):8.1f}"
-            f" {r.failed:7d}"
+            f" {r.failed:7d} {r.cpu_per_report():7.2f}"
         )
+    print("(CPU ms: server CPU time per accepted report, all threads)")
     ratio = service.rate / bare.rate
     print(f"service/bare: {ratio:.0%}   service RSS: {rss:.0f} MB (peak {peak:.0f} MB)")
     print(f"reports in the service database: {stored} (warm-up included)")
