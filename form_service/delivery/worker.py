@@ -21,6 +21,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+import anyio
+
 from form_service.delivery.alerts import alert_dead
 from form_service.delivery.channel import DeliveryFailed, DeliverySettings
 from form_service.delivery.dispatch import deliver
@@ -79,8 +81,10 @@ class DeliveryWorker:
             await self._deliver_forever()
         finally:
             listener.cancel()
-            await asyncio.gather(listener, return_exceptions=True)
-            await self.sessions.close()
+            # Shielded: under the app's task group every await here would be cancelled again.
+            with anyio.move_on_after(5, shield=True):
+                await asyncio.gather(listener, return_exceptions=True)
+                await self.sessions.close()
 
     async def _deliver_forever(self) -> None:
         next_purge = time.monotonic()
@@ -123,8 +127,8 @@ class DeliveryWorker:
                 inflight = await self._next_finished(inflight)
                 await self._checkpoint(force=False)
         finally:
-            for task in inflight:
-                task.cancel()
+            if inflight:
+                await _settle(inflight)
         await self._checkpoint(force=True)
         return attempts
 
@@ -213,6 +217,17 @@ class DeliveryWorker:
         if refs:
             log_event("reports_purged", count=len(refs), retention_days=days)
         return refs
+
+
+async def _settle(inflight: set[asyncio.Task[None]], grace_seconds: float = 5.0) -> None:
+    """On the way out (shutdown, an error): let running attempts finish and be recorded
+    before the store closes, so a message already accepted is not sent again later."""
+    with anyio.move_on_after(grace_seconds, shield=True):
+        await asyncio.wait(inflight)
+    for task in inflight:
+        task.cancel()
+    with anyio.CancelScope(shield=True):
+        await asyncio.gather(*inflight, return_exceptions=True)
 
 
 def _urgent(row: Delivery) -> bool:
