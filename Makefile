@@ -32,6 +32,12 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/build_speed.py
 
+## Check constraints.txt against the vulnerability database; fails if it cannot be reached,
+## unless OFFLINE=1, which then says the check was skipped and exits 0
+audit: AUDIT_FLAGS := $(if $(filter 1 yes true,$(OFFLINE)),--offline)
+audit: $(STAMP)
+	$(BIN)/python -m outreach.audit_deps --requirements constraints.txt $(AUDIT_FLAGS)
+
 ## Re-pin every dependency after changing pyproject.toml
 lock:
 	@set -e; tmp=$$(mktemp -d); \

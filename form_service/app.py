@@ -19,6 +19,7 @@ from form_service.error_pages import exception_handlers
 from form_service.logs import log_event, setup_logging
 from form_service.pages import ASSETS_PATH, asset_dir
 from form_service.report_views import report_endpoint
+from form_service.security_headers import SecurityHeaders
 from form_service.service import Service, service_of
 from form_service.settings import Settings
 from form_service.status_views import status_endpoint
@@ -70,7 +71,10 @@ def create_app(settings: Settings, background: Sequence[BackgroundTask] = ()) ->
 
     return Starlette(
         routes=_routes(settings),
-        middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=list(settings.allowed_hosts))],
+        middleware=[
+            Middleware(SecurityHeaders, settings=settings),
+            Middleware(TrustedHostMiddleware, allowed_hosts=list(settings.allowed_hosts)),
+        ],
         exception_handlers=exception_handlers(service.pages),  # type: ignore[arg-type]
         lifespan=lifespan,
     )

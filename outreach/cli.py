@@ -220,7 +220,12 @@ def _run_uvicorn(app: Any, host: str, port: int, workers: int = 1) -> None:
     """Serve *app*, or with several workers the factory named by the string *app*."""
     import uvicorn
 
+    from outreach import http_limits as limits
+
     # No access log: it would record every visitor's address and the pages they read.
+    # The limits: a request head of at most 16 KiB, sent within 10 s, its body within 30 s
+    # (DeadlineH11Protocol); idle keep-alive connections closed after 5 s; past 512 open
+    # connections new requests get 503 rather than queueing without end.
     uvicorn.run(
         app,
         host=host,
@@ -231,6 +236,12 @@ def _run_uvicorn(app: Any, host: str, port: int, workers: int = 1) -> None:
         proxy_headers=False,
         server_header=False,
         log_level=os.environ.get("OUTREACH_LOG_LEVEL", "info").lower(),
+        http=limits.DeadlineH11Protocol,
+        h11_max_incomplete_event_size=limits.MAX_HEAD_BYTES,
+        timeout_keep_alive=limits.KEEP_ALIVE_TIMEOUT,
+        limit_concurrency=limits.MAX_CONCURRENCY,
+        backlog=limits.BACKLOG,
+        timeout_graceful_shutdown=limits.GRACEFUL_SHUTDOWN_TIMEOUT,
     )
 
 
@@ -246,3 +257,17 @@ def new(agency_id: str) -> None:
     click.echo(
         f"Created {shown}. Edit {shown}/agency.yml, then run: outreach check --profile {shown}"
     )
+
+
+@main.command()
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the private key to this new file (owner-only; never overwrites).",
+)
+def keygen(out: Path | None) -> None:
+    """Make an archive key pair; the private key must never be on the server."""
+    from outreach.keys import keygen as make_key_pair
+
+    make_key_pair(out)

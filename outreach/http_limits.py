@@ -1,0 +1,137 @@
+"""Limits of the HTTP server, so that slow or greedy clients cannot hold it.
+
+uvicorn limits the size of a request head (h11's incomplete-event size) and closes idle
+keep-alive connections, but it has no deadline for a client that opens a connection and
+then sends its request head one byte at a time ("slowloris"), nor for one that trickles
+its body: each such connection stays open for as long as the client likes, and with
+``limit_concurrency`` set, a few hundred of them would turn every tipster away with 503.
+
+h11's size limit, too, only applies to a head that arrives in pieces: one that arrives in
+a single read (64 KiB on a fast link) is accepted whatever its size. So the protocol also
+counts the bytes of every request head itself and answers 431 past ``MAX_HEAD_BYTES``.
+
+``DeadlineH11Protocol`` adds those deadlines to uvicorn's h11 protocol: the request head
+must be complete within ``HEAD_TIMEOUT`` seconds of the connection opening (or of the
+previous response on a kept-alive connection), and the body within ``BODY_TIMEOUT`` seconds
+of the head. A client that misses one is disconnected; a handler still waiting for the
+body then sees the client as gone. Nothing about the client is logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import Any
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+# The largest request head accepted (request line and headers); a larger one gets 400.
+# Browsers send a few KiB; the site sets no cookies.
+MAX_HEAD_BYTES = 16 * 1024
+HEAD_TIMEOUT = 10.0
+BODY_TIMEOUT = 30.0
+KEEP_ALIVE_TIMEOUT = 5
+# Connections plus running requests before new requests get 503 (uvicorn's limit_concurrency).
+MAX_CONCURRENCY = 512
+# Connections the kernel queues before the server accepts them.
+BACKLOG = 1024
+# How long a stopping server waits for running requests before it closes them.
+GRACEFUL_SHUTDOWN_TIMEOUT = 10
+
+LOGGER = logging.getLogger("uvicorn.error")
+
+# The blank line that ends a request head, as h11 finds it.
+_END_OF_HEAD = re.compile(rb"\n\r?\n")
+_TOO_LARGE = b"Request header fields too large\n"
+_TOO_LARGE_RESPONSE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"X-Content-Type-Options: nosniff\r\n"
+    b"Content-Length: " + str(len(_TOO_LARGE)).encode() + b"\r\n"
+    b"Connection: close\r\n\r\n" + _TOO_LARGE
+)
+
+
+class DeadlineH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with deadlines for receiving the request head and body."""
+
+    head_timeout: float = HEAD_TIMEOUT
+    body_timeout: float = BODY_TIMEOUT
+    max_head_bytes: int = MAX_HEAD_BYTES
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._waiting_for: object = None
+        self._head = b""
+        self._refused = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._watch()
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        if self.conn.their_state is h11.IDLE and self._head_too_large(data):
+            self._refuse_head()
+            return
+        super().data_received(data)
+        self._watch()
+
+    def _head_too_large(self, data: bytes) -> bool:
+        """Count the bytes of the request head being received; True once past the limit."""
+        head = self._head + data
+        end = _END_OF_HEAD.search(head)
+        size = end.end() if end else len(head)
+        self._head = b"" if end else head
+        return size > self.max_head_bytes
+
+    def _refuse_head(self) -> None:
+        self._refused = True
+        self._cancel()
+        LOGGER.info("Refused a request head larger than %d bytes.", self.max_head_bytes)
+        self.transport.write(_TOO_LARGE_RESPONSE)
+        self.transport.close()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._watch()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel()
+        super().connection_lost(exc)
+
+    def _watch(self) -> None:
+        """Arm the deadline for what the client still owes us, or drop it if it owes nothing."""
+        if self.transport.is_closing():
+            self._cancel()
+            return
+        state = self.conn.their_state
+        if state is h11.IDLE:
+            timeout = self.head_timeout
+        elif state is h11.SEND_BODY:
+            timeout = self.body_timeout
+        else:
+            self._cancel()
+            return
+        if self._waiting_for is not state:
+            self._cancel()
+            self._waiting_for = state
+            self._deadline = self.loop.call_later(timeout, self._expire)
+
+    def _cancel(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._deadline = None
+        self._waiting_for = None
+
+    def _expire(self) -> None:
+        part = "head" if self._waiting_for is h11.IDLE else "body"
+        self._deadline = None
+        self._waiting_for = None
+        if not self.transport.is_closing():
+            LOGGER.info("Closed a connection that did not send its request %s in time.", part)
+            self.transport.close()
