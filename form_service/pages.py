@@ -106,6 +106,9 @@ class Pages:
             ],
         }
 
+    def html(self, template: str, lang: str, page: str = "report", **values: Any) -> str:
+        return _environment(lang).get_template(template).render(self.context(lang, page) | values)
+
     def render(
         self,
         request: Request,
@@ -115,7 +118,7 @@ class Pages:
         page: str = "report",
         **values: Any,
     ) -> HTMLResponse:
-        html = _environment(lang).get_template(template).render(self.context(lang, page) | values)
+        html = self.html(template, lang, page, **values)
         return HTMLResponse(html, status_code, headers=security_headers(request))
 
 

@@ -54,6 +54,10 @@ def receipt_hash(secret: str, code: str) -> str:
     return _mac(secret, "receipt-hash:" + normalize_code(code)).hex()
 
 
-def new_report_ref() -> str:
-    """A public reference partners and staff use (R-7K3M9Q2X); never the receipt code."""
-    return "R-" + _base32(secrets.randbits(5 * REF_LENGTH), REF_LENGTH)
+def new_report_ref(entropy: bytes | None = None) -> str:
+    """A public reference partners and staff use (R-7K3M9Q2X); never the receipt code.
+
+    *entropy* (at least 5 random bytes) lets a caller draw all its randomness at once.
+    """
+    raw = entropy[:5] if entropy is not None else secrets.token_bytes(5)
+    return "R-" + _base32(int.from_bytes(raw, "big"), REF_LENGTH)

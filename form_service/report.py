@@ -38,8 +38,15 @@ class Report:
 
     def content(self) -> dict[str, Any]:
         """Everything the tipster gave, for the encrypted archive copy."""
-        data = asdict(self)
-        data["location"] = {"area": data.pop("area"), "detail": data.pop("area_detail")}
-        data["setting"] = self.setting.value
-        data["concern"] = self.concern.value
-        return data
+        return {
+            "description": self.description,
+            "location": {"area": self.area, "detail": self.area_detail},
+            "setting": self.setting.value,
+            "concern": self.concern.value,
+            "when": self.when,
+            "people": self.people,
+            "danger_now": self.danger_now,
+            "contact": asdict(self.contact),
+            "consent_to_share_contact": self.consent_to_share_contact,
+            "language": self.language,
+        }

@@ -10,12 +10,13 @@ from typing import Any
 
 from babel.numbers import format_decimal
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 
 from form_service.error_pages import error_page
 from form_service.form_input import BodyTooLarge, NotAForm, read_form
 from form_service.intake import prepare_report
 from form_service.logs import log_event
+from form_service.pages import security_headers
 from form_service.receipts import receipt_code, receipt_hash
 from form_service.report import Report
 from form_service.report_form import FORM_FIELDS, MAX_DESCRIPTION, Invalid, validate_report
@@ -144,6 +145,22 @@ def _not_saved(
     return response
 
 
+# Stands in for the code while a receipt page is rendered once per language and danger
+# answer; the code (Crockford base32 and dashes) needs no escaping, so it is put in after.
+_CODE_MARK = "RECEIPTCODEMARK"
+
+
+def _receipt(
+    service: Service, request: Request, lang: str, code: str, danger_now: bool
+) -> Response:
+    key = (lang, danger_now)
+    page = service.receipt_pages.get(key)
+    if page is None:
+        page = service.pages.html("receipt.html", lang, code=_CODE_MARK, danger_now=danger_now)
+        service.receipt_pages[key] = page
+    return HTMLResponse(page.replace(_CODE_MARK, code), headers=security_headers(request))
+
+
 async def _submit(service: Service, request: Request, lang: str) -> Response:
     settings = service.settings
     try:
@@ -177,9 +194,7 @@ async def _submit(service: Service, request: Request, lang: str) -> Response:
         code = await _store(service, result, check.token_id)
     except StoreUnavailable as error:
         return _not_saved(service, request, lang, values, error)
-    return service.pages.render(
-        request, "receipt.html", lang, 200, code=code, danger_now=result.danger_now
-    )
+    return _receipt(service, request, lang, code, result.danger_now)
 
 
 async def report_endpoint(request: Request) -> Response:

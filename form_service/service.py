@@ -29,6 +29,8 @@ class Service:
     limiter: LookupLimiter
     pages: Pages
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    receipt_pages: dict[tuple[str, bool], str] = field(default_factory=dict)
+    """Receipt pages rendered once per (language, danger now), the code put in per report."""
 
     @classmethod
     def build(cls, settings: Settings, store: Store) -> Service:

@@ -84,3 +84,16 @@ def test_content_is_encrypted_to_the_archive_key(
     assert content["report_ref"] == new.report_ref
     assert content["received_at"] == "2026-03-04T05:06Z"
     assert content["language"] == "es"
+
+
+def test_delivery_ids_are_distinct_uuid4(keyed_demo: LoadedProfile) -> None:
+    import uuid
+
+    report = replace(REPORT, concern=Concern.both, danger_now=True)
+    ids = [
+        e.delivery_id
+        for n in range(20)
+        for e in prepare_report(report, keyed_demo.profile, f"{n:032x}", "s", NOW)[0].outbox
+    ]
+    assert len(set(ids)) == len(ids) > 20
+    assert all(uuid.UUID(i).version == 4 and str(uuid.UUID(i)) == i for i in ids)
