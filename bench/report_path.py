@@ -33,6 +33,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -200,7 +201,7 @@ def rss_mb(pid: int) -> tuple[float, float]:
     return values["VmRSS"], values["VmHWM"]
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--clients", type=int, default=32)
@@ -209,71 +210,61 @@ def main() -> None:
     )
     parser.add_argument("--bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.bare:
-        serve_bare(args.bare, args.db)
-        return
+    return parser.parse_args()
 
-    from form_service.tokens import FormTokens
 
-    args.load = os.getloadavg()[0]
-
-    work = Path(tempfile.mkdtemp(prefix="report-bench-"))
-    bin_dir = Path(sys.executable).parent
-    subprocess.run(
-        [str(bin_dir / "outreach"), "build", "--out", str(work / "site")],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        cwd=work,
-    )
-    secret = secrets.token_hex(32)
+def start_servers(
+    work: Path, secret: str, args: argparse.Namespace
+) -> tuple[subprocess.Popen[bytes], int, subprocess.Popen[bytes], int]:
+    """`outreach serve` and the bare endpoint, each in its own process, both answering."""
+    outreach = str(Path(sys.executable).parent / "outreach")
+    site = str(work / "site")
+    subprocess.run([outreach, "build", "--out", site], check=True, stdout=subprocess.DEVNULL)
     env = {
         **os.environ,
         "OUTREACH_DATA_DIR": str(work / "data"),
         "OUTREACH_SECRET_KEY": secret,
+        # The load generator sends each form the moment it has it.
         "OUTREACH_MIN_FILL_SECONDS": "0",
     }
     service_port, bare_port = free_port(), free_port()
-    logs = work / "service.log", work / "bare.log"
-    with logs[0].open("wb") as out_service, logs[1].open("wb") as out_bare:
-        service = subprocess.Popen(
-            [
-                str(bin_dir / "outreach"),
-                "serve",
-                "--no-build",
-                "--out",
-                str(work / "site"),
-                "--port",
-                str(service_port),
-                *(["--no-worker"] if args.no_worker else []),
-            ],
-            env=env,
-            cwd=work,
-            stdout=out_service,
-            stderr=subprocess.STDOUT,
-        )
-        bare = subprocess.Popen(
-            [sys.executable, __file__, "--bare", str(bare_port), "--db", str(work / "bare.db")],
-            cwd=work,
-            stdout=out_bare,
-            stderr=subprocess.STDOUT,
-        )
+    worker = ["--no-worker"] if args.no_worker else []
+    serve = [outreach, "serve", "--no-build", "--out", site, "--port", str(service_port), *worker]
+    bare_cmd = [sys.executable, __file__, "--bare", str(bare_port), "--db", str(work / "bare.db")]
+    with (work / "service.log").open("wb") as log_s, (work / "bare.log").open("wb") as log_b:
+        service = subprocess.Popen(serve, env=env, cwd=work, stdout=log_s, stderr=log_s)
+        bare = subprocess.Popen(bare_cmd, cwd=work, stdout=log_b, stderr=log_b)
+    wait_for(service_port, service, str(work / "service.log"))
+    wait_for(bare_port, bare, str(work / "bare.log"))
+    return service, service_port, bare, bare_port
+
+
+def main() -> None:
+    args = parse_args()
+    if args.bare:
+        serve_bare(args.bare, args.db)
+        return
+    from form_service.tokens import FormTokens
+
+    args.load = os.getloadavg()[0]
+    work = Path(tempfile.mkdtemp(prefix="report-bench-"))
+    secret = secrets.token_hex(32)
+    service, service_port, bare, bare_port = start_servers(work, secret, args)
+    tokens = FormTokens((secret,), 0, 3600)
+    plain = urlencode(REPORT).encode()
     try:
-        wait_for(service_port, service, str(logs[0]))
-        wait_for(bare_port, bare, str(logs[1]))
-        tokens = FormTokens((secret,), 0, 3600)
-        plain = urlencode(REPORT).encode()
-
-        def service_body() -> bytes:
-            return urlencode({"token": tokens.issue()}).encode() + b"&" + plain
-
-        def bare_body() -> bytes:
-            return urlencode({"token": "x" * 80}).encode() + b"&" + plain
-
-        bare_result = measure(bare, "bare", bare_port, bare_body, args)
-        service_result = measure(service, "service", service_port, service_body, args)
+        bare_result = measure(
+            bare, "bare", bare_port, lambda: b"token=" + b"x" * 80 + b"&" + plain, args
+        )
+        service_result = measure(
+            service,
+            "service",
+            service_port,
+            lambda: urlencode({"token": tokens.issue()}).encode() + b"&" + plain,
+            args,
+        )
         rss, peak = rss_mb(service.pid)
-        with sqlite3.connect(work / "data" / "reports.sqlite3") as conn:
+        with closing(sqlite3.connect(work / "data" / "reports.sqlite3")) as conn:
             stored = conn.execute("SELECT count(*) FROM reports").fetchone()[0]
     finally:
         for process in (service, bare):

@@ -19,7 +19,7 @@ from form_service.report import Report
 from form_service.sharing import minute_iso, partner_payload, shared_fields
 from form_service.storage import NewReport, OutboxEntry
 from outreach.profile import Profile
-from outreach.routing import route_report
+from outreach.routing import Recipient, route_report
 
 
 @functools.cache
@@ -31,6 +31,30 @@ def encrypt_for_archive(content: dict[str, object], profile: Profile) -> bytes:
     recipients = _recipients(tuple(profile.archive.age_recipients))
     data = json.dumps(content, ensure_ascii=False, sort_keys=True).encode("utf-8")
     return bytes(pyrage.encrypt(data, recipients))
+
+
+def _outbox_entry(
+    report: Report,
+    profile: Profile,
+    recipient: Recipient,
+    delivery_id: str,
+    report_ref: str,
+    now: datetime,
+) -> OutboxEntry:
+    payload = partner_payload(
+        report, profile, recipient, delivery_id=delivery_id, report_ref=report_ref, received_at=now
+    )
+    is_intake = recipient.partner_id == profile.routing.intake
+    partner = profile.partner(recipient.partner_id)
+    return OutboxEntry(
+        delivery_id=delivery_id,
+        partner_id=recipient.partner_id,
+        rule_id=recipient.rule_id,
+        agreement_id=partner.agreement.id,
+        payload=json.dumps(payload, ensure_ascii=False),
+        is_intake=is_intake,
+        fields=tuple(f.value for f in shared_fields(partner, report, is_intake)),
+    )
 
 
 def prepare_report(
@@ -47,27 +71,7 @@ def prepare_report(
     for index, recipient in enumerate(recipients):
         start = 5 + 16 * index
         delivery_id = str(uuid.UUID(bytes=entropy[start : start + 16], version=4))
-        payload = partner_payload(
-            report,
-            profile,
-            recipient,
-            delivery_id=delivery_id,
-            report_ref=report_ref,
-            received_at=now,
-        )
-        is_intake = recipient.partner_id == profile.routing.intake
-        partner = profile.partner(recipient.partner_id)
-        entries.append(
-            OutboxEntry(
-                delivery_id=delivery_id,
-                partner_id=recipient.partner_id,
-                rule_id=recipient.rule_id,
-                agreement_id=partner.agreement.id,
-                payload=json.dumps(payload, ensure_ascii=False),
-                is_intake=is_intake,
-                fields=tuple(f.value for f in shared_fields(partner, report, is_intake)),
-            )
-        )
+        entries.append(_outbox_entry(report, profile, recipient, delivery_id, report_ref, now))
     content = {"report_ref": report_ref, "received_at": minute_iso(now), **report.content()}
     new = NewReport(
         report_ref=report_ref,
