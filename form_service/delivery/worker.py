@@ -73,6 +73,7 @@ class DeliveryWorker:
         self._failing: set[str] = set()
         self._wiped = False
         self._last_checkpoint = 0.0
+        self._checkpointing: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
         """Deliver until cancelled."""
@@ -85,6 +86,8 @@ class DeliveryWorker:
             with anyio.move_on_after(5, shield=True):
                 await asyncio.gather(listener, return_exceptions=True)
                 await self.sessions.close()
+                if self._checkpointing is not None:
+                    await asyncio.gather(self._checkpointing, return_exceptions=True)
 
     async def _deliver_forever(self) -> None:
         next_purge = time.monotonic()
@@ -101,7 +104,9 @@ class DeliveryWorker:
                 async with asyncio.timeout(self.options.poll_seconds):
                     await self.wakeup.wait()
             except TimeoutError:
-                await self.sessions.close()  # idle: no connection held open for nothing
+                # Idle: no connection held open for nothing, no wiped text left in the WAL.
+                await self.sessions.close()
+                await self._checkpoint(force=True)
 
     async def drain(self) -> int:
         """Send every row that is due now, then close the SMTP sessions it opened."""
@@ -109,6 +114,7 @@ class DeliveryWorker:
             return await self._drain()
         finally:
             await self.sessions.close()
+            await self._checkpoint(force=True)
 
     async def _drain(self) -> int:
         """Send every due row, up to ``concurrency`` at once; the number of attempts made."""
@@ -126,10 +132,17 @@ class DeliveryWorker:
                     break
                 inflight = await self._next_finished(inflight)
                 await self._checkpoint(force=False)
+        except Exception:
+            # The database went away (a claim failed), not a shutdown: the attempts in flight
+            # finish and record their outcome, retrying while it is away; cut short, their
+            # rows would wait out the whole lease before being sent again.
+            if inflight:
+                await asyncio.wait(inflight)
+            raise
         finally:
             if inflight:
                 await _settle(inflight)
-        await self._checkpoint(force=True)
+        await self._checkpoint(force=False)
         return attempts
 
     async def _next_finished(self, inflight: set[asyncio.Task[None]]) -> set[asyncio.Task[None]]:
@@ -165,7 +178,7 @@ class DeliveryWorker:
         except Exception as error:  # a bug in one row must not stop the others
             await self._failed(row, f"internal error: {type(error).__name__}")
             return
-        await self.store.mark_delivered(row.delivery_id)
+        await self._record_delivered(row)
         self._wiped = True
         log_event(
             "delivered", report_ref=row.report_ref, partner=row.partner_id, attempt=row.attempts
@@ -173,6 +186,28 @@ class DeliveryWorker:
         if row.partner_id in self._failing:
             self._failing.discard(row.partner_id)
             await self._recovered(row.partner_id)
+
+    async def _record_delivered(self, row: Delivery) -> None:
+        """Mark the row delivered, retrying while the database is away (a restart): the
+        channel took the message, so sending it again after the lease would only be a
+        duplicate. Past the lease another worker may resend it anyway; then give up."""
+        give_up_at = time.monotonic() + self.options.lease_seconds
+        delay = 0.1
+        while True:
+            try:
+                await self.store.mark_delivered(row.delivery_id)
+                return
+            except Exception as error:
+                if time.monotonic() + delay > give_up_at:
+                    raise
+                log_event(
+                    "delivered_not_recorded_yet",
+                    logging.WARNING,
+                    report_ref=row.report_ref,
+                    error=type(error).__name__,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     async def _failed(self, row: Delivery, reason: str) -> None:
         policy = self.options.retry
@@ -202,12 +237,32 @@ class DeliveryWorker:
                 self.wakeup.set()
 
     async def _checkpoint(self, *, force: bool) -> None:
-        due = time.monotonic() - self._last_checkpoint >= self.options.checkpoint_every_seconds
-        if self.housekeeping is None or not self._wiped or not (force or due):
+        """Empty the WAL of wiped payloads: in the background at most once per interval,
+        or now (``force``) when a caller needs it done before going on."""
+        if self.housekeeping is None:
             return
+        running = self._checkpointing
+        if force:
+            if running is not None:
+                await running
+            if self._wiped:
+                await self._run_checkpoint(self.housekeeping)
+            return
+        due = time.monotonic() - self._last_checkpoint >= self.options.checkpoint_every_seconds
+        if self._wiped and due and (running is None or running.done()):
+            # Not awaited: a checkpoint waits for the disk, and sends go on meanwhile.
+            self._checkpointing = asyncio.create_task(self._run_checkpoint(self.housekeeping))
+
+    async def _run_checkpoint(self, housekeeping: Housekeeping) -> None:
         self._wiped = False
         self._last_checkpoint = time.monotonic()
-        await self.housekeeping.checkpoint()
+        try:
+            done = await housekeeping.checkpoint()
+        except Exception as error:  # retried at the next interval
+            log_event("checkpoint_failed", logging.WARNING, error=type(error).__name__)
+            done = False
+        if not done:
+            self._wiped = True
 
     async def purge(self) -> list[str]:
         if self.housekeeping is None:
