@@ -71,8 +71,21 @@ class SqliteHousekeeping:
 
     async def checkpoint(self) -> bool:
         """Empty the WAL into the database file; False if a reader kept it from finishing."""
-        row = await self.arun(lambda c: c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
-        return bool(row is not None and row[0] == 0)
+
+        def truncate(conn: sqlite3.Connection) -> tuple[int, ...] | None:
+            # While it waits for the writer, a TRUNCATE checkpoint holds new writers off:
+            # wait briefly, and if the store is busy try again at the next interval.
+            conn.execute("PRAGMA busy_timeout = 250")
+            try:
+                row: tuple[int, ...] | None = conn.execute(
+                    "PRAGMA wal_checkpoint(TRUNCATE)"
+                ).fetchone()
+                return row
+            finally:
+                conn.execute("PRAGMA busy_timeout = 10000")
+
+        row = await self.arun(truncate)
+        return row is not None and row[0] == 0
 
     async def retry_partner_now(self, partner_id: str, now: datetime) -> int:
         """Make a partner's waiting rows due: its server answered again after failures."""
