@@ -224,6 +224,18 @@ async def steady_phase(
         f"  time to contact, intake team:   p50 {percentile(intake, 50) * 1000:.0f} ms, "
         f"p99 {percentile(intake, 99) * 1000:.0f} ms"
     )
+    start = min(receipts.values())
+    with recorder.lock:
+        slow = sorted(
+            (
+                (recorder.accepted[k] - receipts[k[0]], receipts[k[0]] - start)
+                for k in keys
+                if k in recorder.accepted and recorder.accepted[k] - receipts[k[0]] > 0.5
+            ),
+        )
+    if slow:
+        when = sorted({round(at) for _, at in slow})
+        print(f"  {len(slow)} messages over 0.5 s, for reports filed at {when} s into the run")
     return complete and p99 <= P99_BAR
 
 
@@ -244,9 +256,10 @@ async def outage_phase(
     keys = set().union(*(recipients(n, profile) for n in receipts))
     complete = await asyncio.to_thread(wait_for, relay.recorder, keys, 120)
     with relay.recorder.lock:
-        last = max(relay.recorder.accepted[k] for k in keys if k in relay.recorder.accepted)
+        accepted = relay.recorder.accepted
+        times = sorted(accepted[k] - back for k in keys if k in accepted)
     await after
-    drained = last - back
+    drained = times[-1]
     print(
         f"outage: SMTP down {seconds:g} s while {len(receipts)} reports came in "
         f"({len(keys)} messages)"
@@ -254,6 +267,10 @@ async def outage_phase(
     print(
         f"  backlog {'fully' if complete else 'NOT fully'} delivered {drained:.1f} s after "
         f"the server returned (bar: <= {BACKLOG_BAR:g} s)"
+    )
+    print(
+        f"  accepted: first {times[0]:.1f} s, half {times[len(times) // 2]:.1f} s, "
+        f"90% {times[len(times) * 9 // 10]:.1f} s after the server returned"
     )
     return complete and drained <= BACKLOG_BAR
 
