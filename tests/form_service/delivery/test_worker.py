@@ -329,3 +329,39 @@ def test_unreachable_partner_does_not_hold_up_the_others(
     assert state["sheriff-tau"][0] == "pending" and "ConnectError" in state["sheriff-tau"][3]
     assert state["intake-team"][0] == "delivered" and state["harbor-schools"][0] == "delivered"
     assert FAST.retry.max_attempts > 1
+
+
+def test_partner_back_gets_its_backlog_at_once(
+    demo: LoadedProfile, data_dir: Path, http_receiver: HTTPReceiver, database: Database
+) -> None:
+    hook = {"url": http_receiver.url, "secret_env": "HOOK_SECRET"}
+    profile = with_partner(demo.profile, "intake-team", channel="webhook", webhook=hook)
+    # Backoff of at least a minute: only the pull-forward can deliver within the test.
+    slow = WorkerOptions(
+        poll_seconds=0.05, retry=RetryPolicy(base_seconds=600, cap_seconds=600, max_attempts=5)
+    )
+    slow.retry.rng.seed(7)
+    http_receiver.statuses = [503, 503, 503]
+
+    async def scenario() -> None:
+        store = await open_store(database)
+        worker = make_worker(
+            store, profile, data_dir, database, options=slow, environ={"HOOK_SECRET": "s"}
+        )
+        for _ in range(3):
+            await submit(store, profile, report(setting=Setting.online))
+        await worker.drain()
+        waiting = rows(database, "SELECT count(*) FROM outbox WHERE status = 'pending'")
+        assert waiting == [(3,)]
+        await submit(store, profile, report(setting=Setting.online))  # the endpoint is back
+        await run_until(
+            worker,
+            lambda: (
+                rows(database, "SELECT count(*) FROM outbox WHERE status != 'delivered'") == [(0,)]
+            ),
+            timeout=10,
+        )
+        await store.close()
+
+    asyncio.run(scenario())
+    assert len({r.headers["webhook-id"] for r in http_receiver.requests}) == 4
