@@ -212,9 +212,10 @@ async def steady_phase(
         if k in recorder.accepted and k[1].startswith("intake-team@")
     ]
     p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+    span = max(receipts.values()) - min(receipts.values())
     print(
-        f"steady: {len(receipts)} reports at {rate:g}/s for {seconds:g} s, "
-        f"{len(latencies)}/{len(keys)} messages accepted"
+        f"steady: {len(receipts)} reports at {rate:g}/s for {seconds:g} s (receipts spread "
+        f"over {span:.1f} s), {len(latencies)}/{len(keys)} messages accepted"
     )
     print(
         f"  time to contact, every message: p50 {p50 * 1000:.0f} ms, "
@@ -285,7 +286,8 @@ async def run(short: bool, rate: float) -> bool:
         relay = Relay(smtp_port, ca.server_context(), Recorder())
         relay.start()
         service = start_service(work, profile_dir, ca, http_port)
-        limits = httpx.Limits(max_connections=50)
+        # Idle connections are dropped before the service would close them (it does at 5 s).
+        limits = httpx.Limits(max_connections=50, keepalive_expiry=2)
         try:
             async with httpx.AsyncClient(
                 base_url=f"http://127.0.0.1:{http_port}", limits=limits, timeout=30
