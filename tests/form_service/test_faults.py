@@ -274,7 +274,9 @@ def test_serve_killed_while_20_clients_submit(deployment: Deployment) -> None:
     shown = receipts(load.answers)
     dropped = [answer for answer in load.answers if answer.status is None]
     assert dropped, "the kill interrupted no request"
-    assert all(a.status in (200, None) for a in load.answers), Counter(
+    # Besides receipts and dropped connections, only the "nothing was saved" page (503), when
+    # a request waited longer than OUTREACH_DATABASE_TIMEOUT_SECONDS for the database.
+    assert all(a.status in (200, None) or _not_saved_page(a) for a in load.answers), Counter(
         a.status for a in load.answers
     )
 
