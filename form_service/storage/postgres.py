@@ -12,9 +12,9 @@ Several service and worker processes, on one machine or several, use one databas
 
 Why psycopg 3 rather than asyncpg: it ships type hints (mypy --strict checks this module),
 its pool checks a connection before lending it (after a PostgreSQL restart the service
-recovers without serving errors from dead connections), and the same library serves the
-synchronous operator commands. Its speed is not the limit: a report waits on the commit's
-fsync, not on the driver.
+recovers without serving errors from dead connections), and one library has both the
+asynchronous API the service uses and a synchronous one for scripts and tests. Its speed is
+not the limit: a report waits on the commit's fsync, not on the driver.
 """
 
 from __future__ import annotations
