@@ -104,7 +104,9 @@ def rtl_served(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     yield from _serve(workdir, folder)
 
 
-@pytest.fixture(scope="session")
+# Package scope: Playwright's sync API keeps an event loop running in this thread until
+# it stops, and the suites after this one call asyncio.run.
+@pytest.fixture(scope="package")
 def browser(chromium: str) -> Iterator[Browser]:
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=chromium, args=LAUNCH_ARGS)
@@ -114,7 +116,7 @@ def browser(chromium: str) -> Iterator[Browser]:
             launched.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def desktop(browser: Browser) -> Iterator[BrowserContext]:
     """A shared context for tests that only read pages (no state between them matters)."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
@@ -129,7 +131,7 @@ def page(desktop: BrowserContext) -> Iterator[Page]:
     tab.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def scratch(browser: Browser) -> Iterator[Page]:
     """A blank page for computations on screenshots."""
     context = browser.new_context()
