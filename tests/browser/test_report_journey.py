@@ -1,7 +1,8 @@
 """The tipster's journey in a real browser: home -> report -> an error -> fix -> receipt -> status.
 
-Once with JavaScript, once without, once by keyboard alone, in English and Spanish; axe-core
-on every state of the form, and nothing requested from another origin, no cookie, anywhere.
+Once with JavaScript, once without (on a 320 px wide phone), once by keyboard alone, in
+English and Spanish; axe-core and the reflow check on every state of the form, and nothing
+requested from another origin, no cookie, anywhere.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from tests.browser.support import (
     axe_violations,
     describe,
     lang_prefix,
+    overflow_problems,
     privacy_problems,
     tab_until,
 )
@@ -57,6 +59,7 @@ class Journey:
 
     def check(self, state: str) -> None:
         problems = axe_violations(self.page, self.javascript)
+        problems += overflow_problems(self.page)
         if problems:
             self.accessibility[state] = problems
 
@@ -75,7 +78,9 @@ class Journey:
 @pytest.fixture
 def journey(browser: Browser, served: Server, request: pytest.FixtureRequest) -> Iterator[Journey]:
     lang, javascript = request.param
-    context = browser.new_context(java_script_enabled=javascript, reduced_motion="reduce")
+    # Without JavaScript, on a 320 px wide phone: every state must also reflow.
+    window = {} if javascript else {"viewport": {"width": 320, "height": 640}}
+    context = browser.new_context(java_script_enabled=javascript, reduced_motion="reduce", **window)
     traffic = Traffic(served.base_url).watch(context)
     page = context.new_page()
     made = Journey(page, context, traffic, served, lang, javascript)

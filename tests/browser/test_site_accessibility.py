@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import Browser
 
 from tests.browser.conftest import Server
-from tests.browser.support import axe_violations, describe
+from tests.browser.support import axe_violations, describe, overflow_problems
 
 pytestmark = pytest.mark.browser
 
@@ -30,13 +30,16 @@ def test_phone_layout_and_open_panels_have_no_violations(
 
 
 @pytest.mark.parametrize("path", ["/", "/how-to-report/", "/es/", "/es/warning-signs/"])
-def test_page_without_javascript_has_no_violations(
+def test_page_without_javascript_has_no_violations_and_reflows(
     browser: Browser, served: Server, path: str
 ) -> None:
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()
     page.goto(served.url(path))
     problems = axe_violations(page, javascript=False)
+    for width, height in [(640, 450), (320, 640)]:
+        page.set_viewport_size({"width": width, "height": height})
+        problems += [f"at {width}px: {line}" for line in overflow_problems(page)]
     context.close()
     assert problems == [], describe(problems)
 

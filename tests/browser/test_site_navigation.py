@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
 from tests.browser.conftest import Server
-from tests.browser.support import describe, focus_indicator, tab_until
+from tests.browser.support import describe, focus_indicator, overflow_problems, tab_until
 
 pytestmark = pytest.mark.browser
 
@@ -17,8 +17,13 @@ JS = {"js": True, "no-js": False}
 
 @pytest.fixture(scope="module")
 def contexts(browser: Browser) -> Iterator[dict[str, BrowserContext]]:
+    # Phone-sized: the open language menu must fit on the screen too.
     made = {
-        name: browser.new_context(java_script_enabled=enabled, reduced_motion="reduce")
+        name: browser.new_context(
+            java_script_enabled=enabled,
+            reduced_motion="reduce",
+            viewport={"width": 320, "height": 640},
+        )
         for name, enabled in JS.items()
     }
     yield made
@@ -47,10 +52,13 @@ def test_language_switcher_lands_on_the_same_page(
     page = contexts[mode].new_page()
     page.goto(served.url(start))
     page.locator(".md-select > button").click()
+    page.locator(".md-select__link", has_text=language).wait_for()
+    menu = overflow_problems(page)
     with page.expect_navigation():
         page.locator(".md-select__link", has_text=language).click()
     landed, lang = page.url, page.locator("html").get_attribute("lang")
     page.close()
+    assert menu == [], describe(menu)
     assert landed == served.url(expected)
     assert lang == ("es" if expected.startswith("/es/") else "en")
 

@@ -1,5 +1,6 @@
 """Every page of the site, in every language, in a real browser: nothing loaded from another
-origin, no cookie, and no WCAG 2.2 A/AA violation that axe-core can find."""
+origin, no cookie, no WCAG 2.2 A/AA violation that axe-core can find, and no sideways
+scrolling at 200 % zoom or on a 320 px wide phone (WCAG 1.4.10 Reflow)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ from tests.browser.support import (
     axe_violations,
     built_pages,
     describe,
+    overflow_problems,
     privacy_problems,
 )
 
 pytestmark = pytest.mark.browser
+
+REFLOW = [(640, 450), (320, 640)]
 
 
 def test_the_suite_covers_every_built_page(served: Server) -> None:
@@ -24,7 +28,9 @@ def test_the_suite_covers_every_built_page(served: Server) -> None:
 
 
 @pytest.mark.parametrize("path", SITE_PAGES)
-def test_page_is_private_and_accessible(browser: Browser, served: Server, path: str) -> None:
+def test_page_is_private_accessible_and_reflows(
+    browser: Browser, served: Server, path: str
+) -> None:
     context = browser.new_context()
     traffic = Traffic(served.base_url).watch(context)
     page = context.new_page()
@@ -34,5 +40,10 @@ def test_page_is_private_and_accessible(browser: Browser, served: Server, path: 
     assert len(traffic.requests) >= 5, traffic.requests
     problems = privacy_problems(traffic, context)
     problems += axe_violations(page)
+    # Layout depends on the viewport's CSS width alone: 200 % zoom of a 1280 px window is a
+    # 640 px viewport (test_site_layout.py also draws it with two device pixels per px).
+    for width, height in REFLOW:
+        page.set_viewport_size({"width": width, "height": height})
+        problems += [f"at {width}px: {line}" for line in overflow_problems(page)]
     context.close()
     assert problems == [], describe(problems)

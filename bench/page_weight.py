@@ -1,0 +1,300 @@
+"""Page weight and Lighthouse scores of the demo site and report form, in a real Chromium.
+
+    .venv/bin/python bench/page_weight.py [--no-lighthouse] [--npm-prefix DIR]
+
+Starts the real `outreach serve` on a free loopback port, then:
+
+1. Transfer size of each page's first load (cache off): the HTML and every same-origin
+   subresource the page loads in Chromium, raw and gzip-compressed (level 6, what a
+   server's gzip would send), excluding the search index (shown apart). Bar: 80 KiB gzip.
+   The service is asked for gzip too: the "served" column is what it actually sent.
+2. Lighthouse 12 (npm lighthouse@12.2.3, installed into --npm-prefix on first use) mobile
+   scores on home, warning signs, report form and receipt, in en and es. Bars:
+   performance >= 0.95; accessibility, best practices and SEO 1.0.
+
+Not a test: the figures depend on the machine. Needs /usr/bin/chromium, node and npm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
+
+from tests.browser.support import CHROMIUM, LAUNCH_ARGS, SITE_PAGES, origin  # noqa: E402
+from tests.conftest import free_port  # noqa: E402
+
+LIGHTHOUSE = "lighthouse@12.2.3"
+BAR_KIB = 80.0
+SEARCH_INDEX = "/search/search_index.json"
+FORM = {
+    "#f-description": "A classmate said he will bring a gun on Friday.",
+}
+RADIOS = ["#f-area-1", "#f-setting-1", "#f-concern-1", "#f-danger_now-2"]
+
+
+@contextmanager
+def outreach_serve(workdir: Path) -> Iterator[str]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "OUTREACH_DATA_DIR": str(workdir / "var"),
+        "OUTREACH_MIN_FILL_SECONDS": "0",
+        "OUTREACH_LOG_LEVEL": "warning",
+    }
+    command = [
+        str(Path(sys.executable).with_name("outreach")),
+        "serve",
+        "--port",
+        str(port),
+        "--out",
+        str(workdir / "site"),
+    ]
+    log = (workdir / "serve.log").open("wb")
+    process = subprocess.Popen(command, cwd=workdir, env=env, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"outreach serve did not start; see {workdir / 'serve.log'}")
+            try:
+                with urllib.request.urlopen(base + "/healthz", timeout=2):
+                    break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+        log.close()
+
+
+def served_size(url: str) -> tuple[int, str]:
+    """What the service sends for *url* to a browser that accepts gzip, and its encoding."""
+    request = urllib.request.Request(url, headers={"Accept-Encoding": "gzip, br"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return len(answer.read()), answer.headers.get("Content-Encoding", "identity")
+
+
+@dataclass
+class Load:
+    page: str
+    bodies: dict[str, bytes]
+    served: dict[str, int]
+    encodings: set[str]
+
+    def raw(self, with_index: bool = False) -> int:
+        return sum(len(b) for u, b in self.bodies.items() if with_index or not _index(u))
+
+    def gzipped(self, with_index: bool = False) -> int:
+        return sum(
+            len(gzip.compress(b, 6)) for u, b in self.bodies.items() if with_index or not _index(u)
+        )
+
+    def gzipped_without_search(self) -> int:
+        return sum(len(gzip.compress(b, 6)) for u, b in self.bodies.items() if not _search(u))
+
+    def as_served(self) -> int:
+        return sum(size for u, size in self.served.items() if not _index(u))
+
+    def index_gzip(self) -> int:
+        return sum(len(gzip.compress(b, 6)) for u, b in self.bodies.items() if _index(u))
+
+
+def _index(url: str) -> bool:
+    return urlsplit(url).path.endswith(SEARCH_INDEX)
+
+
+def _search(url: str) -> bool:
+    """The search index and the scripts that load and read it (worker, lunr languages)."""
+    path = urlsplit(url).path
+    return _index(url) or "/javascripts/workers/search." in path or "/javascripts/lunr/" in path
+
+
+def first_load(browser: Browser, base: str, path: str, submit: bool = False) -> Load:
+    """Every same-origin response of one page's load with an empty cache."""
+    context = browser.new_context()
+    page = context.new_page()
+    cdp = context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})
+    if submit:
+        page.goto(base + path)
+        fill_report(page)
+    responses = []
+    context.on("response", lambda response: responses.append(response))
+    if submit:
+        with page.expect_navigation():
+            page.locator("main form button[type=submit]").click()
+        page.wait_for_load_state("networkidle")
+        name = path.replace("/report", "/receipt")
+    else:
+        page.goto(base + path, wait_until="networkidle")
+        name = path
+    bodies: dict[str, bytes] = {}
+    served: dict[str, int] = {}
+    encodings: set[str] = set()
+    for response in responses:
+        if origin(response.url) != base or response.status >= 300:
+            continue
+        bodies[response.url] = response.body()
+        if response.request.method == "GET":
+            served[response.url], encoding = served_size(response.url)
+        else:  # the receipt: what came back from the POST
+            served[response.url] = len(bodies[response.url])
+            encoding = response.headers.get("content-encoding", "identity")
+        encodings.add(encoding)
+    context.close()
+    return Load(name, bodies, served, encodings)
+
+
+def fill_report(page: Page) -> None:
+    for selector, text in FORM.items():
+        page.locator(selector).fill(text)
+    for radio in RADIOS:
+        page.locator(radio).check()
+
+
+def kib(size: int) -> str:
+    return f"{size / 1024:7.1f}"
+
+
+def weights(browser: Browser, base: str) -> list[Load]:
+    loads = [first_load(browser, base, path) for path in SITE_PAGES]
+    for lang_path in ("/report", "/es/report"):
+        loads.append(first_load(browser, base, lang_path))
+        loads.append(first_load(browser, base, lang_path, submit=True))
+    loads += [first_load(browser, base, path) for path in ("/status", "/es/status")]
+    return loads
+
+
+def print_weights(loads: list[Load]) -> bool:
+    encodings = set().union(*(load.encodings for load in loads))
+    print("\nTransfer size of each page's first load (KiB; search index excluded)")
+    print(
+        f"{'page':22} {'files':>5} {'raw':>7} {'served':>7} {'gzip':>7}  bar {BAR_KIB:.0f}"
+        f"  {'no search':>9}"
+    )
+    ok = True
+    for load in loads:
+        within = load.gzipped() <= BAR_KIB * 1024
+        ok &= within
+        print(
+            f"{load.page:22} {len(load.bodies):5d} {kib(load.raw())} {kib(load.as_served())}"
+            f" {kib(load.gzipped())}  {'ok  ' if within else 'OVER'}"
+            f"    {kib(load.gzipped_without_search())}"
+        )
+    index = max(load.index_gzip() for load in loads)
+    print(f"search index, loaded by the search script: {kib(index).strip()} KiB gzip (largest)")
+    print(
+        "'no search': without the search worker and its lunr language files either, which"
+        " Material starts loading as soon as a page is shown, not when search is used."
+    )
+    if encodings <= {"identity"}:
+        print(
+            "The service sent every response uncompressed (no Content-Encoding): 'served'"
+            " is raw; 'gzip' is what gzip -6 would make of the same bytes."
+        )
+    else:
+        print(f"Content-Encoding seen: {', '.join(sorted(encodings))}")
+    return ok
+
+
+def npm_lighthouse(prefix: Path) -> Path:
+    entry = prefix / "node_modules" / "lighthouse" / "package.json"
+    if not entry.is_file():
+        prefix.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [
+                "npm",
+                "install",
+                "--prefix",
+                str(prefix),
+                "-E",
+                LIGHTHOUSE,
+                "--no-audit",
+                "--no-fund",
+            ],
+            check=True,
+        )
+    return prefix
+
+
+def lighthouse(base: str, prefix: Path) -> list[dict[str, object]]:
+    prefix = npm_lighthouse(prefix)
+    script = prefix / "lighthouse_flow.mjs"
+    shutil.copyfile(Path(__file__).with_name("lighthouse_flow.mjs"), script)
+    out = prefix / "flow-result.json"
+    env = {**os.environ, "CHROME_PATH": CHROMIUM}
+    subprocess.run(["node", str(script), base, str(out), "en", "es"], env=env, check=True)
+    rows: list[dict[str, object]] = json.loads(out.read_text())
+    return rows
+
+
+def print_lighthouse(rows: list[dict[str, object]]) -> bool:
+    print("\nLighthouse 12 mobile (simulated slow 4G, 4x CPU slowdown)")
+    print(f"{'page':26} {'perf':>5} {'a11y':>5} {'best':>5} {'seo':>5}")
+    ok = True
+    for row in rows:
+        scores = row["scores"]
+        assert isinstance(scores, dict)
+        perf, a11y = scores["performance"], scores["accessibility"]
+        best, seo = scores["best-practices"], scores["seo"]
+        ok &= perf is not None and perf >= 0.95 and a11y == best == seo == 1
+        cells = " ".join(f"{s:5.2f}" if s is not None else "  n/a" for s in (perf, a11y, best, seo))
+        print(f"{row['name']!s:26} {cells}")
+    for row in rows:
+        failed = row["failed"]
+        assert isinstance(failed, list)
+        for line in failed:
+            print(f"  {row['name']}: {line}")
+    return ok
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-lighthouse", action="store_true")
+    parser.add_argument(
+        "--npm-prefix",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "outreach-lighthouse-12.2.3",
+        help="Where lighthouse@12.2.3 is installed with npm (reused between runs).",
+    )
+    args = parser.parse_args()
+    if not Path(CHROMIUM).exists():
+        raise SystemExit(f"{CHROMIUM} is missing: apt-get install chromium")
+    with (
+        tempfile.TemporaryDirectory(prefix="page-weight-") as tmp,
+        outreach_serve(Path(tmp)) as base,
+    ):
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+            ok = print_weights(weights(browser, base))
+            browser.close()
+        if not args.no_lighthouse:
+            ok &= print_lighthouse(lighthouse(base, args.npm_prefix))
+    print("\nAll bars met." if ok else "\nSome bars are not met.")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
