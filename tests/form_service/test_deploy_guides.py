@@ -206,6 +206,12 @@ def test_single_machine_units_and_backup(
     )
     assert counted.stdout.strip() == "3"
 
+    (purge,) = (paths(line) for line in unit_lines(page, "ExecStart") if " purge " in line)
+    purged = subprocess.run(
+        shlex.split(purge), env=service_env(settings, paths), capture_output=True, text=True
+    )
+    assert purged.returncode == 0 and "Purged 0 report(s)" in purged.stdout, purged.stderr
+
 
 @only_postgres
 def test_postgresql_units_and_monitoring_queries(
