@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from form_service.logs import log_event
 from form_service.pages import Pages
+from form_service.storage import StoreUnavailable
 from outreach.i18n import translations
 
 
@@ -41,6 +42,10 @@ def _messages(lang: str) -> dict[int, tuple[str, str]]:
             _("Something went wrong on our side"),
             _("Your report may not have been sent. Please try again in a few minutes."),
         ),
+        503: (
+            _("We cannot answer just now"),
+            _("Our system is briefly unavailable. Please try again in a minute."),
+        ),
     }
 
 
@@ -69,4 +74,11 @@ def exception_handlers(pages: Pages) -> dict[type[Exception] | int, object]:
         log_event("server_error", logging.ERROR, kind=type(exc).__name__)
         return error_page(pages, request, _page_language(pages, request), 500)
 
-    return {HTTPException: http_error, Exception: server_error}
+    async def unavailable(request: Request, exc: Exception) -> Response:
+        # The database is down, read-only or full (a report's own form handles this itself).
+        log_event("database_unavailable", logging.ERROR, status=503)
+        response = error_page(pages, request, _page_language(pages, request), 503)
+        response.headers["Retry-After"] = "30"
+        return response
+
+    return {HTTPException: http_error, StoreUnavailable: unavailable, Exception: server_error}

@@ -112,7 +112,8 @@ class Store(Protocol):
         PostgreSQL: LISTEN/NOTIFY. SQLite returns at once: there the committing process
         sets its own event, and other processes find new rows by polling."""
 
-    async def report_status(self, receipt_hash: str) -> ReportStatus | None: ...
+    async def report_status(self, receipt_hash: str) -> ReportStatus | None:
+        """The report's status, None for an unknown hash; StoreUnavailable when down."""
 
     async def mark_reviewed(self, report_ref: str) -> None: ...
 

@@ -253,11 +253,14 @@ class PostgresStore:
         return SaveResult(True, report.report_ref, report.receipt_hash)
 
     async def report_status(self, receipt_hash: str) -> ReportStatus | None:
-        async with self._connection() as conn:
-            cursor = await conn.execute(
-                "SELECT status FROM reports WHERE receipt_hash = %s", (receipt_hash,)
-            )
-            row = await cursor.fetchone()
+        try:
+            async with self._connection() as conn:
+                cursor = await conn.execute(
+                    "SELECT status FROM reports WHERE receipt_hash = %s", (receipt_hash,)
+                )
+                row = await cursor.fetchone()
+        except _UNAVAILABLE as error:
+            raise StoreUnavailable(f"{type(error).__name__}: {error}") from error
         return ReportStatus(row[0]) if row else None
 
     async def mark_reviewed(self, report_ref: str) -> None:

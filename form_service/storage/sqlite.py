@@ -156,7 +156,10 @@ class SqliteStore:
         """Nothing to listen to: the committing process sets its own event."""
 
     async def report_status(self, receipt_hash: str) -> ReportStatus | None:
-        return await self._read(lambda conn: ops.report_status(conn, receipt_hash))
+        try:
+            return await self._read(lambda conn: ops.report_status(conn, receipt_hash))
+        except sqlite3.OperationalError as error:
+            raise StoreUnavailable(str(error)) from error
 
     async def mark_reviewed(self, report_ref: str) -> None:
         await self._write(lambda conn: ops.mark_reviewed(conn, report_ref))

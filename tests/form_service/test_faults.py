@@ -363,6 +363,10 @@ def test_postgres_restart_under_load(deployment: Deployment) -> None:
             down_since = len(load.answers)
             wait_for(lambda: load.count(_not_saved_page) >= 6, 60, "503 pages while down")
             assert httpx.get(f"{service.url}/healthz", timeout=10).status_code == 503
+            code = {"code": "0000-0000-0000-0000-0000"}
+            lookup = httpx.post(f"{service.url}/es/status", data=code, timeout=15)
+            assert lookup.status_code == 503, lookup.text[:300]  # a status look-up too
+            assert "No podemos responder en este momento" in lookup.text
         finally:
             server.start()
         back = len(load.answers)
