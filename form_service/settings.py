@@ -87,6 +87,27 @@ SETTINGS: tuple[Variable, ...] = (
     ),
     Variable("OUTREACH_STATUS_WINDOW_SECONDS", "600", "The rate-limit window for status lookups."),
     Variable(
+        "OUTREACH_REPORT_CLIENT_BURST",
+        "20",
+        "Reports one client (one address) may send at once before its rate applies.",
+    ),
+    Variable(
+        "OUTREACH_REPORT_CLIENT_PER_HOUR",
+        "60",
+        "Reports one client may send per hour once its burst is used up.",
+    ),
+    Variable(
+        "OUTREACH_REPORT_GLOBAL_PER_MINUTE",
+        "120",
+        "Reports everyone together may send per minute; more get 429.",
+    ),
+    Variable(
+        "OUTREACH_REPORT_SURGE_PER_MINUTE",
+        "60",
+        "Report submissions per minute (refused ones included) above which stored reports "
+        "are flagged as a possible flood.",
+    ),
+    Variable(
         "OUTREACH_ALLOWED_HOSTS",
         "(none)",
         "Extra comma-separated Host names to answer to, besides the site_url host, "
@@ -114,6 +135,10 @@ class Settings:
     status_client_limit: int = 20
     status_global_limit: int = 600
     status_window_seconds: float = 600.0
+    report_client_burst: int = 20
+    report_client_per_hour: float = 60.0
+    report_global_per_minute: int = 120
+    report_surge_per_minute: int = 60
     allowed_hosts: tuple[str, ...] = ()
     log_level: str = "info"
 
@@ -158,6 +183,10 @@ class Settings:
             status_client_limit=read.number("OUTREACH_STATUS_CLIENT_LIMIT", int, 20),
             status_global_limit=read.number("OUTREACH_STATUS_GLOBAL_LIMIT", int, 600),
             status_window_seconds=read.number("OUTREACH_STATUS_WINDOW_SECONDS", float, 600.0),
+            report_client_burst=read.number("OUTREACH_REPORT_CLIENT_BURST", int, 20),
+            report_client_per_hour=read.number("OUTREACH_REPORT_CLIENT_PER_HOUR", float, 60.0),
+            report_global_per_minute=read.number("OUTREACH_REPORT_GLOBAL_PER_MINUTE", int, 120),
+            report_surge_per_minute=read.number("OUTREACH_REPORT_SURGE_PER_MINUTE", int, 60),
             allowed_hosts=hosts + default_hosts(profile) if hosts else (),
             log_level=environ.get("OUTREACH_LOG_LEVEL", "info").strip().lower() or "info",
         )
@@ -199,7 +228,8 @@ def sqlite_url(path: Path) -> str:
 
 def default_hosts(profile: LoadedProfile) -> tuple[str, ...]:
     site_host = profile.profile.agency.site_url.host or ""
-    return (site_host, *profile.profile.agency.hosts, "localhost", "127.0.0.1")
+    # Starlette compares the Host header without its port, and an IPv6 host keeps brackets.
+    return (site_host, *profile.profile.agency.hosts, "localhost", "127.0.0.1", "[::1]")
 
 
 def dev_secret(data_dir: Path) -> str:

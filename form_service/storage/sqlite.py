@@ -37,6 +37,9 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
+    # Deleted and wiped rows are overwritten with zeros, so delivered report text does not
+    # survive in free pages (some SQLite builds turn this on by default; not all do).
+    conn.execute("PRAGMA secure_delete=ON")
     return conn
 
 

@@ -161,10 +161,6 @@ def test_the_profile_hosts_and_localhost_are_served(
         assert client.get("/report", headers={"host": "example.org"}).status_code == 400
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="settings.default_hosts lists '::1', but Starlette keeps the brackets: '[::1]'",
-)
 def test_ipv6_loopback_is_served(client: TestClient) -> None:
     assert client.get("/report", headers={"host": "[::1]:8000"}).status_code == 200
 
