@@ -215,15 +215,44 @@ def contrast_with_white(hex_color: str) -> float:
     return 1.05 / (_relative_luminance(hex_color) + 0.05)
 
 
+# WCAG 2.2 1.4.3: normal text needs 4.5:1 against its background.
+READABLE = 4.5
+
+
+def _darker(hex_color: str, factor: float) -> str:
+    channels = [round(int(hex_color[i : i + 2], 16) * factor) for i in (1, 3, 5)]
+    return "#" + "".join(f"{c:02x}" for c in channels)
+
+
+def readable_on_white(hex_color: str) -> str:
+    """The colour itself when text in it reads on white, else the nearest darker shade that does."""
+    factor = 1.0
+    shade = hex_color.lower()
+    while contrast_with_white(shade) < READABLE and factor > 0:
+        factor = round(factor - 0.05, 2)
+        shade = _darker(hex_color, factor)
+    return shade
+
+
 def _agency_stylesheet(color: str) -> str:
+    """Material's colour variables from the brand colour, every text pair at 4.5:1 or more.
+
+    A dark brand colour is used as it is. A light one stays the header and button colour
+    with black text on it, and links and hover colours on white take a darker shade of it.
+    """
+    on_brand = "#ffffff" if contrast_with_white(color) >= READABLE else "#000000"
+    link = readable_on_white(color)
     return (
         "/* Generated from the agency profile's primary colour. */\n"
         ":root, [data-md-color-scheme] {\n"
         f"  --md-primary-fg-color: {color};\n"
         f"  --md-primary-fg-color--light: {color};\n"
         f"  --md-primary-fg-color--dark: {color};\n"
-        "  --md-primary-bg-color: #ffffff;\n"
-        f"  --md-accent-fg-color: {color};\n"
+        f"  --md-primary-bg-color: {on_brand};\n"
+        f"  --md-primary-bg-color--light: {on_brand}b3;\n"
+        f"  --md-accent-fg-color: {link};\n"
+        "  --md-accent-bg-color: #ffffff;\n"
+        f"  --md-typeset-a-color: {link};\n"
         f"  --outreach-brand: {color};\n"
         "}\n"
     )

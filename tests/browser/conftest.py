@@ -11,6 +11,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
@@ -22,6 +23,7 @@ from tests.conftest import edit_yaml, free_port, require_tool
 OUTREACH = Path(sys.executable).with_name("outreach")
 # Building the site is part of `outreach serve`; a slow CI machine gets time for it.
 START_TIMEOUT = 180.0
+LIGHT_BRAND = "#ffc20e"
 
 
 @dataclass(frozen=True)
@@ -97,10 +99,16 @@ def served(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 @pytest.fixture(scope="session")
 def rtl_served(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A new agency whose second language, Arabic, is written right to left."""
+    """A new agency whose second language, Arabic, is written right to left, and whose
+    brand colour is a light yellow that white text would not read on."""
     workdir = tmp_path_factory.mktemp("rtl")
     folder = scaffold_agency(workdir, "rtl-fixture")
-    edit_yaml(folder / "agency.yml", lambda data: data.update(languages=["en", "ar"]))
+
+    def change(data: dict[str, Any]) -> None:
+        data["languages"] = ["en", "ar"]
+        data["agency"]["primary_color"] = LIGHT_BRAND
+
+    edit_yaml(folder / "agency.yml", change)
     yield from _serve(workdir, folder)
 
 

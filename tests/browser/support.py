@@ -157,7 +157,8 @@ def axe_violations(page: Page, javascript: bool = True) -> list[str]:
 
 # Elements that stick out of the viewport sideways, in the parts of a page people read.
 # Wide tables and code may scroll inside their own box (WCAG 1.4.10 allows it); anything
-# the page does not show (hidden, transparent, 1 px screen-reader text) is not looked at.
+# the page does not show (hidden, transparent, clipped to 1 px) is not looked at, but it
+# still counts if it makes the page itself scroll sideways.
 _OVERFLOW_JS = """
 () => {
   const root = document.documentElement;
@@ -181,6 +182,16 @@ _OVERFLOW_JS = """
     }
     return false;
   };
+  // Screen-reader-only text and form traps: clipped to nothing by a 1 px box.
+  const clippedAway = (el) => {
+    for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) {
+      const style = getComputedStyle(a);
+      if (style.overflowX === 'visible' && style.overflowY === 'visible') continue;
+      const r = a.getBoundingClientRect();
+      if (r.width <= 1 || r.height <= 1) return true;
+    }
+    return false;
+  };
   const regions = document.querySelectorAll(
     '.md-header, .md-content, .md-footer, '
     + 'body > header, body > main, body > footer, body > .emergency');
@@ -190,7 +201,7 @@ _OVERFLOW_JS = """
       const r = el.getBoundingClientRect();
       if (r.width <= 1 || r.height <= 1) continue;
       if (r.left >= -0.5 && r.right <= width + 0.5) continue;
-      if (scrollsSideways(el)) continue;
+      if (scrollsSideways(el) || clippedAway(el)) continue;
       problems.push(`${describe(el)} spans ${Math.round(r.left)}..${Math.round(r.right)}px`
         + ` of ${width}px`);
       if (problems.length > 10) return problems;

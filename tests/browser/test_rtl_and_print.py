@@ -1,4 +1,5 @@
-"""A right-to-left language renders right to left; the "How to report" page prints cleanly."""
+"""A right-to-left language renders right to left (in an agency with a light brand colour);
+the "How to report" page prints cleanly."""
 
 from __future__ import annotations
 
@@ -36,12 +37,15 @@ def test_arabic_renders_right_to_left(
     assert problems == [], describe(problems)
 
 
-@pytest.mark.parametrize("path", ["/", "/report"])
+@pytest.mark.parametrize("path", ["/", "/warning-signs/", "/report"])
 def test_the_default_language_of_the_same_agency_stays_left_to_right(
     page: Page, rtl_served: Server, path: str
 ) -> None:
     page.goto(rtl_served.url(path))
     assert page.locator("html").evaluate(DIRECTION) == "ltr"
+    # The agency's brand colour is light: its generated colours still read at 4.5:1.
+    problems = axe_violations(page)
+    assert problems == [], describe(problems)
 
 
 # Navigation and page chrome that paper has no use for.
