@@ -26,6 +26,17 @@ START_TIMEOUT = 180.0
 LIGHT_BRAND = "#ffc20e"
 
 
+# Runs the command in its place (exec), asking Linux to stop it when pytest dies: a killed
+# test run (a CI time-out) then leaves no server behind.
+_DIE_WITH_PYTEST = [
+    sys.executable,
+    "-c",
+    "import ctypes, os, signal, sys; "
+    "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM); "  # PR_SET_PDEATHSIG
+    "os.execv(sys.argv[1], sys.argv[1:])",
+]
+
+
 @dataclass(frozen=True)
 class Server:
     base_url: str
@@ -71,7 +82,7 @@ def _serve(workdir: Path, profile: Path | None = None) -> Iterator[Server]:
         "OUTREACH_MIN_FILL_SECONDS": "0",
         "OUTREACH_LOG_LEVEL": "warning",
     }
-    command = [str(OUTREACH), "serve", "--port", str(port), "--out", str(site)]
+    command = [*_DIE_WITH_PYTEST, str(OUTREACH), "serve", "--port", str(port), "--out", str(site)]
     if profile is not None:
         command += ["--profile", str(profile)]
     server = Server(f"http://127.0.0.1:{port}", site, log)
