@@ -9,6 +9,7 @@ from typing import Any
 import anyio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -39,6 +40,7 @@ async def healthz(request: Request) -> Response:
 
 def _routes(settings: Settings) -> list[BaseRoute]:
     both = ["GET", "POST"]
+    site = StaticFiles(directory=settings.site_dir, html=True)
     return [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/report", report_endpoint, methods=both),
@@ -47,7 +49,9 @@ def _routes(settings: Settings) -> list[BaseRoute]:
         Route("/{lang}/status", status_endpoint, methods=both),
         Mount(ASSETS_PATH, app=StaticFiles(directory=asset_dir()), name="form-assets"),
         # Last, so the service's routes win over any file of the same name.
-        Mount("/", app=StaticFiles(directory=settings.site_dir, html=True), name="site"),
+        # Only the public site is compressed: its pages hold no secret, whereas compressing
+        # a form page (token + the tipster's echoed text) would invite BREACH-style guessing.
+        Mount("/", app=GZipMiddleware(site, minimum_size=500), name="site"),
     ]
 
 

@@ -218,3 +218,15 @@ def test_profile_areas_are_offered(
     with start_client(make_settings(profile=loaded)) as client:
         assert "West End" in client.get("/report").text
         assert submit(client, area="west").status_code == 200
+
+
+def test_site_pages_are_compressed_but_form_pages_are_not(
+    client: TestClient, tiny_site: Any
+) -> None:
+    (tiny_site / "guide.html").write_text("<p>Plain words.</p>" * 100, encoding="utf-8")
+    gzip = {"accept-encoding": "gzip"}
+    site = client.get("/guide.html", headers=gzip)
+    assert site.status_code == 200 and site.headers.get("content-encoding") == "gzip"
+    # The form carries a secret token next to echoed input: never compressed.
+    form = client.get("/report", headers=gzip)
+    assert form.status_code == 200 and "content-encoding" not in form.headers
