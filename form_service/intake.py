@@ -40,9 +40,16 @@ def _outbox_entry(
     delivery_id: str,
     report_ref: str,
     now: datetime,
+    flood: bool,
 ) -> OutboxEntry:
     payload = partner_payload(
-        report, profile, recipient, delivery_id=delivery_id, report_ref=report_ref, received_at=now
+        report,
+        profile,
+        recipient,
+        delivery_id=delivery_id,
+        report_ref=report_ref,
+        received_at=now,
+        flood_suspected=flood,
     )
     is_intake = recipient.partner_id == profile.routing.intake
     partner = profile.partner(recipient.partner_id)
@@ -58,9 +65,17 @@ def _outbox_entry(
 
 
 def prepare_report(
-    report: Report, profile: Profile, token_id: str, secret: str, now: datetime
+    report: Report,
+    profile: Profile,
+    token_id: str,
+    secret: str,
+    now: datetime,
+    flood: bool = False,
 ) -> tuple[NewReport, str]:
-    """The rows to store and the receipt code to show once they are committed."""
+    """The rows to store and the receipt code to show once they are committed.
+
+    *flood* marks every partner's copy ``flood_suspected``: it was stored while submissions
+    ran above the surge rate."""
     recipients = route_report(report.facts(), profile)
     # One draw from the system's random source for the reference and every delivery id:
     # on a busy virtual machine each draw is a slow system call.
@@ -71,7 +86,9 @@ def prepare_report(
     for index, recipient in enumerate(recipients):
         start = 5 + 16 * index
         delivery_id = str(uuid.UUID(bytes=entropy[start : start + 16], version=4))
-        entries.append(_outbox_entry(report, profile, recipient, delivery_id, report_ref, now))
+        entries.append(
+            _outbox_entry(report, profile, recipient, delivery_id, report_ref, now, flood)
+        )
     content = {"report_ref": report_ref, "received_at": minute_iso(now), **report.content()}
     new = NewReport(
         report_ref=report_ref,

@@ -38,6 +38,11 @@ class _Client:
     failures: int = 0
 
 
+def client_id(key: bytes, address: str) -> bytes:
+    """A client's name for one key's lifetime: an HMAC of its address, never the address."""
+    return hmac.new(key, address.encode(), hashlib.sha256).digest()[:16]
+
+
 class LookupLimiter:
     def __init__(
         self,
@@ -64,7 +69,7 @@ class LookupLimiter:
 
     def admit(self, address: str) -> Admission:
         self._roll()
-        client = hmac.new(self._key, address.encode(), hashlib.sha256).digest()[:16]
+        client = client_id(self._key, address)
         state = self._clients.setdefault(client, _Client())
         if state.count >= self._client_limit or self._total >= self._global_limit:
             return Admission(False, client, 0.0)
@@ -77,6 +82,83 @@ class LookupLimiter:
         state = self._clients.get(client)
         if state is not None:
             state.failures += 1
+
+
+@dataclass(frozen=True)
+class ReportAdmission:
+    allowed: bool
+    flood: bool
+    """True while submissions overall run above the surge rate: reports stored now get flagged."""
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    at: float
+
+
+class ReportLimiter:
+    """Report submissions: a token bucket per client, a budget per minute for everyone, and a
+    surge flag.
+
+    Each client (an HMAC of its address under a key replaced every ``rotate_seconds``) may
+    send ``burst`` reports at once, then ``per_hour`` an hour: enough for a school behind one
+    address, while one flooder gets a few dozen reports an hour at most. Everyone together
+    may send ``global_per_minute`` a minute, which protects the database. When submissions,
+    refused or not, pass ``surge_per_minute`` in this or the last minute, ``flood`` is set.
+    """
+
+    def __init__(
+        self,
+        burst: int,
+        per_hour: float,
+        global_per_minute: int,
+        surge_per_minute: int,
+        rotate_seconds: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._burst = float(burst)
+        self._rate = per_hour / 3600.0
+        self._global = global_per_minute
+        self._surge = surge_per_minute
+        self._rotate = rotate_seconds
+        self._clock = clock
+        self._start = clock()
+        self._key = secrets.token_bytes(32)
+        self._buckets: dict[bytes, _Bucket] = {}
+        self._minute = 0
+        self._admitted = 0
+        self._attempts = 0
+        self._last_attempts = 0
+
+    def _roll(self, now: float) -> None:
+        if now - self._start >= self._rotate or len(self._buckets) > _MAX_CLIENTS:
+            self._start = now
+            self._key = secrets.token_bytes(32)
+            self._buckets = {}
+        minute = int(now // 60)
+        if minute != self._minute:
+            self._last_attempts = self._attempts if minute == self._minute + 1 else 0
+            self._minute = minute
+            self._admitted = 0
+            self._attempts = 0
+
+    def admit(self, address: str) -> ReportAdmission:
+        now = self._clock()
+        self._roll(now)
+        self._attempts += 1
+        flood = max(self._attempts, self._last_attempts) > self._surge
+        client = client_id(self._key, address)
+        bucket = self._buckets.get(client)
+        if bucket is None:
+            bucket = self._buckets[client] = _Bucket(self._burst, now)
+        bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.at) * self._rate)
+        bucket.at = now
+        if bucket.tokens < 1 or self._admitted >= self._global:
+            return ReportAdmission(False, flood)
+        bucket.tokens -= 1
+        self._admitted += 1
+        return ReportAdmission(True, flood)
 
 
 def client_address(request: Request, trusted: Sequence[IPNetwork]) -> str:

@@ -17,6 +17,7 @@ from form_service.form_input import BodyTooLarge, NotAForm, read_form
 from form_service.intake import prepare_report
 from form_service.logs import log_event
 from form_service.pages import security_headers
+from form_service.ratelimit import client_address
 from form_service.receipts import receipt_code, receipt_hash
 from form_service.report import Report
 from form_service.report_form import FORM_FIELDS, MAX_DESCRIPTION, Invalid, validate_report
@@ -28,6 +29,8 @@ from outreach.i18n import translations
 from outreach.profile import Concern, Setting
 
 _REF_ATTEMPTS = 5
+# A field people never see or reach (templates/form/form.html): only bots fill it in.
+HONEYPOT = "website"
 
 
 def _options(service: Service, lang: str) -> dict[str, Any]:
@@ -105,11 +108,11 @@ def _stored_code(keys: tuple[str, ...], token_id: str, stored_hash: str) -> str:
     return receipt_code(keys[0], token_id)
 
 
-async def _store(service: Service, report: Report, token_id: str) -> str:
+async def _store(service: Service, report: Report, token_id: str, flood: bool) -> str:
     keys = service.settings.secret_keys
     profile = service.settings.profile.profile
     for attempt in range(_REF_ATTEMPTS):
-        new, code = prepare_report(report, profile, token_id, keys[0], datetime.now(UTC))
+        new, code = prepare_report(report, profile, token_id, keys[0], datetime.now(UTC), flood)
         try:
             result = await service.store.save_report(new)
         except ReferenceTaken:
@@ -164,16 +167,27 @@ def _receipt(
 async def _submit(service: Service, request: Request, lang: str) -> Response:
     settings = service.settings
     try:
-        form = await read_form(request, settings.max_body_bytes, FORM_FIELDS)
+        form = await read_form(request, settings.max_body_bytes, (*FORM_FIELDS, HONEYPOT))
     except BodyTooLarge:
         log_event("report_refused", status=413)
         return error_page(service.pages, request, lang, 413)
     except NotAForm:
         log_event("report_refused", status=415)
         return error_page(service.pages, request, lang, 415)
-    values = form.values
+    values = {k: v for k, v in form.values.items() if k != HONEYPOT}
     _ = translations(lang).gettext
-    if form.repeated or form.field_count > settings.max_fields:
+    admission = service.report_limiter.admit(client_address(request, settings.trusted_proxies))
+    if not admission.allowed:
+        log_event("report_limited", status=429, flood=admission.flood)
+        notice = _(
+            "Too many reports have been sent from your connection or to this site in a short "
+            "time, so this one was not sent. Everything you wrote is still here: please wait "
+            "a few minutes, then send it again."
+        )
+        response = form_page(service, request, lang, 429, values, notice=notice)
+        response.headers["Retry-After"] = "60"
+        return response
+    if form.values.get(HONEYPOT) or form.repeated or form.field_count > settings.max_fields:
         log_event("report_refused", status=400)
         notice = _(
             "Some of the form could not be read. Please check your report and send it again."
@@ -191,7 +205,7 @@ async def _submit(service: Service, request: Request, lang: str) -> Response:
             service, request, lang, 422, values, errors=result.errors, token=values["token"]
         )
     try:
-        code = await _store(service, result, check.token_id)
+        code = await _store(service, result, check.token_id, admission.flood)
     except StoreUnavailable as error:
         return _not_saved(service, request, lang, values, error)
     return _receipt(service, request, lang, code, result.danger_now)

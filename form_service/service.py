@@ -15,7 +15,7 @@ from typing import cast
 from starlette.requests import Request
 
 from form_service.pages import Pages
-from form_service.ratelimit import LookupLimiter
+from form_service.ratelimit import LookupLimiter, ReportLimiter
 from form_service.settings import Settings
 from form_service.storage import Store
 from form_service.tokens import FormTokens
@@ -28,6 +28,7 @@ class Service:
     tokens: FormTokens
     limiter: LookupLimiter
     pages: Pages
+    report_limiter: ReportLimiter
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     receipt_pages: dict[tuple[str, bool], str] = field(default_factory=dict)
     """Receipt pages rendered once per (language, danger now), the code put in per report."""
@@ -46,6 +47,12 @@ class Service:
                 settings.status_window_seconds,
             ),
             pages=Pages(settings.profile),
+            report_limiter=ReportLimiter(
+                settings.report_client_burst,
+                settings.report_client_per_hour,
+                settings.report_global_per_minute,
+                settings.report_surge_per_minute,
+            ),
         )
 
     def language(self, request: Request) -> str | None:

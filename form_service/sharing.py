@@ -59,13 +59,14 @@ def partner_payload(
     delivery_id: str,
     report_ref: str,
     received_at: datetime,
+    flood_suspected: bool = False,
 ) -> dict[str, Any]:
     """The outbox payload for one partner, exactly as the service contract describes it."""
     partner = profile.partner(recipient.partner_id)
     lang = partner_language(partner, profile)
     is_intake = recipient.partner_id == profile.routing.intake
     fields = shared_fields(partner, report, is_intake)
-    return {
+    payload: dict[str, Any] = {
         "delivery_id": delivery_id,
         "report_ref": report_ref,
         "partner_id": partner.id,
@@ -77,6 +78,9 @@ def partner_payload(
         "received_at": minute_iso(received_at),
         "fields": {f.value: _field_value(f, report, lang, profile) for f in fields},
     }
+    if flood_suspected:
+        payload["flood_suspected"] = True
+    return payload
 
 
 def minute_iso(moment: datetime) -> str:

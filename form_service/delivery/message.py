@@ -150,6 +150,7 @@ def render_message(payload: DeliveryPayload, partner: Partner, profile: Profile)
     context = {
         "_": _,
         "urgent": payload.urgent,
+        "flood_suspected": bool(payload.flood_suspected),
         "emergency_number": profile.emergency_number,
         "partner_name": localize(partner.name, lang, default),
         "agency_name": localize(profile.agency.name, lang, default),

@@ -68,6 +68,8 @@ class DeliveryPayload(_Strict):
     urgent: bool
     received_at: datetime
     fields: ReportFields
+    flood_suspected: bool | None = None
+    """True when stored while submissions ran above the surge rate; absent otherwise."""
 
     @field_validator("delivery_id")
     @classmethod
