@@ -152,6 +152,9 @@ class Bench:
             "OUTREACH_SECRET_KEY": self.secret,
             "OUTREACH_MIN_FILL_SECONDS": "0",
             "OUTREACH_LOG_LEVEL": "warning",
+            # The load comes from one address on purpose: flood control would refuse it.
+            "OUTREACH_REPORT_CLIENT_BURST": "1000000",
+            "OUTREACH_REPORT_GLOBAL_PER_MINUTE": "1000000",
         }
 
     def start(self, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:

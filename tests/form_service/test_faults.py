@@ -322,7 +322,9 @@ def test_worker_killed_mid_send_every_delivery_arrives(
     expected = {row[0] for row in deployment.database.rows("SELECT id FROM outbox")}
     assert len(expected) >= 30
     http_receiver.delay = 0.15
-    args = ("--concurrency", "3", "--lease-seconds", "2", "--poll-seconds", "0.2")
+    # A lease well above one attempt's time even on a busy machine, so that only the killed
+    # worker's rows are sent twice.
+    args = ("--concurrency", "3", "--lease-seconds", "5", "--poll-seconds", "0.2")
     doomed = deployment.worker(*args, HOOK_SECRET="s3cret")
     deployment.worker(*args, HOOK_SECRET="s3cret")
     wait_for(lambda: len(http_receiver.requests) >= 8, 60, "the first deliveries")
