@@ -182,6 +182,10 @@ def start_service(
         **os.environ,
         "OUTREACH_DATA_DIR": str(work / "data"),
         "OUTREACH_MIN_FILL_SECONDS": "0",
+        # One address files every report here: lift the per-client and global flood limits.
+        "OUTREACH_REPORT_CLIENT_BURST": "1000000",
+        "OUTREACH_REPORT_GLOBAL_PER_MINUTE": "1000000",
+        "OUTREACH_REPORT_SURGE_PER_MINUTE": "1000000",
         "OUTREACH_LOG_LEVEL": os.environ.get("OUTREACH_LOG_LEVEL", "error"),
         "SSL_CERT_FILE": str(ca.ca_file),  # the worker trusts the throwaway CA
     }
