@@ -19,17 +19,7 @@ from form_service.settings import Settings
 from outreach.loader import LoadedProfile
 from outreach.profile import Archive
 from tests.databases import database, postgres  # noqa: F401 (fixtures: both databases)
-
-VALID_REPORT = {
-    "description": "A student said he would bring a gun to school on Friday.",
-    "area": "north",
-    "area_detail": "North Harbor High",
-    "setting": "school",
-    "concern": "harm_others",
-    "when": "This morning",
-    "people": "A boy in 10th grade",
-    "danger_now": "no",
-}
+from tests.form_service.samples import VALID_FORM
 
 
 @pytest.fixture(scope="session")
@@ -108,7 +98,7 @@ def code_of(html: str) -> str:
 def submit(client: TestClient, path: str = "/report", **fields: str) -> Any:
     """Load the form at *path*, then send a valid report changed by *fields*."""
     token = token_of(client.get(path).text)
-    data = {"token": token, **VALID_REPORT, **fields}
+    data = {"token": token, **VALID_FORM, **fields}
     return client.post(path, data={k: v for k, v in data.items() if v is not None})
 
 

@@ -15,6 +15,7 @@ from outreach.loader import LoadedProfile
 from outreach.profile import Area
 
 from .conftest import start_client, submit, token_of
+from .samples import VALID_FORM
 
 PAGES = ["/report", "/es/report", "/status", "/es/status"]
 
@@ -202,9 +203,7 @@ def test_background_tasks_get_the_service_and_stop_with_the_app(settings: Settin
         create_app(settings, background=[worker]), base_url="http://localhost"
     ) as client:
         token = token_of(client.get("/report").text)
-        from .conftest import VALID_REPORT
-
-        client.post("/report", data={"token": token, **VALID_REPORT})
+        client.post("/report", data={"token": token, **VALID_FORM})
         client.portal.call(anyio.sleep, 0.05)
     assert seen == ["started", "woken", "stopped"]
 

@@ -19,13 +19,14 @@ from form_service.form_input import FORM_TYPE, BodyTooLarge, read_body
 from form_service.settings import Settings
 from form_service.tokens import FormTokens
 
-from .conftest import VALID_REPORT, code_of, rows, start_client, token_of
+from .conftest import code_of, rows, start_client, token_of
+from .samples import VALID_FORM
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}
 
 
 def fresh(client: TestClient, path: str = "/report") -> dict[str, str]:
-    return {"token": token_of(client.get(path).text), **VALID_REPORT}
+    return {"token": token_of(client.get(path).text), **VALID_FORM}
 
 
 def shown(page: str, text: str) -> bool:
@@ -47,7 +48,7 @@ def test_empty_or_blank_description(
     assert "Tell us what happened or what you noticed." in page.text
     assert 'href="#f-description"' in page.text
     assert 'aria-describedby="h-description e-description"' in page.text
-    assert shown(page.text, "Kept people text") and shown(page.text, VALID_REPORT["area_detail"])
+    assert shown(page.text, "Kept people text") and shown(page.text, VALID_FORM["area_detail"])
     assert 'value="north" checked' in page.text
     assert stored(settings) == 0
 
@@ -110,7 +111,7 @@ def test_invalid_utf8(client: TestClient, settings: Settings) -> None:
     assert page.status_code == 422
     assert "caf\ufffd \ufffd and more" in page.text
     assert "could not be read" in page.text
-    assert shown(page.text, VALID_REPORT["people"])
+    assert shown(page.text, VALID_FORM["people"])
     assert stored(settings) == 0
 
 
@@ -198,7 +199,7 @@ def test_unknown_choice_values(
     page = client.post("/report", data={**fresh(client), field: value})
     assert page.status_code == 422
     assert f'href="#f-{field}-1"' in page.text
-    assert shown(page.text, VALID_REPORT["description"])
+    assert shown(page.text, VALID_FORM["description"])
     assert stored(settings) == 0
 
 
@@ -208,7 +209,7 @@ def test_repeated_fields(client: TestClient, settings: Settings) -> None:
     page = client.post("/report", content=body.encode(), headers=FORM)
     assert page.status_code == 400
     assert "Some of the form could not be read" in page.text
-    assert shown(page.text, VALID_REPORT["description"]) and 'value="north" checked' in page.text
+    assert shown(page.text, VALID_FORM["description"]) and 'value="north" checked' in page.text
     assert stored(settings) == 0
 
 
@@ -216,7 +217,7 @@ def test_5000_fields(client: TestClient, settings: Settings) -> None:
     body = urlencode(fresh(client)) + "".join(f"&f{n}=1" for n in range(5000))
     page = client.post("/report", content=body.encode(), headers=FORM)
     assert page.status_code == 400
-    assert shown(page.text, VALID_REPORT["description"])
+    assert shown(page.text, VALID_FORM["description"])
     assert stored(settings) == 0
 
 
@@ -245,7 +246,7 @@ def test_forged_token(client: TestClient, settings: Settings) -> None:
     page = client.post("/report", data={**data, "token": forged})
     assert page.status_code == 400
     assert "We could not confirm that this form came from this site" in page.text
-    assert shown(page.text, VALID_REPORT["description"])
+    assert shown(page.text, VALID_FORM["description"])
     assert token_of(page.text) != forged
     assert stored(settings) == 0
 
@@ -256,11 +257,10 @@ def test_expired_token(client: TestClient, settings: Settings) -> None:
     page = client.post("/report", data={**fresh(client), "token": old.issue()})
     assert page.status_code == 400
     assert "This form was open for a long time" in page.text
-    assert shown(page.text, VALID_REPORT["description"])
+    assert shown(page.text, VALID_FORM["description"])
     # The fresh token on the page works.
     assert (
-        client.post("/report", data={**VALID_REPORT, "token": token_of(page.text)}).status_code
-        == 200
+        client.post("/report", data={**VALID_FORM, "token": token_of(page.text)}).status_code == 200
     )
 
 
@@ -269,7 +269,7 @@ def test_missing_token(client: TestClient, settings: Settings) -> None:
     data.pop("token")
     page = client.post("/report", data=data)
     assert page.status_code == 400
-    assert shown(page.text, VALID_REPORT["description"])
+    assert shown(page.text, VALID_FORM["description"])
     assert stored(settings) == 0
 
 
@@ -280,16 +280,14 @@ def test_reused_token(client: TestClient, settings: Settings) -> None:
 
 
 def test_get_with_a_body(client: TestClient, settings: Settings) -> None:
-    answer = client.request(
-        "GET", "/report", content=urlencode(VALID_REPORT).encode(), headers=FORM
-    )
+    answer = client.request("GET", "/report", content=urlencode(VALID_FORM).encode(), headers=FORM)
     assert answer.status_code == 200 and 'name="token"' in answer.text
     assert client.request("GET", "/status", content=b"code=1234").status_code == 200
     assert stored(settings) == 0
 
 
 def test_unknown_language_prefix(client: TestClient) -> None:
-    answer = client.post("/xx/report", data=VALID_REPORT, headers={"accept-language": "es"})
+    answer = client.post("/xx/report", data=VALID_FORM, headers={"accept-language": "es"})
     assert answer.status_code == 404 and "No se encontró la página" in answer.text
 
 

@@ -25,7 +25,7 @@ import pytest
 
 from tests.conftest import REPO, free_port, require_tool
 from tests.databases import Database, only_postgres
-from tests.form_service.conftest import VALID_REPORT
+from tests.form_service.samples import VALID_FORM
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(180)]
 
@@ -149,7 +149,7 @@ def send_reports(url: str, count: int) -> None:
             form = client.get("/report")
             token = re.search(r'name="token" value="([^"]+)"', form.text)
             assert token
-            fields = {**VALID_REPORT, "description": f"GUIDE-{n} saw a threat", "token": token[1]}
+            fields = {**VALID_FORM, "description": f"GUIDE-{n} saw a threat", "token": token[1]}
             answer = client.post("/report", data=fields)
             assert answer.status_code == 200 and 'id="receipt-code"' in answer.text
 

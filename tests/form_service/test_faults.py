@@ -30,8 +30,8 @@ import pytest
 from form_service.receipts import receipt_hash
 from tests.conftest import edit_yaml, free_port
 from tests.databases import Database, only_postgres, sqlite_database
-from tests.form_service.conftest import VALID_REPORT
 from tests.form_service.delivery.servers import HTTPReceiver
+from tests.form_service.samples import VALID_FORM
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(180)]
 
@@ -200,7 +200,7 @@ class Answer:
 
 
 def fields_for(description: str, token: str) -> dict[str, str]:
-    return {**VALID_REPORT, "description": description, "token": token}
+    return {**VALID_FORM, "description": description, "token": token}
 
 
 def send(client: httpx.Client, prefix: str, description: str) -> Answer:

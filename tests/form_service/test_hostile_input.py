@@ -23,7 +23,8 @@ from form_service.ratelimit import LookupLimiter
 from form_service.report_form import FORM_FIELDS
 from form_service.settings import Settings
 
-from .conftest import VALID_REPORT, start_client, token_of
+from .conftest import start_client, token_of
+from .samples import VALID_FORM
 
 FIELDS = (*FORM_FIELDS, "website")
 CHOICE_VALUES = {
@@ -143,7 +144,7 @@ ALLOWED_HEADERS = {
 def send_report(client: TestClient, settings_: Settings, field: str, value: str) -> Any:
     before = stored(settings_)
     token = token_of(client.get("/report").text)
-    data = {"token": token, **VALID_REPORT, field: value}
+    data = {"token": token, **VALID_FORM, field: value}
     response = client.post("/report", data=data)
     check_response(response, value)
     after = stored(settings_)
@@ -190,7 +191,7 @@ def test_every_field_survives_bytes_that_are_not_utf8(
     for raw in BAD_BYTES:
         before = stored(settings_)
         token = token_of(client.get("/report").text)
-        data = {"token": token, **VALID_REPORT}
+        data = {"token": token, **VALID_FORM}
         data.pop(field, None)
         body = "&".join(f"{k}={quote_from_bytes(v.encode())}" for k, v in data.items())
         body += f"&{field}={quote_from_bytes(raw)}"
@@ -212,7 +213,7 @@ def test_a_one_megabyte_line_is_refused_and_not_stored(
     line = "<script>" + "A" * (1024 * 1024) + '"'
     for field in FIELDS:
         token = token_of(client.get("/report").text)
-        response = client.post("/report", data={"token": token, **VALID_REPORT, field: line})
+        response = client.post("/report", data={"token": token, **VALID_FORM, field: line})
         check_response(response, line)
         assert response.status_code == 413
     response = client.post("/status", data={"code": line})

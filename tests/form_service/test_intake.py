@@ -12,22 +12,18 @@ import pytest
 
 from form_service.intake import prepare_report
 from form_service.receipts import receipt_code, receipt_hash
-from form_service.report import Contact, Report
 from outreach.loader import LoadedProfile, load_profile
 from outreach.profile import Concern, Setting
 from outreach.routing import INTAKE_RULE, all_facts, route_report
+from tests.form_service.samples import report
 
 NOW = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
-REPORT = Report(
-    description="She wrote goodbye letters to her friends.",
+REPORT = report(
     area="south",
     area_detail="",
     setting=Setting.online,
     concern=Concern.self_harm,
-    when="Yesterday",
-    people="",
     danger_now=False,
-    contact=Contact(phone="(555) 555-0188"),
     consent_to_share_contact=True,
     language="es",
 )
@@ -76,11 +72,11 @@ def test_content_is_encrypted_to_the_archive_key(
     keyed_demo: LoadedProfile, archive_identity: Any
 ) -> None:
     new, _ = prepare_report(REPORT, keyed_demo.profile, "d" * 32, "secret", NOW)
-    assert b"goodbye" not in new.content_age
+    assert b"knife" not in new.content_age
     content = json.loads(pyrage.decrypt(new.content_age, [archive_identity]))
     assert content["description"] == REPORT.description
     assert content["location"] == {"area": "south", "detail": ""}
-    assert content["contact"]["phone"] == "(555) 555-0188"
+    assert content["contact"]["phone"] == "555-0199"
     assert content["report_ref"] == new.report_ref
     assert content["received_at"] == "2026-03-04T05:06Z"
     assert content["language"] == "es"

@@ -14,7 +14,8 @@ from form_service.settings import Settings
 from outreach.loader import LoadedProfile
 from outreach.profile import Archive
 
-from .conftest import VALID_REPORT, code_of, rows, start_client, submit, token_of
+from .conftest import code_of, rows, start_client, submit, token_of
+from .samples import VALID_FORM
 
 
 def status_of(settings: Settings, code: str) -> str:
@@ -33,7 +34,7 @@ def test_signing_key_rotation_keeps_open_forms_and_receipts(
 
     rotated = make_settings(data_dir=data_dir, secret_keys=("new-secret", "old-secret"))
     with start_client(rotated) as client:
-        sent = client.post("/report", data={"token": open_form, **VALID_REPORT})
+        sent = client.post("/report", data={"token": open_form, **VALID_FORM})
         assert sent.status_code == 200, "a form opened before the rotation is accepted"
         kept_code = code_of(sent.text)
         new_form = token_of(client.get("/report").text)
@@ -42,7 +43,7 @@ def test_signing_key_rotation_keeps_open_forms_and_receipts(
 
     # The first key signs: a service that knows only the old key refuses the new form.
     with start_client(before) as client:
-        refused = client.post("/report", data={"token": new_form, **VALID_REPORT})
+        refused = client.post("/report", data={"token": new_form, **VALID_FORM})
         assert refused.status_code >= 400
     # Once the old key is dropped, what it signed is no longer accepted.
     dropped = make_settings(data_dir=data_dir, secret_keys=("new-secret",))
@@ -59,7 +60,7 @@ def _opens(sealed: bytes, identity: Any) -> bool:
         content = json.loads(pyrage.decrypt(sealed, [identity]))
     except pyrage.DecryptError:
         return False
-    return bool(content["description"] == VALID_REPORT["description"])
+    return bool(content["description"] == VALID_FORM["description"])
 
 
 @pytest.fixture

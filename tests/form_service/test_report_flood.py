@@ -15,7 +15,8 @@ from form_service.ratelimit import ReportLimiter
 from form_service.settings import Settings
 from tests.live_server import outreach_serve
 
-from .conftest import VALID_REPORT, rows, start_client, submit, token_of
+from .conftest import rows, start_client, submit, token_of
+from .samples import VALID_FORM
 
 
 class Clock:
@@ -109,7 +110,7 @@ def test_honeypot_is_hidden_and_a_filled_one_stores_nothing(
         assert ".trap {" in css.text
     answer = submit(client, website="http://spam.example")
     assert answer.status_code == 400
-    assert VALID_REPORT["description"] in answer.text  # a person who hit it keeps the text
+    assert VALID_FORM["description"] in answer.text  # a person who hit it keeps the text
     assert "spam.example" not in answer.text
     assert rows(settings, "SELECT count(*) FROM reports") == [(0,)]
     assert submit(client, website="").status_code == 200
@@ -145,7 +146,7 @@ def test_real_server_answers_429_to_one_address_and_serves_another(
 
         def send(client: httpx.Client) -> int:
             token = token_of(client.get(url).text)
-            return client.post(url, data={"token": token, **VALID_REPORT}).status_code
+            return client.post(url, data={"token": token, **VALID_FORM}).status_code
 
         flooder = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"))
         other = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.3"))

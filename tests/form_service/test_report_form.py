@@ -10,13 +10,12 @@ from form_service.report import Contact, Report
 from form_service.report_form import Invalid, clean_text, validate_report
 from outreach.i18n import translations
 from outreach.loader import LoadedProfile
-from outreach.profile import Concern, Setting
 
-from .conftest import VALID_REPORT
+from .samples import FORM_REPORT, VALID_FORM, form_fields, report
 
 
 def check(demo: LoadedProfile, lang: str = "en", unreadable: Any = (), **fields: str) -> Any:
-    values = {**VALID_REPORT, **fields}
+    values = {**VALID_FORM, **fields}
     return validate_report(
         values, frozenset(unreadable), demo.profile, lang, translations(lang).gettext
     )
@@ -28,27 +27,9 @@ def errors(demo: LoadedProfile, **kwargs: Any) -> dict[str, str]:
     return result.errors
 
 
-def test_a_valid_report(demo: LoadedProfile) -> None:
-    report = check(
-        demo,
-        contact_name="Ana",
-        contact_email="ana@example.org",
-        consent="yes",
-        danger_now="yes",
-    )
-    assert report == Report(
-        description=VALID_REPORT["description"],
-        area="north",
-        area_detail="North Harbor High",
-        setting=Setting.school,
-        concern=Concern.harm_others,
-        when="This morning",
-        people="A boy in 10th grade",
-        danger_now=True,
-        contact=Contact(name="Ana", phone="", email="ana@example.org"),
-        consent_to_share_contact=True,
-        language="en",
-    )
+@pytest.mark.parametrize("filed", [FORM_REPORT, report(consent_to_share_contact=True)])
+def test_a_valid_report(demo: LoadedProfile, filed: Report) -> None:
+    assert check(demo, **form_fields(filed)) == filed
 
 
 def test_not_sure_and_optional_fields_left_empty(demo: LoadedProfile) -> None:
@@ -138,7 +119,7 @@ def test_line_breaks_are_kept_in_the_description(demo: LoadedProfile) -> None:
 
 def test_crlf_in_every_field_still_validates_without_crlf(demo: LoadedProfile) -> None:
     choices = {"area", "setting", "concern", "danger_now"}
-    fields = {k: v + "\r\nInjected: yes" for k, v in VALID_REPORT.items() if k not in choices}
+    fields = {k: v + "\r\nInjected: yes" for k, v in VALID_FORM.items() if k not in choices}
     report = check(demo, contact_name="A\r\nB", contact_phone="1\r\n2", **fields)
     assert isinstance(report, Report)
     for value in (report.area_detail, report.when, report.contact.name, report.contact.phone):

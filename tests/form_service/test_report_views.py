@@ -13,7 +13,8 @@ from form_service.settings import Settings
 from outreach.profile import Concern, Setting
 from outreach.routing import RoutingFacts, route_report
 
-from .conftest import VALID_REPORT, code_of, rows, start_client, submit, token_of
+from .conftest import code_of, rows, start_client, submit, token_of
+from .samples import VALID_FORM
 
 
 def test_a_report_is_stored_routed_and_acknowledged(client: TestClient, settings: Settings) -> None:
@@ -60,7 +61,7 @@ def test_double_submit_creates_one_report_and_shows_the_same_receipt(
     client: TestClient, settings: Settings
 ) -> None:
     token = token_of(client.get("/report").text)
-    data = {"token": token, **VALID_REPORT}
+    data = {"token": token, **VALID_FORM}
     first = client.post("/report", data=data)
     second = client.post("/report", data=data)
     changed = client.post("/report", data={**data, "description": "edited after going back"})
@@ -74,10 +75,10 @@ def test_same_receipt_after_the_secret_rotates(make_settings: Callable[..., Sett
     settings = make_settings(secret_keys=("old-secret",))
     with start_client(settings) as client:
         token = token_of(client.get("/report").text)
-        first = client.post("/report", data={"token": token, **VALID_REPORT})
+        first = client.post("/report", data={"token": token, **VALID_FORM})
     rotated = make_settings(data_dir=settings.data_dir, secret_keys=("new-secret", "old-secret"))
     with start_client(rotated) as client:
-        again = client.post("/report", data={"token": token, **VALID_REPORT})
+        again = client.post("/report", data={"token": token, **VALID_FORM})
         status = client.post("/status", data={"code": code_of(first.text)})
     assert code_of(again.text) == code_of(first.text)
     assert status.status_code == 200
@@ -112,11 +113,11 @@ def test_too_fast_is_refused_with_the_text_kept(make_settings: Callable[..., Set
     settings = make_settings(min_fill_seconds=3)
     with start_client(settings) as client:
         token = token_of(client.get("/report").text)
-        fast = client.post("/report", data={"token": token, **VALID_REPORT})
+        fast = client.post("/report", data={"token": token, **VALID_FORM})
         assert fast.status_code == 400
         assert "Please take a moment to check your report" in fast.text
-        assert VALID_REPORT["description"] in fast.text
+        assert VALID_FORM["description"] in fast.text
         assert rows(settings, "SELECT count(*) FROM reports") == [(0,)]
         time.sleep(3.1)
-        slow = client.post("/report", data={"token": token, **VALID_REPORT})
+        slow = client.post("/report", data={"token": token, **VALID_FORM})
         assert slow.status_code == 200

@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import free_port
 
-from .conftest import VALID_REPORT
+from .samples import VALID_FORM
 
 pytestmark = pytest.mark.server
 
@@ -89,7 +89,7 @@ def send_report(client: httpx.Client, lang_prefix: str) -> str:
     assert form.status_code == 200
     token = re.search(r'name="token" value="([^"]+)"', form.text)
     assert token
-    receipt = client.post(f"{lang_prefix}/report", data={"token": token.group(1), **VALID_REPORT})
+    receipt = client.post(f"{lang_prefix}/report", data={"token": token.group(1), **VALID_FORM})
     assert receipt.status_code == 200, receipt.text
     code = re.search(r'id="receipt-code" class="code" value="([0-9A-Z-]+)"', receipt.text)
     assert code

@@ -7,26 +7,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from form_service.report import Contact, Report
+from form_service.report import Contact
 from form_service.sharing import partner_payload, shared_fields
 from outreach.loader import LoadedProfile
-from outreach.profile import Concern, Setting
 from outreach.routing import Recipient
+from tests.form_service.samples import report
 
 ALL = ["description", "location", "setting", "concern", "when", "people", "danger_now"]
-REPORT = Report(
-    description="He posted a photo of a rifle with the caption 'Friday'.",
-    area="east",
-    area_detail="Eastwood Middle School",
-    setting=Setting.school,
-    concern=Concern.harm_others,
-    when="Last night",
-    people="A boy in 8th grade",
-    danger_now=True,
-    contact=Contact(name="Ana", phone="(555) 555-0199", email="ana@example.org"),
-    consent_to_share_contact=False,
-    language="en",
-)
+REPORT = report(area="east")
 NOW = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 
 # (partner, consent given, contact given) -> fields the partner receives
@@ -112,12 +100,12 @@ def test_payload_shape(demo: LoadedProfile) -> None:
             "location": {
                 "area": "east",
                 "area_name": "Valle de Eastwood",
-                "detail": "Eastwood Middle School",
+                "detail": "Harbor High gym",
             },
             "setting": "school",
             "concern": "harm_others",
-            "when": "Last night",
-            "people": "A boy in 8th grade",
+            "when": "Yesterday after class",
+            "people": "A student in 10th grade",
             "danger_now": True,
         },
     }
@@ -143,10 +131,10 @@ def test_unknown_area_has_no_name(demo: LoadedProfile) -> None:
     assert payload["fields"]["location"] == {
         "area": "unknown",
         "area_name": "",
-        "detail": "Eastwood Middle School",
+        "detail": "Harbor High gym",
     }
     assert payload["fields"]["contact"] == {
-        "name": "Ana",
-        "phone": "(555) 555-0199",
-        "email": "ana@example.org",
+        "name": "Ann Example",
+        "phone": "555-0199",
+        "email": "ann@example.org",
     }

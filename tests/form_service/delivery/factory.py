@@ -7,17 +7,7 @@ import uuid
 from typing import Any
 
 from outreach.profile import Partner
-
-ALL_FIELDS: dict[str, Any] = {
-    "description": "He said he would bring a knife to the gym on Friday.",
-    "location": {"area": "north", "area_name": "North Harbor", "detail": "Harbor High gym"},
-    "setting": "school",
-    "concern": "harm_others",
-    "when": "Yesterday after class",
-    "people": "A student in 10th grade",
-    "danger_now": True,
-    "contact": {"name": "Ann Example", "phone": "555-0199", "email": "ann@example.org"},
-}
+from tests.form_service.samples import ALL_FIELDS
 
 
 def payload(partner_id: str = "intake-team", **changes: Any) -> dict[str, Any]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,35 +14,18 @@ from form_service.delivery.channel import DeliverySettings
 from form_service.delivery.retry import RetryPolicy
 from form_service.delivery.worker import DeliveryWorker, WorkerOptions
 from form_service.intake import prepare_report
-from form_service.report import Contact, Report
+from form_service.report import Report
 from form_service.storage import NewReport, Store
-from outreach.profile import Concern, Partner, Profile, Setting
+from outreach.profile import Partner, Profile
 from tests.databases import Database
 from tests.form_service.delivery.factory import partner
-
-REPORT = Report(
-    description="He said he would bring a knife to the gym on Friday.",
-    area="north",
-    area_detail="Harbor High gym",
-    setting=Setting.school,
-    concern=Concern.harm_others,
-    when="Yesterday after class",
-    people="A student in 10th grade",
-    danger_now=True,
-    contact=Contact(name="Ann Example", phone="555-0199", email="ann@example.org"),
-    consent_to_share_contact=False,
-    language="en",
-)
+from tests.form_service.samples import REPORT
 
 FAST = WorkerOptions(
     poll_seconds=0.05,
     lease_seconds=30,
     retry=RetryPolicy(base_seconds=0.05, cap_seconds=0.2, max_attempts=50),
 )
-
-
-def report(**changes: Any) -> Report:
-    return replace(REPORT, **changes)
 
 
 def with_partner(profile: Profile, partner_id: str, **delivery: Any) -> Profile:

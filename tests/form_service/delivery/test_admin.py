@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from outreach.cli import main
 from outreach.loader import LoadedProfile
 from tests.databases import Database
-from tests.form_service.delivery.reports import make_worker, open_store, report, rows, submit
+from tests.form_service.delivery.reports import make_worker, open_store, rows, submit
+from tests.form_service.samples import report
 
 CANARY = "CANARY-7Q4Z-in-the-description"
 

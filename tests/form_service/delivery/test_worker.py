@@ -12,6 +12,7 @@ import pytest
 from form_service.delivery.alerts import ALERT_FOLDER
 from form_service.delivery.retry import RetryPolicy
 from form_service.delivery.worker import WorkerOptions
+from form_service.report import Contact
 from outreach.loader import LoadedProfile
 from outreach.profile import Concern, Setting
 from tests.conftest import free_port
@@ -22,7 +23,6 @@ from tests.form_service.delivery.reports import (
     make_worker,
     open_store,
     outbox,
-    report,
     rows,
     run_until,
     submit,
@@ -34,6 +34,7 @@ from tests.form_service.delivery.servers import (
     SMTPServer,
     ThrowawayCA,
 )
+from tests.form_service.samples import report
 
 PEOPLE_CANARY = "CANARY-PEOPLE-5f1c"
 CONTACT_CANARY = "CANARY-CONTACT-9b2e"
@@ -54,7 +55,7 @@ def test_right_partners_get_exactly_their_fields(
         setting=Setting.critical_infrastructure,
         concern=Concern.harm_others,
         people=PEOPLE_CANARY,
-        contact=report().contact.__class__(name=CONTACT_CANARY),
+        contact=Contact(name=CONTACT_CANARY),
         consent_to_share_contact=False,
     )
 

@@ -18,12 +18,14 @@ from typing import Any
 import httpx
 import pytest
 
+from form_service.report import Contact
 from outreach.loader import load_profile
 from outreach.profile import Setting
 from tests.conftest import edit_yaml, free_port
 from tests.databases import Database
-from tests.form_service.delivery.reports import open_store, report, rows, submit
+from tests.form_service.delivery.reports import open_store, rows, submit
 from tests.form_service.delivery.servers import HTTPReceiver
+from tests.form_service.samples import form_fields, report
 
 pytestmark = pytest.mark.server
 OUTREACH = str(Path(sys.executable).with_name("outreach"))
@@ -143,18 +145,12 @@ def test_report_through_the_form_reaches_the_maildirs(
     form = httpx.get(f"{base}/report").text
     token = re.search(r'name="token" value="([^"]+)"', form)
     assert token
-    fields = {
-        "token": token.group(1),
-        "description": "CANARY-FORM-73 said he will hurt someone at school.",
-        "area": "east",
-        "area_detail": "",
-        "setting": "school",
-        "concern": "harm_others",
-        "when": "today",
-        "people": "",
-        "danger_now": "yes",
-        "contact_name": "CANARY-NAME-41",
-    }
+    filed = report(
+        description="CANARY-FORM-73 said he will hurt someone at school.",
+        area="east",
+        contact=Contact(name="CANARY-NAME-41"),
+    )
+    fields = {"token": token.group(1), **form_fields(filed)}
     sent = time.monotonic()
     response = httpx.post(f"{base}/report", data=fields)
     assert response.status_code == 200, response.text
