@@ -1,7 +1,8 @@
-"""Rendering the service's pages: one Jinja2 environment per language, strict headers.
+"""Rendering the service's pages: one Jinja2 environment per language, never cached.
 
 Autoescaping is on for every template, so whatever a tipster typed is shown as text.
-The pages need no script and load nothing from elsewhere, which the CSP enforces.
+The pages need no script and load nothing from elsewhere, which the CSP of
+form_service/security_headers.py enforces.
 """
 
 from __future__ import annotations
@@ -25,25 +26,10 @@ FORM_TEMPLATES = PACKAGE_ROOT / "templates" / "form"
 FORM_ASSETS = FORM_TEMPLATES / "static"
 ASSETS_PATH = "/assets-form"
 
-CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
-)
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CSP,
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Cross-Origin-Resource-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
-
-
-def security_headers(request: Request) -> dict[str, str]:
-    headers = dict(SECURITY_HEADERS)
-    if request.url.scheme == "https":
-        headers["Strict-Transport-Security"] = "max-age=31536000"
-    return headers
+# The security headers (CSP and the rest) are the SecurityHeaders middleware's to decide. It
+# marks only the form, receipt and status paths no-store; an error page rendered on any other
+# path (a 405 or 500 under the site) is kept out of caches here.
+NO_STORE = {"Cache-Control": "no-store"}
 
 
 @functools.cache
@@ -95,6 +81,8 @@ class Pages:
             "after_url": base + "/after-you-report/",
             "privacy_url": base + "/privacy/",
             "css_url": f"{ASSETS_PATH}/form.css",
+            # The site's own icon, from the built site this service serves at /.
+            "icon_url": "/" + profile.agency.site_icon,
             "languages": [
                 {
                     "code": other,
@@ -119,7 +107,7 @@ class Pages:
         **values: Any,
     ) -> HTMLResponse:
         html = self.html(template, lang, page, **values)
-        return HTMLResponse(html, status_code, headers=security_headers(request))
+        return HTMLResponse(html, status_code, headers=NO_STORE)
 
 
 def asset_dir() -> Path:

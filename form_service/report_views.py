@@ -16,7 +16,7 @@ from form_service.error_pages import error_page
 from form_service.form_input import BodyTooLarge, NotAForm, read_form
 from form_service.intake import prepare_report
 from form_service.logs import log_event
-from form_service.pages import security_headers
+from form_service.pages import NO_STORE
 from form_service.ratelimit import client_address
 from form_service.receipts import receipt_code, receipt_hash
 from form_service.report import Report
@@ -161,7 +161,7 @@ def _receipt(
     if page is None:
         page = service.pages.html("receipt.html", lang, code=_CODE_MARK, danger_now=danger_now)
         service.receipt_pages[key] = page
-    return HTMLResponse(page.replace(_CODE_MARK, code), headers=security_headers(request))
+    return HTMLResponse(page.replace(_CODE_MARK, code), headers=NO_STORE)
 
 
 async def _submit(service: Service, request: Request, lang: str) -> Response:
