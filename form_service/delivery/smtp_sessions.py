@@ -4,6 +4,10 @@ A new session costs a TCP connect, two EHLOs, a TLS handshake and a login; a bac
 thousands of messages after an outage would spend most of its time on those. The worker
 keeps up to ``per_server`` sessions per relay and account while it is busy and closes them
 when it goes idle. A session is only reused after a message it carried was accepted.
+
+Eight sessions: an agency often sends every partner's mail through its one relay, so this
+is the whole pipe for a backlog; each session waits a round trip per SMTP command, and
+eight stay well under the per-client connection limits relays set (Postfix allows 50).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ _STALE = (aiosmtplib.SMTPServerDisconnected, ConnectionError)
 
 
 class SmtpSessions:
-    def __init__(self, per_server: int = 4, idle_seconds: float = 30.0) -> None:
+    def __init__(self, per_server: int = 8, idle_seconds: float = 30.0) -> None:
         self.per_server = per_server
         self.idle_seconds = idle_seconds
         self._idle: dict[Key, list[tuple[aiosmtplib.SMTP, float]]] = {}

@@ -109,6 +109,17 @@ def _audit_row(at: str, report_ref: str, event: str, **cols: Any) -> tuple[Any, 
     )
 
 
+_EXPIRED_LEASES = "status = 'sending' AND claimed_until < %s"
+_DUE_PENDING = "status = 'pending' AND next_attempt_at <= %s ORDER BY next_attempt_at"
+_CLAIM = (
+    "WITH due AS (SELECT id FROM outbox WHERE {due} LIMIT %s FOR UPDATE SKIP LOCKED)"
+    " UPDATE outbox o SET status = 'sending', claimed_until = %s, attempts = o.attempts + 1"
+    " FROM due, reports r WHERE o.id = due.id AND r.id = o.report_id"
+    " RETURNING o.id, r.report_ref, o.partner_id, o.rule_id, o.agreement_id,"
+    " o.payload, o.attempts, o.is_intake"
+)
+
+
 async def _insert_report(conn: Connection, report: NewReport) -> int | None:
     """The new report's id, or None when a report with the same form token exists."""
     at = minute_stamp(report.created_at)
@@ -296,22 +307,16 @@ class PostgresStore:
     ) -> list[Delivery]:
         at = stamp(now)
         until = stamp(now + timedelta(seconds=lease_seconds))
-        async with self._connection() as conn:
-            cursor = await conn.execute(
-                "WITH due AS ("
-                " SELECT id FROM outbox"
-                " WHERE (status = 'pending' AND next_attempt_at <= %s)"
-                " OR (status = 'sending' AND claimed_until < %s)"
-                " ORDER BY next_attempt_at LIMIT %s"
-                " FOR UPDATE SKIP LOCKED)"
-                " UPDATE outbox o SET status = 'sending', claimed_until = %s,"
-                " attempts = o.attempts + 1"
-                " FROM due, reports r WHERE o.id = due.id AND r.id = o.report_id"
-                " RETURNING o.id, r.report_ref, o.partner_id, o.rule_id, o.agreement_id,"
-                " o.payload, o.attempts, o.is_intake",
-                (at, at, limit, until),
-            )
-            rows = await cursor.fetchall()
+        # As on SQLite: expired leases first, then due rows in index order, each with a
+        # query that stops at the limit instead of sorting a whole backlog.
+        rows: list[tuple[Any, ...]] = []
+        async with self._connection() as conn, conn.transaction():
+            for due in (_EXPIRED_LEASES, _DUE_PENDING):
+                if len(rows) < limit:
+                    cursor = await conn.execute(
+                        _CLAIM.format(due=due), (at, limit - len(rows), until)
+                    )
+                    rows += await cursor.fetchall()
         return [
             Delivery(row[0], row[1], row[2], row[3], row[4], row[5], row[6], bool(row[7]))
             for row in rows
