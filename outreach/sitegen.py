@@ -166,7 +166,8 @@ def _fallback_notice(lang: str, written_in: str) -> str:
     notice = _(
         "This page is not yet available in %(language)s. You are reading the %(original)s version."
     ) % {"language": name_in(lang, lang), "original": name_in(written_in, lang)}
-    return f'!!! note "{_("Translation coming")}"\n    {notice}\n\n'
+    title = _("Translation coming")
+    return f'!!! note "{title}"\n    {notice}\n\n'
 
 
 def _stage_page(name: str, source: SourcePage, lang: str, context: dict[str, Any]) -> str:

@@ -22,7 +22,7 @@ import jinja2
 
 from form_service.delivery.payload import DeliveryPayload, ReportFields
 from form_service.delivery.sealing import seal
-from outreach.i18n import translations
+from outreach.i18n import N_, translations
 from outreach.loader import PACKAGE_ROOT
 from outreach.profile import Partner, Profile, localize
 
@@ -53,29 +53,29 @@ _POLICY = SMTP.clone(max_line_length=998, header_factory=_HeaderClasses())
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 
 _FIELD_LABELS = {
-    "description": "What happened",
-    "location": "Where",
-    "setting": "Setting",
-    "concern": "Concern",
-    "when": "When",
-    "people": "People involved",
-    "danger_now": "Someone in danger now",
-    "contact": "Reporter's contact details",
+    "description": N_("What happened"),
+    "location": N_("Where"),
+    "setting": N_("Setting"),
+    "concern": N_("Concern"),
+    "when": N_("When"),
+    "people": N_("People involved"),
+    "danger_now": N_("Someone in danger now"),
+    "contact": N_("Reporter's contact details"),
 }
 _VALUE_LABELS = {
-    "school": "A school",
-    "college": "A college or university",
-    "workplace": "A workplace",
-    "public_place": "A public place or event",
-    "critical_infrastructure": "Critical infrastructure (water, power, transit)",
-    "online": "Online",
-    "home": "A home",
-    "other": "Somewhere else",
-    "harm_others": "Harm to others",
-    "self_harm": "Self-harm or suicide",
-    "both": "Harm to others and self-harm",
-    "not_sure": "Not sure",
-    "unknown": "Not known",
+    "school": N_("A school"),
+    "college": N_("A college or university"),
+    "workplace": N_("A workplace"),
+    "public_place": N_("A public place or event"),
+    "critical_infrastructure": N_("Critical infrastructure (water, power, transit)"),
+    "online": N_("Online"),
+    "home": N_("A home"),
+    "other": N_("Somewhere else"),
+    "harm_others": N_("Harm to others"),
+    "self_harm": N_("Self-harm or suicide"),
+    "both": N_("Harm to others and self-harm"),
+    "not_sure": N_("Not sure"),
+    "unknown": N_("Not known"),
 }
 
 
