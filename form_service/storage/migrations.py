@@ -27,24 +27,34 @@ class Migration:
         return self.statements
 
 
-# Text times use the "C" collation: byte order, whatever locale the database was made with.
-_TIME = 'TEXT COLLATE "C"'
+# Column types that differ by dialect; everything else in the schema is written once.
+# Text times use the "C" collation on PostgreSQL: byte order, whatever locale the database
+# was made with (SQLite compares text byte by byte anyway).
+_TYPES: dict[Dialect, dict[str, str]] = {
+    "sqlite": {"id": "INTEGER PRIMARY KEY", "ref": "INTEGER", "time": "TEXT", "blob": "BLOB"},
+    "postgres": {
+        "id": "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+        "ref": "BIGINT",
+        "time": 'TEXT COLLATE "C"',
+        "blob": "BYTEA",
+    },
+}
 
-INITIAL_POSTGRES = (
-    f"""CREATE TABLE reports (
-        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+_INITIAL = (
+    """CREATE TABLE reports (
+        id {id},
         report_ref TEXT NOT NULL UNIQUE,
         receipt_hash TEXT NOT NULL UNIQUE,
         token_id TEXT NOT NULL UNIQUE,
         status TEXT NOT NULL DEFAULT 'received'
             CHECK (status IN ('received', 'delivered', 'reviewed')),
-        created_at {_TIME} NOT NULL,
-        content_age BYTEA,
-        purged_at {_TIME}
+        created_at {time} NOT NULL,
+        content_age {blob},
+        purged_at {time}
     )""",
-    f"""CREATE TABLE outbox (
+    """CREATE TABLE outbox (
         id TEXT PRIMARY KEY,
-        report_id BIGINT NOT NULL REFERENCES reports (id) ON DELETE CASCADE,
+        report_id {ref} NOT NULL REFERENCES reports (id) ON DELETE CASCADE,
         partner_id TEXT NOT NULL,
         rule_id TEXT NOT NULL,
         agreement_id TEXT NOT NULL,
@@ -52,18 +62,18 @@ INITIAL_POSTGRES = (
         status TEXT NOT NULL DEFAULT 'pending'
             CHECK (status IN ('pending', 'sending', 'delivered', 'dead')),
         attempts INTEGER NOT NULL DEFAULT 0,
-        next_attempt_at {_TIME} NOT NULL,
-        claimed_until {_TIME},
+        next_attempt_at {time} NOT NULL,
+        claimed_until {time},
         last_error TEXT,
-        created_at {_TIME} NOT NULL,
-        delivered_at {_TIME},
+        created_at {time} NOT NULL,
+        delivered_at {time},
         is_intake INTEGER NOT NULL DEFAULT 0 CHECK (is_intake IN (0, 1))
     )""",
     "CREATE INDEX outbox_due ON outbox (status, next_attempt_at)",
     "CREATE INDEX outbox_report ON outbox (report_id)",
-    f"""CREATE TABLE audit_events (
-        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        at {_TIME} NOT NULL,
+    """CREATE TABLE audit_events (
+        id {id},
+        at {time} NOT NULL,
         report_ref TEXT NOT NULL,
         event TEXT NOT NULL CHECK (event IN (
             'received', 'routed', 'delivery_attempt', 'delivered', 'dead', 'purged')),
@@ -76,55 +86,16 @@ INITIAL_POSTGRES = (
     "CREATE INDEX audit_report ON audit_events (report_ref)",
 )
 
+
+def _typed(statements: tuple[str, ...], dialect: Dialect) -> tuple[str, ...]:
+    return tuple(statement.format(**_TYPES[dialect]) for statement in statements)
+
+
 INITIAL = Migration(
     1,
     "reports, outbox and audit log",
-    (
-        """CREATE TABLE reports (
-            id INTEGER PRIMARY KEY,
-            report_ref TEXT NOT NULL UNIQUE,
-            receipt_hash TEXT NOT NULL UNIQUE,
-            token_id TEXT NOT NULL UNIQUE,
-            status TEXT NOT NULL DEFAULT 'received'
-                CHECK (status IN ('received', 'delivered', 'reviewed')),
-            created_at TEXT NOT NULL,
-            content_age BLOB,
-            purged_at TEXT
-        )""",
-        """CREATE TABLE outbox (
-            id TEXT PRIMARY KEY,
-            report_id INTEGER NOT NULL REFERENCES reports (id) ON DELETE CASCADE,
-            partner_id TEXT NOT NULL,
-            rule_id TEXT NOT NULL,
-            agreement_id TEXT NOT NULL,
-            payload TEXT,
-            status TEXT NOT NULL DEFAULT 'pending'
-                CHECK (status IN ('pending', 'sending', 'delivered', 'dead')),
-            attempts INTEGER NOT NULL DEFAULT 0,
-            next_attempt_at TEXT NOT NULL,
-            claimed_until TEXT,
-            last_error TEXT,
-            created_at TEXT NOT NULL,
-            delivered_at TEXT,
-            is_intake INTEGER NOT NULL DEFAULT 0 CHECK (is_intake IN (0, 1))
-        )""",
-        "CREATE INDEX outbox_due ON outbox (status, next_attempt_at)",
-        "CREATE INDEX outbox_report ON outbox (report_id)",
-        """CREATE TABLE audit_events (
-            id INTEGER PRIMARY KEY,
-            at TEXT NOT NULL,
-            report_ref TEXT NOT NULL,
-            event TEXT NOT NULL CHECK (event IN (
-                'received', 'routed', 'delivery_attempt', 'delivered', 'dead', 'purged')),
-            partner_id TEXT,
-            rule_id TEXT,
-            agreement_id TEXT,
-            fields TEXT,
-            outcome TEXT
-        )""",
-        "CREATE INDEX audit_report ON audit_events (report_ref)",
-    ),
-    postgres=INITIAL_POSTGRES,
+    _typed(_INITIAL, "sqlite"),
+    postgres=_typed(_INITIAL, "postgres"),
 )
 
 MIGRATIONS: tuple[Migration, ...] = (INITIAL,)

@@ -41,6 +41,15 @@ from form_service.storage import (
     StoreUnavailable,
 )
 from form_service.storage.migrations import MIGRATIONS, Migration
+from form_service.storage.rows import (
+    AUDIT_INSERT,
+    DELIVERY_COLUMNS,
+    OUTBOX_INSERT,
+    audit_row,
+    delivery,
+    new_report_rows,
+)
+from form_service.storage.rows import sql as sql_for
 from form_service.storage.sqlite import minute_stamp, stamp
 
 Connection = psycopg.AsyncConnection[tuple[Any, ...]]
@@ -90,23 +99,7 @@ async def _durable_commits(conn: Connection) -> None:
         await conn.execute("SET synchronous_commit = on")
 
 
-_AUDIT = (
-    "INSERT INTO audit_events (at, report_ref, event, partner_id, rule_id, agreement_id,"
-    " fields, outcome) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-)
-
-
-def _audit_row(at: str, report_ref: str, event: str, **cols: Any) -> tuple[Any, ...]:
-    return (
-        at,
-        report_ref,
-        event,
-        cols.get("partner_id"),
-        cols.get("rule_id"),
-        cols.get("agreement_id"),
-        cols.get("fields"),
-        cols.get("outcome"),
-    )
+_AUDIT = sql_for(AUDIT_INSERT, "postgres")
 
 
 _EXPIRED_LEASES = "status = 'sending' AND claimed_until < %s"
@@ -115,8 +108,7 @@ _CLAIM = (
     "WITH due AS (SELECT id FROM outbox WHERE {due} LIMIT %s FOR UPDATE SKIP LOCKED)"
     " UPDATE outbox o SET status = 'sending', claimed_until = %s, attempts = o.attempts + 1"
     " FROM due, reports r WHERE o.id = due.id AND r.id = o.report_id"
-    " RETURNING o.id, r.report_ref, o.partner_id, o.rule_id, o.agreement_id,"
-    " o.payload, o.attempts, o.is_intake"
+    " RETURNING {columns}"
 )
 
 
@@ -133,41 +125,9 @@ async def _insert_report(conn: Connection, report: NewReport) -> int | None:
     if row is None:
         return None
     report_id = int(row[0])
-    created = stamp(report.created_at)
-    audit = [_audit_row(at, report.report_ref, "received")]
-    outbox = []
-    for entry in report.outbox:
-        outbox.append(
-            (
-                entry.delivery_id,
-                report_id,
-                entry.partner_id,
-                entry.rule_id,
-                entry.agreement_id,
-                entry.payload,
-                created,
-                created,
-                int(entry.is_intake),
-            )
-        )
-        audit.append(
-            _audit_row(
-                at,
-                report.report_ref,
-                "routed",
-                partner_id=entry.partner_id,
-                rule_id=entry.rule_id,
-                agreement_id=entry.agreement_id,
-                fields=",".join(entry.fields),
-            )
-        )
+    outbox, audit = new_report_rows(report, report_id, at, stamp(report.created_at))
     async with conn.cursor() as many:
-        await many.executemany(
-            "INSERT INTO outbox (id, report_id, partner_id, rule_id, agreement_id, payload,"
-            " status, attempts, next_attempt_at, created_at, is_intake)"
-            " VALUES (%s, %s, %s, %s, %s, %s, 'pending', 0, %s, %s, %s)",
-            outbox,
-        )
+        await many.executemany(sql_for(OUTBOX_INSERT, "postgres"), outbox)
         await many.executemany(_AUDIT, audit)
     return report_id
 
@@ -313,14 +273,10 @@ class PostgresStore:
         async with self._connection() as conn, conn.transaction():
             for due in (_EXPIRED_LEASES, _DUE_PENDING):
                 if len(rows) < limit:
-                    cursor = await conn.execute(
-                        _CLAIM.format(due=due), (at, limit - len(rows), until)
-                    )
+                    query = _CLAIM.format(due=due, columns=DELIVERY_COLUMNS)
+                    cursor = await conn.execute(query, (at, limit - len(rows), until))
                     rows += await cursor.fetchall()
-        return [
-            Delivery(row[0], row[1], row[2], row[3], row[4], row[5], row[6], bool(row[7]))
-            for row in rows
-        ]
+        return [delivery(row) for row in rows]
 
     async def mark_delivered(self, delivery_id: str) -> None:
         at = stamp(self._clock())
@@ -345,7 +301,7 @@ class PostgresStore:
                 )
             await conn.execute(
                 _AUDIT,
-                _audit_row(
+                audit_row(
                     at,
                     ref,
                     "delivered",
@@ -376,9 +332,9 @@ class PostgresStore:
                 ("dead" if dead else "pending", stamp(next_attempt_at), error[:500], delivery_id),
             )
             who = dict(zip(("partner_id", "rule_id", "agreement_id"), row[1:], strict=True))
-            events = [_audit_row(at, row[0], "delivery_attempt", outcome="failed", **who)]
+            events = [audit_row(at, row[0], "delivery_attempt", outcome="failed", **who)]
             if dead:
-                events.append(_audit_row(at, row[0], "dead", outcome="gave up", **who))
+                events.append(audit_row(at, row[0], "dead", outcome="gave up", **who))
             async with conn.cursor() as many:
                 await many.executemany(_AUDIT, events)
 

@@ -7,6 +7,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from form_service.storage import Delivery, NewReport, ReferenceTaken, ReportStatus, SaveResult
+from form_service.storage.rows import (
+    AUDIT_INSERT,
+    DELIVERY_COLUMNS,
+    OUTBOX_INSERT,
+    audit_row,
+    delivery,
+    new_report_rows,
+)
 
 
 def stamp(moment: datetime) -> str:
@@ -21,20 +29,7 @@ def minute_stamp(moment: datetime) -> str:
 
 
 def _audit(conn: sqlite3.Connection, at: str, report_ref: str, event: str, **cols: Any) -> None:
-    conn.execute(
-        "INSERT INTO audit_events (at, report_ref, event, partner_id, rule_id, agreement_id,"
-        " fields, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            at,
-            report_ref,
-            event,
-            cols.get("partner_id"),
-            cols.get("rule_id"),
-            cols.get("agreement_id"),
-            cols.get("fields"),
-            cols.get("outcome"),
-        ),
-    )
+    conn.execute(AUDIT_INSERT, audit_row(at, report_ref, event, **cols))
 
 
 def _insert_report(conn: sqlite3.Connection, report: NewReport) -> None:
@@ -44,49 +39,10 @@ def _insert_report(conn: sqlite3.Connection, report: NewReport) -> None:
         " content_age) VALUES (?, ?, ?, 'received', ?, ?)",
         (report.report_ref, report.receipt_hash, report.token_id, at, report.content_age),
     )
-    report_id = cursor.lastrowid
-    _audit(conn, at, report.report_ref, "received")
-    created = stamp(report.created_at)
-    for entry in report.outbox:
-        conn.execute(
-            "INSERT INTO outbox (id, report_id, partner_id, rule_id, agreement_id, payload,"
-            " status, attempts, next_attempt_at, created_at, is_intake)"
-            " VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
-            (
-                entry.delivery_id,
-                report_id,
-                entry.partner_id,
-                entry.rule_id,
-                entry.agreement_id,
-                entry.payload,
-                created,
-                created,
-                int(entry.is_intake),
-            ),
-        )
-        _audit(
-            conn,
-            at,
-            report.report_ref,
-            "routed",
-            partner_id=entry.partner_id,
-            rule_id=entry.rule_id,
-            agreement_id=entry.agreement_id,
-            fields=",".join(entry.fields),
-        )
-
-
-_DELIVERY_COLUMNS = (
-    "o.id, r.report_ref, o.partner_id, o.rule_id, o.agreement_id, o.payload, o.attempts,"
-    " o.is_intake"
-)
-
-
-def _delivery(row: tuple[Any, ...]) -> Delivery:
-    delivery_id, ref, partner_id, rule_id, agreement_id, payload, attempts, is_intake = row
-    return Delivery(
-        delivery_id, ref, partner_id, rule_id, agreement_id, payload, attempts, bool(is_intake)
-    )
+    assert cursor.lastrowid is not None
+    outbox, audit = new_report_rows(report, cursor.lastrowid, at, stamp(report.created_at))
+    conn.executemany(OUTBOX_INSERT, outbox)
+    conn.executemany(AUDIT_INSERT, audit)
 
 
 def save_report(conn: sqlite3.Connection, report: NewReport) -> SaveResult:
@@ -125,7 +81,7 @@ def claim(
     # Two queries, not one with OR: each walks the (status, next_attempt_at) index in order
     # and stops at *limit*, where an OR would sort every due row of a backlog per claim.
     # Rows whose lease ran out (a crashed worker's) go first: they have waited longest.
-    select = f"SELECT {_DELIVERY_COLUMNS} FROM outbox o JOIN reports r ON r.id = o.report_id"  # noqa: S608
+    select = f"SELECT {DELIVERY_COLUMNS} FROM outbox o JOIN reports r ON r.id = o.report_id"  # noqa: S608
     rows = conn.execute(
         f"{select} WHERE o.status = 'sending' AND o.claimed_until < ? LIMIT ?",
         (at, limit),
@@ -141,7 +97,7 @@ def claim(
         " attempts = attempts + 1 WHERE id = ?",
         [(until, row[0]) for row in rows],
     )
-    return [_delivery((*row[:6], row[6] + 1, row[7])) for row in rows]
+    return [delivery((*row[:6], row[6] + 1, row[7])) for row in rows]
 
 
 def mark_delivered(conn: sqlite3.Connection, delivery_id: str, now: datetime) -> None:
