@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -155,6 +156,13 @@ class Agency(_Strict):
     liaison: Liaison
     hosts: list[str] = Field(default_factory=list)
     """Extra host names the report service answers to (the site_url host is always one)."""
+
+    @property
+    def site_icon(self) -> str:
+        """The site's icon, relative to a site root: the logo, else Material's own icon."""
+        if self.logo:
+            return "assets/logo" + PurePosixPath(self.logo).suffix
+        return "assets/images/favicon.png"
 
 
 class Area(_Strict):

@@ -296,10 +296,10 @@ def plan_language(loaded: LoadedProfile, lang: str, work: Path, site_root: Path)
         "palette": {"primary": "custom", "accent": "custom"},
     }
     if profile.agency.logo:
-        logo_name = "logo" + Path(profile.agency.logo).suffix
-        shutil.copyfile(loaded.folder / profile.agency.logo, assets / logo_name)
-        theme_config["logo"] = f"assets/{logo_name}"
-        theme_config["favicon"] = f"assets/{logo_name}"
+        icon = profile.agency.site_icon
+        shutil.copyfile(loaded.folder / profile.agency.logo, docs / icon)
+        theme_config["logo"] = icon
+        theme_config["favicon"] = icon
 
     _ = translations(lang).gettext
     site_dir = site_root / lang

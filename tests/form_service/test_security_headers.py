@@ -30,9 +30,11 @@ from tests.live_server import outreach_serve
 
 from .conftest import code_of, start_client, submit
 
+# The design's CSP for service pages, and connect-src 'self' so that audit tools can read the
+# site's robots.txt from a page (tests/browser/test_service_pages.py). Nothing else.
 DESIGN_CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
+    "default-src 'none'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 DENIED = [
     "camera",

@@ -1,0 +1,83 @@
+"""The head of every service page: a description in the page's language, and the site's icon."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from form_service.settings import Settings
+from outreach.loader import LoadedProfile
+from outreach.profile import localize
+
+from .conftest import start_client, submit
+from .test_security_headers import with_agency
+
+# The first words of each page's description, in each language of the demo profile.
+DESCRIPTIONS = {
+    ("report", "en"): "Tell ",
+    ("report", "es"): "Informe a ",
+    ("receipt", "en"): "Your report to ",
+    ("receipt", "es"): "Su reporte a ",
+    ("status", "en"): "Check on a report ",
+    ("status", "es"): "Consulte un reporte ",
+    ("error", "en"): "Tell ",
+    ("error", "es"): "Informe a ",
+}
+
+
+def description(page: str) -> str:
+    found = re.findall(r'<meta name="description" content="([^"]*)">', page)
+    assert len(found) == 1, "one description per page"
+    return html.unescape(found[0])
+
+
+def icon(page: str) -> str:
+    found = re.findall(r'<link rel="icon" href="([^"]+)">', page)
+    assert len(found) == 1, "one icon per page"
+    return found[0]
+
+
+def page_of(client: TestClient, kind: str, lang: str) -> str:
+    prefix = "" if lang == "en" else f"/{lang}"
+    if kind == "receipt":
+        return str(submit(client, f"{prefix}/report").text)
+    if kind == "error":
+        return client.post(f"{prefix}/report", data={"description": "no token"}).text
+    return client.get(f"{prefix}/{kind}").text
+
+
+@pytest.mark.parametrize(("kind", "lang"), list(DESCRIPTIONS))
+def test_every_page_describes_itself_in_its_language(
+    client: TestClient, keyed_demo: LoadedProfile, kind: str, lang: str
+) -> None:
+    text = description(page_of(client, kind, lang))
+    agency = localize(keyed_demo.profile.agency.name, lang, keyed_demo.profile.default_language)
+    assert text.startswith(DESCRIPTIONS[kind, lang]), text
+    assert agency in text
+    assert 50 <= len(text) <= 160, "what a search engine shows in full"
+
+
+def test_every_page_has_the_sites_icon_and_the_site_serves_it(
+    make_settings: Callable[..., Settings], demo_site: Path
+) -> None:
+    with start_client(make_settings(site_dir=demo_site)) as client:
+        icons = {icon(page_of(client, kind, lang)) for kind, lang in DESCRIPTIONS}
+        assert icons == {"/assets/logo.svg"}, "the demo agency's logo, as on its site"
+        answer = client.get("/assets/logo.svg")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("image/svg+xml")
+
+
+def test_an_agency_without_a_logo_gets_materials_icon(
+    make_settings: Callable[..., Settings], keyed_demo: LoadedProfile, demo_site: Path
+) -> None:
+    loaded = with_agency(keyed_demo, logo=None)
+    with start_client(make_settings(profile=loaded)) as client:
+        assert icon(client.get("/es/report").text) == "/assets/images/favicon.png"
+    # Material puts its icon in every site it builds.
+    assert (demo_site / "assets" / "images" / "favicon.png").is_file()
