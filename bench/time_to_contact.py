@@ -186,6 +186,7 @@ def start_service(
         "OUTREACH_REPORT_CLIENT_BURST": "1000000",
         "OUTREACH_REPORT_GLOBAL_PER_MINUTE": "1000000",
         "OUTREACH_REPORT_SURGE_PER_MINUTE": "1000000",
+        "OUTREACH_REPORT_CLIENT_SURGE": "0",
         "OUTREACH_LOG_LEVEL": os.environ.get("OUTREACH_LOG_LEVEL", "error"),
         "SSL_CERT_FILE": str(ca.ca_file),  # the worker trusts the throwaway CA
     }

@@ -105,7 +105,9 @@ class ReportLimiter:
     send ``burst`` reports at once, then ``per_hour`` an hour: enough for a school behind one
     address, while one flooder gets a few dozen reports an hour at most. Everyone together
     may send ``global_per_minute`` a minute, which protects the database. When submissions,
-    refused or not, pass ``surge_per_minute`` in this or the last minute, ``flood`` is set.
+    refused or not, pass ``surge_per_minute`` in this or the last minute, ``flood`` is set;
+    also for a client that has sent ``client_surge`` reports beyond its hourly rate, so one
+    address's burst is flagged before the overall count notices it (0: no per-client flag).
     """
 
     def __init__(
@@ -116,8 +118,11 @@ class ReportLimiter:
         surge_per_minute: int,
         rotate_seconds: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        client_surge: int = 3,
     ) -> None:
         self._burst = float(burst)
+        self._client_surge = client_surge
         self._rate = per_hour / 3600.0
         self._global = global_per_minute
         self._surge = surge_per_minute
@@ -154,6 +159,10 @@ class ReportLimiter:
             bucket = self._buckets[client] = _Bucket(self._burst, now)
         bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.at) * self._rate)
         bucket.at = now
+        # The bucket refills continuously: three reports sent a moment ago have used a
+        # little less than three tokens, and still count as three.
+        if self._client_surge and self._burst - bucket.tokens > self._client_surge - 1:
+            flood = True
         if bucket.tokens < 1 or self._admitted >= self._global:
             return ReportAdmission(False, flood)
         bucket.tokens -= 1

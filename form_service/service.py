@@ -52,6 +52,7 @@ class Service:
                 settings.report_client_per_hour,
                 settings.report_global_per_minute,
                 settings.report_surge_per_minute,
+                client_surge=settings.report_client_surge,
             ),
         )
 

@@ -108,6 +108,18 @@ SETTINGS: tuple[Variable, ...] = (
         "are flagged as a possible flood.",
     ),
     Variable(
+        "OUTREACH_REPORT_CLIENT_SURGE",
+        "3",
+        "Reports one client may send beyond its hourly rate before its next ones are flagged "
+        "as a possible flood; 0 flags only by the overall surge rate.",
+    ),
+    Variable(
+        "OUTREACH_FLOOD_DIGEST_SECONDS",
+        "300",
+        "Flagged reports reach each e-mail or maildir partner as one digest message per this "
+        "many seconds; 0 sends them one by one.",
+    ),
+    Variable(
         "OUTREACH_ALLOWED_HOSTS",
         "(none)",
         "Extra comma-separated Host names to answer to, besides the site_url host, "
@@ -139,6 +151,8 @@ class Settings:
     report_client_per_hour: float = 60.0
     report_global_per_minute: int = 120
     report_surge_per_minute: int = 60
+    report_client_surge: int = 3
+    flood_digest_seconds: float = 300.0
     allowed_hosts: tuple[str, ...] = ()
     log_level: str = "info"
 
@@ -187,6 +201,8 @@ class Settings:
             report_client_per_hour=read.number("OUTREACH_REPORT_CLIENT_PER_HOUR", float, 60.0),
             report_global_per_minute=read.number("OUTREACH_REPORT_GLOBAL_PER_MINUTE", int, 120),
             report_surge_per_minute=read.number("OUTREACH_REPORT_SURGE_PER_MINUTE", int, 60),
+            report_client_surge=read.number("OUTREACH_REPORT_CLIENT_SURGE", int, 3),
+            flood_digest_seconds=read.number("OUTREACH_FLOOD_DIGEST_SECONDS", float, 300.0),
             allowed_hosts=hosts + default_hosts(profile) if hosts else (),
             log_level=environ.get("OUTREACH_LOG_LEVEL", "info").strip().lower() or "info",
         )

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from form_service.delivery.channel import DeliveryFailed, DeliverySettings
 from form_service.delivery.message import (
+    RenderedMessage,
     agency_sender,
     message_domain,
     render_message,
@@ -24,16 +25,21 @@ from outreach.profile import Partner
 
 
 async def send(payload: DeliveryPayload, partner: Partner, settings: DeliverySettings) -> None:
+    await send_rendered(render_message(payload, partner, settings.profile), partner, settings)
+
+
+async def send_rendered(
+    rendered: RenderedMessage, partner: Partner, settings: DeliverySettings
+) -> None:
     config = partner.delivery.maildir
     if config is None:
         raise DeliveryFailed("partner has no maildir settings")
-    rendered = render_message(payload, partner, settings.profile)
     profile = settings.profile
     mail = to_email(rendered, sender=agency_sender(profile), to=[], domain=message_domain(profile))
     try:
         folder = settings.maildir_root / config.folder
         # fsync blocks; the event loop keeps serving the form meanwhile.
-        await asyncio.to_thread(store, folder, payload.delivery_id, mail)
+        await asyncio.to_thread(store, folder, rendered.delivery_id, mail)
     except OSError as error:
         raise DeliveryFailed(f"cannot write to the maildir: {error.strerror}") from None
 

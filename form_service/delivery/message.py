@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import jinja2
@@ -29,6 +31,7 @@ from outreach.profile import Partner, Profile, localize
 TEMPLATES = PACKAGE_ROOT / "templates" / "mail"
 SEALED_NAME = "report.txt.age"
 CONTEXT = "mail"
+_DIGEST_NAMESPACE = uuid.UUID("6f1d3c2e-8a4b-5e7f-9c01-2d3e4f5a6b7c")
 
 
 class _HeaderClasses(HeaderRegistry):
@@ -81,10 +84,11 @@ _VALUE_LABELS = {
 
 @dataclass(frozen=True)
 class RenderedMessage:
-    """One delivery as text: what every channel sends, each in its own envelope."""
+    """One delivery (or a flood digest of several) as text: what every channel sends."""
 
     delivery_id: str
     report_ref: str
+    """The report's reference; a digest's references, comma-separated."""
     urgent: bool
     subject: str
     body: str
@@ -142,18 +146,11 @@ def _items(fields: ReportFields, _: Callable[[str], str]) -> list[tuple[str, str
     return items
 
 
-def render_message(payload: DeliveryPayload, partner: Partner, profile: Profile) -> RenderedMessage:
-    """The partner's view of one report; sealed to the partner's age key when it has one."""
-    lang = payload.language
-    _ = mail_gettext(lang)
-    default = profile.default_language
-    context = {
-        "_": _,
+def _report_context(payload: DeliveryPayload, _: Callable[[str], str]) -> dict[str, Any]:
+    """What the templates show of one report: its payload, which holds only the fields the
+    partner's agreement (and the reporter's consent) allow."""
+    return {
         "urgent": payload.urgent,
-        "flood_suspected": bool(payload.flood_suspected),
-        "emergency_number": profile.emergency_number,
-        "partner_name": localize(partner.name, lang, default),
-        "agency_name": localize(profile.agency.name, lang, default),
         "report_ref": payload.report_ref,
         "received": payload.received_at.strftime("%Y-%m-%d %H:%M UTC"),
         "rule_id": payload.rule_id,
@@ -162,6 +159,23 @@ def render_message(payload: DeliveryPayload, partner: Partner, profile: Profile)
         "field_labels": [_(_FIELD_LABELS[name]) for name in payload.fields.names()],
         "items": _items(payload.fields, _),
     }
+
+
+def _partner_context(partner: Partner, profile: Profile, lang: str) -> dict[str, Any]:
+    default = profile.default_language
+    return {
+        "_": mail_gettext(lang),
+        "emergency_number": profile.emergency_number,
+        "partner_name": localize(partner.name, lang, default),
+        "agency_name": localize(profile.agency.name, lang, default),
+    }
+
+
+def render_message(payload: DeliveryPayload, partner: Partner, profile: Profile) -> RenderedMessage:
+    """The partner's view of one report; sealed to the partner's age key when it has one."""
+    context = _partner_context(partner, profile, payload.language)
+    context |= _report_context(payload, context["_"])
+    context["flood_suspected"] = bool(payload.flood_suspected)
     env = mail_templates()
     subject = one_line(env.get_template("subject.txt").render(context))
     report = env.get_template("report.txt").render(context)
@@ -171,6 +185,35 @@ def render_message(payload: DeliveryPayload, partner: Partner, profile: Profile)
         return RenderedMessage(*head, report)
     notice = env.get_template("sealed.txt").render(context)
     return RenderedMessage(*head, notice, seal(report.encode("utf-8"), recipient))
+
+
+def render_digest(
+    payloads: Sequence[DeliveryPayload], partner: Partner, profile: Profile
+) -> RenderedMessage:
+    """Several flood-flagged reports for one partner as one message, urgent ones first.
+
+    Each report shows only its own payload, so only what the agreement allows. The digest's
+    id is derived from its delivery ids: the same set of deliveries sent again after a crash
+    keeps the same Message-ID."""
+    ordered = sorted(payloads, key=lambda p: (not p.urgent, p.received_at, p.report_ref))
+    context = _partner_context(partner, profile, ordered[0].language)
+    reports = [_report_context(p, context["_"]) for p in ordered]
+    urgent = sum(1 for p in ordered if p.urgent)
+    context |= {"reports": reports, "count": len(reports), "urgent_count": urgent}
+    env = mail_templates()
+    subject = one_line(env.get_template("digest_subject.txt").render(context))
+    text = env.get_template("digest.txt").render(context)
+    refs = ", ".join(p.report_ref for p in ordered)
+    head = (digest_id([p.delivery_id for p in ordered]), refs, urgent > 0, subject)
+    recipient = partner.delivery.age_recipient
+    if recipient is None:
+        return RenderedMessage(*head, text)
+    notice = env.get_template("digest_sealed.txt").render(context)
+    return RenderedMessage(*head, notice, seal(text.encode("utf-8"), recipient))
+
+
+def digest_id(delivery_ids: Sequence[str]) -> str:
+    return str(uuid.uuid5(_DIGEST_NAMESPACE, "\n".join(sorted(delivery_ids))))
 
 
 def message_domain(profile: Profile) -> str:

@@ -12,7 +12,13 @@ from email.headerregistry import Address
 import aiosmtplib
 
 from form_service.delivery.channel import DeliveryFailed, DeliverySettings
-from form_service.delivery.message import message_domain, one_line, render_message, to_email
+from form_service.delivery.message import (
+    RenderedMessage,
+    message_domain,
+    one_line,
+    render_message,
+    to_email,
+)
 from form_service.delivery.payload import DeliveryPayload
 from form_service.delivery.smtp_sessions import SmtpSessions
 from outreach.profile import EmailDelivery, Partner
@@ -22,6 +28,12 @@ _MODES = {"starttls": (False, True), "tls": (True, False), "plain": (False, Fals
 
 
 async def send(payload: DeliveryPayload, partner: Partner, settings: DeliverySettings) -> None:
+    await send_rendered(render_message(payload, partner, settings.profile), partner, settings)
+
+
+async def send_rendered(
+    rendered: RenderedMessage, partner: Partner, settings: DeliverySettings
+) -> None:
     config = partner.delivery.email
     if config is None:
         raise DeliveryFailed("partner has no e-mail settings")
@@ -30,7 +42,6 @@ async def send(payload: DeliveryPayload, partner: Partner, settings: DeliverySet
     if config.security == "plain" and (username or password):
         raise DeliveryFailed("refusing to send SMTP credentials without TLS (security: plain)")
     profile = settings.profile
-    rendered = render_message(payload, partner, profile)
     sender = Address(display_name=one_line(profile.agency.short_name), addr_spec=config.sender)
     mail = to_email(rendered, sender=sender, to=config.to, domain=message_domain(profile))
     use_tls, start_tls = _MODES[config.security]

@@ -8,6 +8,8 @@ by a NOTIFY that every worker process LISTENs for (``Store.listen_for_reports``)
 A row is marked delivered only after its channel accepted it; a crash before that leaves
 the row to be claimed again when its lease runs out, and the receiver drops the repeat by
 its Message-ID or webhook-id, which is the delivery id.
+
+Rows flagged as a possible flood wait for their partner's digest instead (digest.py).
 """
 
 from __future__ import annotations
@@ -16,16 +18,17 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from form_service.delivery.alerts import alert_dead
 from form_service.delivery.channel import DeliveryFailed, DeliverySettings
-from form_service.delivery.dispatch import deliver
+from form_service.delivery.digest import FloodDigests, HeldDelivery
+from form_service.delivery.dispatch import deliver, deliver_digest
 from form_service.delivery.housekeeping import Housekeeping, SqliteHousekeeping
 from form_service.delivery.payload import PayloadError, parse_payload
 from form_service.delivery.retry import RetryPolicy
@@ -38,6 +41,9 @@ from form_service.storage.postgres import PostgresStore
 if TYPE_CHECKING:
     from form_service.service import Service
 
+_SEND_MARGIN = 5.0
+"""Seconds kept free between a digest's last possible end and its rows' lease running out."""
+
 
 @dataclass(frozen=True)
 class WorkerOptions:
@@ -49,6 +55,8 @@ class WorkerOptions:
     purge_every_seconds: float = 24 * 3600.0
     checkpoint_every_seconds: float = 1.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    digest_seconds: float = 300.0
+    """How long a partner's flood-flagged deliveries are gathered into one digest; 0: never."""
 
 
 class DeliveryWorker:
@@ -74,6 +82,7 @@ class DeliveryWorker:
         self._wiped = False
         self._last_checkpoint = 0.0
         self._checkpointing: asyncio.Task[None] | None = None
+        self.digests = FloodDigests(self.options.digest_seconds)
 
     async def run(self) -> None:
         """Deliver until cancelled."""
@@ -82,6 +91,9 @@ class DeliveryWorker:
             await self._deliver_forever()
         finally:
             listener.cancel()
+            # A stop (a restart, a deploy) sends what is held rather than leave it leased.
+            with anyio.move_on_after(5, shield=True):
+                await asyncio.gather(*(self._send_digest(h) for h in self.digests.due(flush=True)))
             # Shielded: under the app's task group every await here would be cancelled again.
             with anyio.move_on_after(5, shield=True):
                 await asyncio.gather(listener, return_exceptions=True)
@@ -100,8 +112,10 @@ class DeliveryWorker:
                     next_purge = time.monotonic() + self.options.purge_every_seconds
             except Exception as error:  # a database hiccup must not end delivery for good
                 log_event("delivery_worker_error", logging.ERROR, error=type(error).__name__)
+            wait = self.options.poll_seconds
+            digest_due = self.digests.seconds_to_next()
             try:
-                async with asyncio.timeout(self.options.poll_seconds):
+                async with asyncio.timeout(wait if digest_due is None else min(wait, digest_due)):
                     await self.wakeup.wait()
             except TimeoutError:
                 # Idle: no connection held open for nothing, no wiped text left in the WAL.
@@ -109,15 +123,17 @@ class DeliveryWorker:
                 await self._checkpoint(force=True)
 
     async def drain(self) -> int:
-        """Send every row that is due now, then close the SMTP sessions it opened."""
+        """Send every row that is due now (held digests too, whatever their window), then
+        close the SMTP sessions it opened."""
         try:
-            return await self._drain()
+            return await self._drain(flush=True)
         finally:
             await self.sessions.close()
             await self._checkpoint(force=True)
 
-    async def _drain(self) -> int:
-        """Send every due row, up to ``concurrency`` at once; the number of attempts made."""
+    async def _drain(self, *, flush: bool = False) -> int:
+        """Send every due row, up to ``concurrency`` at once, and every digest due (all held
+        ones when *flush*); the number of rows claimed."""
         inflight: set[asyncio.Task[None]] = set()
         attempts = 0
         try:
@@ -125,10 +141,17 @@ class DeliveryWorker:
                 free = self.options.concurrency - len(inflight)
                 # Claim in groups, not one row per finished send: each claim is a write.
                 refill = free >= max(1, self.options.concurrency // 4) or not inflight
-                batch = await self._claim(free) if refill else []
-                inflight |= {asyncio.create_task(self.attempt(row)) for row in batch}
+                lease = self._lease()
+                # A held row's digest must be sent while the row's lease still holds.
+                send_by = time.monotonic() + lease - 2 * self.settings.timeout - _SEND_MARGIN
+                batch = await self._claim(free, lease) if refill else []
+                # A claim that got fewer rows than it asked for has taken all that is due.
+                taken_all = refill and len(batch) < free
+                inflight |= self._start(batch, send_by, flush=flush and taken_all)
                 attempts += len(batch)
                 if not inflight:
+                    if batch:
+                        continue  # every row claimed waits for a digest: claim on
                     break
                 inflight = await self._next_finished(inflight)
                 await self._checkpoint(force=False)
@@ -149,7 +172,9 @@ class DeliveryWorker:
         """Wait for an attempt to finish or a new report to commit; the attempts still running."""
         waiter = asyncio.create_task(self.wakeup.wait())
         first = asyncio.FIRST_COMPLETED
-        done, _ = await asyncio.wait({*inflight, waiter}, return_when=first)
+        # Or until a held digest is due, which must not wait for a slow send.
+        timeout = self.digests.seconds_to_next()
+        done, _ = await asyncio.wait({*inflight, waiter}, return_when=first, timeout=timeout)
         if waiter in done:
             self.wakeup.clear()
         else:
@@ -160,9 +185,44 @@ class DeliveryWorker:
                 raise error
         return inflight - done
 
-    async def _claim(self, limit: int) -> list[Delivery]:
-        lease = self.options.lease_seconds
+    def _lease(self) -> float:
+        # During a flood a row claimed now may wait for a digest: it stays leased until the
+        # window closes.
+        if self.digests.window_open():
+            return self.options.lease_seconds + self.options.digest_seconds
+        return self.options.lease_seconds
+
+    async def _claim(self, limit: int, lease: float) -> list[Delivery]:
         return await self.store.claim_due_deliveries(self.clock(), limit, lease)
+
+    def _start(
+        self, batch: list[Delivery], send_by: float, *, flush: bool
+    ) -> set[asyncio.Task[None]]:
+        """Attempts for the claimed rows, but flagged ones that wait for their partner's
+        digest; and the digests now due."""
+        sends: list[Coroutine[Any, Any, None]] = []
+        for row in batch:
+            payload = self.digests.digestible(row, self.settings.profile)
+            if payload is None or not self.digests.hold(row, payload, send_by):
+                sends.append(self.attempt(row))
+        sends += [self._send_digest(held) for held in self.digests.due(flush=flush)]
+        return {asyncio.create_task(send) for send in sends}
+
+    async def _send_digest(self, held: list[HeldDelivery]) -> None:
+        """One message for a partner's held rows; then each row is recorded on its own."""
+        if len(held) == 1:
+            await self.attempt(held[0].row)  # one report: the usual message, under its own id
+            return
+        try:
+            await deliver_digest([h.payload for h in held], self.settings)
+        except Exception as error:  # DeliveryFailed, or a bug: the rows are retried either way
+            reason = error.reason if isinstance(error, DeliveryFailed) else None
+            for h in held:
+                await self._failed(h.row, reason or f"internal error: {type(error).__name__}")
+            return
+        log_event("flood_digest_sent", partner=held[0].row.partner_id, reports=len(held))
+        for h in held:
+            await self._succeeded(h.row)
 
     async def attempt(self, row: Delivery) -> None:
         """One attempt at one row, recorded as delivered or failed (then retried or dead)."""
@@ -178,6 +238,9 @@ class DeliveryWorker:
         except Exception as error:  # a bug in one row must not stop the others
             await self._failed(row, f"internal error: {type(error).__name__}")
             return
+        await self._succeeded(row)
+
+    async def _succeeded(self, row: Delivery) -> None:
         await self._record_delivered(row)
         self._wiped = True
         log_event(
@@ -317,6 +380,7 @@ async def start_worker(service: Service) -> None:
         delivery_settings(service.settings),
         wakeup=service.wakeup,
         housekeeping=housekeeping,
+        options=WorkerOptions(digest_seconds=service.settings.flood_digest_seconds),
     )
     try:
         await worker.run()
@@ -331,6 +395,7 @@ async def run_standalone(settings: Settings, options: WorkerOptions | None = Non
     store = open_store(settings)
     await store.open()
     housekeeping = housekeeping_for(settings.database_url, store)
+    options = replace(options or WorkerOptions(), digest_seconds=settings.flood_digest_seconds)
     worker = DeliveryWorker(
         store, delivery_settings(settings), housekeeping=housekeeping, options=options
     )

@@ -68,6 +68,28 @@ def test_surge_flag_covers_this_minute_and_the_next() -> None:
     assert not limiter.admit("198.51.100.7").flood
 
 
+def test_one_address_sending_fast_is_flagged_from_its_fourth_report() -> None:
+    clock = Clock()
+    limiter = ReportLimiter(20, 60, 1000, 1000, clock=clock)
+    flags = [limiter.admit("203.0.113.5").flood for _ in range(5)]
+    assert flags == [False, False, False, True, True]
+    assert not limiter.admit("198.51.100.7").flood  # another address is not flagged
+    clock.now += 5 * 60  # its hourly rate has given back the five reports
+    assert not limiter.admit("203.0.113.5").flood
+    quiet = ReportLimiter(20, 60, 1000, 1000, clock=clock, client_surge=0)
+    assert not any(quiet.admit("203.0.113.5").flood for _ in range(5))
+
+
+def test_a_school_reporting_every_few_minutes_is_never_flagged() -> None:
+    clock = Clock()
+    limiter = ReportLimiter(20, 60, 120, 1000, clock=clock)
+    flags = []
+    for _ in range(30):
+        flags.append(limiter.admit("203.0.113.5").flood)
+        clock.now += 120
+    assert not any(flags)
+
+
 def test_over_the_client_limit_is_429_in_the_tipsters_language_with_their_text(
     make_settings: Callable[..., Settings],
 ) -> None:

@@ -1,0 +1,110 @@
+"""Flood digests: at most one message of flood-flagged reports per partner per window.
+
+While submissions run above the surge rate every stored report is flagged
+``flood_suspected`` (form_service/ratelimit.py). A flagged report may still come from a
+real tipster, so it is still delivered, to every partner it was routed to, with only what
+that partner's agreement allows; but a partner who reads mail gets them grouped. After a
+flagged message goes to a partner, that partner's next ``window_seconds`` are a window:
+flagged reports for it wait until the window closes and then go together, as one digest,
+which opens the next window. A flagged report that finds no window open goes at once (a
+lone false alarm costs no delay). Reports that are not flagged never wait here.
+
+A held row stays claimed in the database, untouched: only after the digest was accepted is
+each row marked delivered (its own audit record), and if the worker dies first, the rows'
+leases run out and another worker sends them. While a window is open the worker claims with
+a longer lease, and a digest goes out early rather than let a row's lease run out under it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from form_service.delivery.dispatch import DIGEST_CHANNELS
+from form_service.delivery.payload import DeliveryPayload, PayloadError, parse_payload
+from form_service.storage import Delivery
+from outreach.profile import Profile
+
+_FLAG = '"flood_suspected"'
+
+
+@dataclass(frozen=True)
+class HeldDelivery:
+    row: Delivery
+    payload: DeliveryPayload
+
+
+@dataclass
+class _Window:
+    closes: float
+    """When the digest goes out (monotonic seconds): the window's end, or earlier when a
+    held row's lease would otherwise run out first."""
+    held: dict[str, HeldDelivery] = field(default_factory=dict)
+
+
+class FloodDigests:
+    """The flagged deliveries a worker holds, per partner, and when each digest is due."""
+
+    def __init__(self, window_seconds: float, clock: Callable[[], float] = time.monotonic):
+        self.window_seconds = window_seconds
+        self._clock = clock
+        self._windows: dict[str, _Window] = {}
+        """Partner -> the deliveries waiting for its digest."""
+        self._window_ends: dict[str, float] = {}
+        """Partner -> when the window opened by its last flagged message closes."""
+
+    @property
+    def holding(self) -> bool:
+        return bool(self._windows)
+
+    def window_open(self) -> bool:
+        """True while any partner's window runs: a flood is on, and flagged rows claimed now
+        may wait for a digest until that window closes."""
+        now = self._clock()
+        return self.holding or any(end > now for end in self._window_ends.values())
+
+    def held_count(self) -> int:
+        return sum(len(window.held) for window in self._windows.values())
+
+    def digestible(self, row: Delivery, profile: Profile) -> DeliveryPayload | None:
+        """The row's payload when it is to wait for its partner's digest, else None."""
+        if self.window_seconds <= 0 or row.payload is None or _FLAG not in row.payload:
+            return None
+        try:
+            payload = parse_payload(row.payload)
+            partner = profile.partner(row.partner_id)
+        except (PayloadError, KeyError):
+            return None  # sent on its own, where the attempt records the problem
+        if not payload.flood_suspected or payload.partner_id != row.partner_id:
+            return None
+        return payload if partner.delivery.channel in DIGEST_CHANNELS else None
+
+    def hold(self, row: Delivery, payload: DeliveryPayload, send_by: float) -> bool:
+        """Hold *row* for its partner's digest, which goes out no later than *send_by*;
+        False when the partner has no window open: then the row goes now and opens one."""
+        now = self._clock()
+        window = self._windows.get(row.partner_id)
+        if window is None:
+            ends = self._window_ends.get(row.partner_id, now)
+            if ends <= now:
+                self._window_ends[row.partner_id] = now + self.window_seconds
+                return False
+            window = self._windows[row.partner_id] = _Window(ends)
+        window.closes = min(window.closes, send_by)
+        window.held[row.delivery_id] = HeldDelivery(row, payload)
+        return True
+
+    def due(self, *, flush: bool = False) -> list[list[HeldDelivery]]:
+        """Take the digests whose time has come (all of them when *flush*), one per partner."""
+        now = self._clock()
+        ready = [p for p, w in self._windows.items() if flush or w.closes <= now]
+        self._window_ends = {p: end for p, end in self._window_ends.items() if end > now}
+        self._window_ends |= dict.fromkeys(ready, now + self.window_seconds)
+        return [list(self._windows.pop(partner).held.values()) for partner in ready]
+
+    def seconds_to_next(self) -> float | None:
+        """How long until the next digest is due; None when nothing is held."""
+        if not self._windows:
+            return None
+        return max(0.0, min(w.closes for w in self._windows.values()) - self._clock())
