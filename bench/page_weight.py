@@ -204,10 +204,14 @@ def print_weights(loads: list[Load]) -> bool:
             f"    {kib(load.gzipped_without_search())}"
         )
     index = max(load.index_gzip() for load in loads)
-    print(f"search index, loaded by the search script: {kib(index).strip()} KiB gzip (largest)")
+    if index:
+        print(f"search index, loaded by the search script: {kib(index).strip()} KiB gzip (largest)")
+    else:
+        print("search index: not part of any first load (fetched when search is opened)")
     print(
-        "'no search': without the search worker and its lunr language files either, which"
-        " Material starts loading as soon as a page is shown, not when search is used."
+        "'no search': without any search script either. The built site fetches the search"
+        " engine, its lunr language files and the index when search is opened; a first load"
+        " has only the kit's small search loader."
     )
     if encodings <= {"identity"}:
         print(

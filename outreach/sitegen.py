@@ -30,6 +30,7 @@ import yaml
 from outreach.directory import directory_page
 from outreach.i18n import translations
 from outreach.languages import is_rtl, name_in, native_name
+from outreach.lazy_search import defer_search
 from outreach.loader import PACKAGE_ROOT, LoadedProfile, display_path
 from outreach.page_context import PageError, SiteLinks, page_context, render_markdown
 
@@ -385,6 +386,7 @@ def _build_language(plan: LanguagePlan) -> tuple[str, list[str]]:
     problems = run_mkdocs(plan.config_file)
     if not problems:
         keep_scripts_same_origin(plan.site_dir, plan.url_prefix)
+        problems = defer_search(plan.site_dir)
     return plan.lang, problems
 
 
