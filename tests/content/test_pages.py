@@ -128,6 +128,26 @@ def test_headings_in_order_and_images_described(demo_site: Path, lang: str, name
         assert svg.get("role") == "img" and (svg.get("aria-labelledby") or svg.get("aria-label"))
 
 
+# A colour an inline drawing names itself (anything but none or the text's own colour). The
+# drawings take their colours from the site's stylesheet, which follows the agency's colour.
+_SVG_COLOUR = re.compile(
+    r'\b(?:fill|stroke|stop-color|flood-color|color|style)="(?!none"|currentColor")[^"]*"'
+)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("name", WRITTEN)
+def test_drawings_name_no_colour_of_their_own(lang: str, name: str) -> None:
+    text = (PACKAGE_ROOT / "docs" / lang / name).read_text(encoding="utf-8")
+    for svg in re.findall(r"<svg\b.*?</svg>", text, re.S):
+        assert _SVG_COLOUR.findall(svg) == []
+
+
+def test_the_drawing_colour_check_can_fail() -> None:
+    drawing = '<rect class="step-box" fill="none" stroke-width="2" stroke="#1f4e79"/>'
+    assert _SVG_COLOUR.findall(drawing) == ['stroke="#1f4e79"']
+
+
 _VAGUE = {
     "here",
     "click here",
