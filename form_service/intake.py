@@ -16,7 +16,7 @@ import pyrage
 
 from form_service.receipts import new_report_ref, receipt_code, receipt_hash
 from form_service.report import Report
-from form_service.sharing import minute_iso, partner_payload, shared_fields
+from form_service.sharing import minute_iso, partner_payload
 from form_service.storage import NewReport, OutboxEntry
 from outreach.profile import Profile
 from outreach.routing import Recipient, route_report
@@ -60,7 +60,8 @@ def _outbox_entry(
         agreement_id=partner.agreement.id,
         payload=json.dumps(payload, ensure_ascii=False),
         is_intake=is_intake,
-        fields=tuple(f.value for f in shared_fields(partner, report, is_intake)),
+        # The payload holds exactly the shared fields, in ReportField order.
+        fields=tuple(payload["fields"]),
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from outreach.profile import Concern, Setting
@@ -46,7 +46,11 @@ class Report:
             "when": self.when,
             "people": self.people,
             "danger_now": self.danger_now,
-            "contact": asdict(self.contact),
+            "contact": {
+                "name": self.contact.name,
+                "phone": self.contact.phone,
+                "email": self.contact.email,
+            },
             "consent_to_share_contact": self.consent_to_share_contact,
             "language": self.language,
         }

@@ -26,6 +26,11 @@ def area_name(area: str, lang: str, profile: Profile) -> str:
     return "" if area == UNKNOWN_AREA else area
 
 
+# Enum iteration and member look-ups are slow in a hot path (every partner of every report).
+_ALL_FIELDS = tuple(ReportField)
+_ENUM_VALUED = frozenset({ReportField.setting, ReportField.concern})
+
+
 def _field_value(field: ReportField, report: Report, lang: str, profile: Profile) -> Any:
     if field is ReportField.location:
         return {
@@ -36,19 +41,19 @@ def _field_value(field: ReportField, report: Report, lang: str, profile: Profile
     if field is ReportField.contact:
         contact = report.contact
         return {"name": contact.name, "phone": contact.phone, "email": contact.email}
-    value = getattr(report, field.value)
-    return value.value if field in {ReportField.setting, ReportField.concern} else value
+    value = getattr(report, field)
+    return value.value if field in _ENUM_VALUED else value
 
 
 def shared_fields(partner: Partner, report: Report, is_intake: bool) -> list[ReportField]:
     """The fields this partner receives, in the order of ReportField."""
-    allowed = set(ReportField) if is_intake else set(partner.agreement.fields)
+    allowed = _ALL_FIELDS if is_intake else partner.agreement.fields
     contact_ok = report.contact.given() and (
         is_intake
         or report.consent_to_share_contact
         or not partner.agreement.contact_requires_consent
     )
-    return [f for f in ReportField if f in allowed and (f is not ReportField.contact or contact_ok)]
+    return [f for f in _ALL_FIELDS if f in allowed and (f is not ReportField.contact or contact_ok)]
 
 
 def partner_payload(
@@ -76,7 +81,7 @@ def partner_payload(
         "language": lang,
         "urgent": report.danger_now,
         "received_at": minute_iso(received_at),
-        "fields": {f.value: _field_value(f, report, lang, profile) for f in fields},
+        "fields": {str(f): _field_value(f, report, lang, profile) for f in fields},
     }
     if flood_suspected:
         payload["flood_suspected"] = True
