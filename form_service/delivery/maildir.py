@@ -7,7 +7,6 @@ there instead of adding a second copy, and a file is in new/ only once it is on 
 from __future__ import annotations
 
 import asyncio
-import mailbox
 import os
 from email.message import EmailMessage
 from pathlib import Path
@@ -46,10 +45,8 @@ async def send_rendered(
 
 def store(folder: Path, key: str, mail: EmailMessage) -> bool:
     """Put *mail* in the Maildir *folder* under *key*; False when it was already there."""
-    # Mail about reports is for its readers only: folders are the owner's alone.
-    folder.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    box = mailbox.Maildir(folder, create=True)
-    if key in box:  # in new/, or already read and moved to cur/
+    _make_folder(folder)
+    if already_there(folder, key):
         return False
     data = mail.as_bytes()
     tmp = folder / "tmp" / f"{key}.{os.getpid()}"
@@ -66,6 +63,38 @@ def store(folder: Path, key: str, mail: EmailMessage) -> bool:
         tmp.unlink()
     _fsync_dir(folder / "new")
     return True
+
+
+def already_there(folder: Path, key: str) -> bool:
+    """In new/, or already read and moved to cur/ by a mail client."""
+    return (folder / "new" / key).exists() or key in _read_keys(folder / "cur")
+
+
+def _make_folder(folder: Path) -> None:
+    # Mail about reports is for its readers only: folders are the owner's alone.
+    folder.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for path in (folder, folder / "tmp", folder / "new", folder / "cur"):
+        path.mkdir(exist_ok=True, mode=0o700)
+
+
+# cur/ of each folder: (its stat when listed, the keys of the messages in it). A folder
+# holds thousands of messages after a busy month, and listing it for every delivery made
+# each one slower than the last; it is listed again only when a mail client changed it.
+# (A move within the same clock tick as a listing could go unseen until the next change;
+# the Message-ID, which is the delivery id, still lets the reader drop that rare repeat.)
+_listed: dict[Path, tuple[tuple[int, int, int], frozenset[str]]] = {}
+
+
+def _read_keys(cur: Path) -> frozenset[str]:
+    """The keys of the messages in *cur* (a file there is named key:2,flags)."""
+    info = cur.stat()
+    stamp = (info.st_ino, info.st_mtime_ns, info.st_size)
+    known = _listed.get(cur)
+    if known is not None and known[0] == stamp:
+        return known[1]
+    keys = frozenset(name.split(":", 1)[0] for name in os.listdir(cur))
+    _listed[cur] = (stamp, keys)
+    return keys
 
 
 def _fsync_dir(path: Path) -> None:

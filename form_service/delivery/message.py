@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import SMTP, EmailPolicy
 from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -48,10 +48,45 @@ class _HeaderClasses(HeaderRegistry):
         return self._made[key]
 
 
+_PER_MESSAGE = frozenset({"subject", "message-id", "x-outreach-report"})
+
+
+class _RepeatingHeaders(EmailPolicy):
+    """SMTP's policy, with the headers that repeat from message to message (sender, flags,
+    the date within a second, the body's content type) parsed and folded once: the e-mail
+    API spends most of a message's time on them, and a backlog after an outage is
+    thousands of messages. Header objects and their folded text never change. Values that
+    belong to one report (subject, ids) are not kept."""
+
+    def header_store_parse(self, name: str, value: Any) -> tuple[str, Any]:
+        if type(value) is str and name.lower() not in _PER_MESSAGE:
+            return _stored(self, name, value)
+        return super().header_store_parse(name, value)
+
+    def fold_binary(self, name: str, value: Any) -> bytes:
+        if name.lower() in _PER_MESSAGE:
+            return super().fold_binary(name, value)
+        # A parsed header folds from its own text; a plain string by the policy's rules.
+        return _folded(self, name, hasattr(value, "name"), value)
+
+
+@functools.lru_cache(maxsize=256)
+def _stored(policy: EmailPolicy, name: str, value: str) -> tuple[str, Any]:
+    # The parent refuses CR and LF here, so a value is checked before it is ever kept.
+    return EmailPolicy.header_store_parse(policy, name, value)
+
+
+@functools.lru_cache(maxsize=256)
+def _folded(policy: EmailPolicy, name: str, parsed: bool, value: str) -> bytes:
+    return EmailPolicy.fold_binary(policy, name, value)
+
+
 # Unfolded headers: a folded Message-ID reads back with a leading space in some parsers,
 # and a receiver matching duplicates by it would then miss them. The body is always
 # quoted-printable, so this limit applies to headers only.
-_POLICY = SMTP.clone(max_line_length=998, header_factory=_HeaderClasses())
+_POLICY = _RepeatingHeaders(
+    linesep=SMTP.linesep, max_line_length=998, header_factory=_HeaderClasses()
+)
 # C0/C1 controls other than tab and newline: terminal escapes or stray CRs in a mail body.
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -225,33 +260,22 @@ def message_id(delivery_id: str, domain: str) -> str:
     return f"<{delivery_id}@{domain}>"
 
 
-@functools.lru_cache(maxsize=512)
-def _parsed(name: str, value: str) -> BaseHeader:
-    # Parsing a header is most of the cost of a message; the ones that repeat (sender,
-    # recipients, flags, the date within a second) are parsed once. Header objects are
-    # immutable, and the e-mail API takes them as they are.
-    if len(value.splitlines()) > 1:  # the check the API makes on values it parses itself
-        raise ValueError("Header values may not contain linefeed or carriage return characters")
-    header: BaseHeader = _POLICY.header_factory(name, value)
-    return header
-
-
 def to_email(
     message: RenderedMessage, *, sender: Address, to: Sequence[str], domain: str
 ) -> EmailMessage:
     """The message with headers built only through the e-mail API (no header injection)."""
     mail = EmailMessage(policy=_POLICY)
     mail["Subject"] = message.subject
-    mail["From"] = _parsed("From", str(sender))
+    mail["From"] = str(sender)
     if to:
-        mail["To"] = _parsed("To", ", ".join(to))
-    mail["Date"] = _parsed("Date", format_datetime(_now().replace(microsecond=0)))
+        mail["To"] = ", ".join(to)
+    mail["Date"] = format_datetime(_now().replace(microsecond=0))
     mail["Message-ID"] = message_id(message.delivery_id, domain)
-    mail["Auto-Submitted"] = _parsed("Auto-Submitted", "auto-generated")
+    mail["Auto-Submitted"] = "auto-generated"
     mail["X-Outreach-Report"] = message.report_ref
     if message.urgent:
-        mail["Importance"] = _parsed("Importance", "high")
-        mail["X-Priority"] = _parsed("X-Priority", "1")
+        mail["Importance"] = "high"
+        mail["X-Priority"] = "1"
     mail.set_content(message.body, charset="utf-8", cte="quoted-printable")
     if message.sealed is not None:
         mail.add_attachment(
@@ -261,7 +285,13 @@ def to_email(
 
 
 def agency_sender(profile: Profile) -> Address:
-    return Address(display_name=one_line(profile.agency.short_name), addr_spec=profile.agency.email)
+    return sender_address(profile.agency.short_name, profile.agency.email)
+
+
+@functools.lru_cache(maxsize=64)
+def sender_address(display_name: str, addr_spec: str) -> Address:
+    """The From address, parsed once per name and address (Address objects never change)."""
+    return Address(display_name=one_line(display_name), addr_spec=addr_spec)
 
 
 def _now() -> datetime:

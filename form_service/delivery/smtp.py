@@ -7,8 +7,6 @@ server without it (or a man in the middle stripping it) gets nothing at all.
 
 from __future__ import annotations
 
-from email.headerregistry import Address
-
 import aiosmtplib
 
 from form_service.delivery.channel import DeliveryFailed, DeliverySettings
@@ -17,6 +15,7 @@ from form_service.delivery.message import (
     message_domain,
     one_line,
     render_message,
+    sender_address,
     to_email,
 )
 from form_service.delivery.payload import DeliveryPayload
@@ -42,7 +41,7 @@ async def send_rendered(
     if config.security == "plain" and (username or password):
         raise DeliveryFailed("refusing to send SMTP credentials without TLS (security: plain)")
     profile = settings.profile
-    sender = Address(display_name=one_line(profile.agency.short_name), addr_spec=config.sender)
+    sender = sender_address(profile.agency.short_name, config.sender)
     mail = to_email(rendered, sender=sender, to=config.to, domain=message_domain(profile))
     use_tls, start_tls = _MODES[config.security]
 

@@ -60,7 +60,34 @@ def test_store_keeps_one_copy_when_two_writers_race(
     folder = tmp_path / "box"
     assert maildir.store(folder, "k1", mail) is True
     # The other writer's look-up ran before this one's file appeared: only link() can tell.
-    monkeypatch.setattr(mailbox.Maildir, "__contains__", lambda self, key: False)
+    monkeypatch.setattr(maildir, "already_there", lambda folder, key: False)
     assert maildir.store(folder, "k1", mail) is False
     assert [p.name for p in (folder / "new").iterdir()] == ["k1"]
     assert list((folder / "tmp").iterdir()) == []
+
+
+def test_read_messages_are_listed_again_only_when_a_reader_moves_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Listing cur/ for every delivery made a busy folder slower with every message.
+    mail = EmailMessage()
+    mail["Subject"] = "x"
+    mail.set_content("y")
+    folder = tmp_path / "box"
+    listings: list[str] = []
+    real_listdir = maildir.os.listdir
+
+    def counting(path: Path) -> list[str]:
+        listings.append(Path(path).name)
+        return real_listdir(path)
+
+    monkeypatch.setattr(maildir.os, "listdir", counting)
+    for key in ("k1", "k2", "k3", "k4"):
+        assert maildir.store(folder, key, mail) is True
+    assert listings == ["cur"]
+    # A mail client reads k1: it moves to cur/, and storing k1 again adds no copy.
+    (folder / "new" / "k1").rename(folder / "cur" / "k1:2,S")
+    assert maildir.store(folder, "k1", mail) is False
+    assert maildir.store(folder, "k5", mail) is True
+    assert listings == ["cur", "cur"]
+    assert sorted(p.name for p in (folder / "new").iterdir()) == ["k2", "k3", "k4", "k5"]
