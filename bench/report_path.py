@@ -25,34 +25,30 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Callable
 from contextlib import closing
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-REPORT = {
-    "description": "A student said he would bring a gun to school on Friday. " * 4,
-    "area": "north",
-    "area_detail": "North Harbor High",
-    "setting": "school",
-    "concern": "harm_others",
-    "when": "This morning",
-    "people": "A boy in 10th grade",
-    "danger_now": "no",
-}
-
+from service_load import (
+    OUTREACH,
+    REPORT,
+    UNLIMITED,
+    Result,
+    drive,
+    free_port,
+    percentile,
+    report_body,
+    start_process,
+    stop,
+    wait_until_listening,
+)
 
 # --- the bare endpoint ---------------------------------------------------------------
 
@@ -90,99 +86,7 @@ def serve_bare(port: int, db_path: Path) -> None:
     )
 
 
-# --- the load generator --------------------------------------------------------------
-
-
-@dataclass
-class Result:
-    name: str
-    accepted: int
-    failed: int
-    seconds: float
-    latencies: list[float]
-    cpu: float = 0.0
-    """CPU seconds the server process used during the measured run."""
-
-    warmup: int = 0
-
-    def cpu_per_report(self) -> float:
-        return self.cpu * 1000 / max(1, self.accepted + self.warmup)
-
-    @property
-    def rate(self) -> float:
-        return self.accepted / self.seconds
-
-    def percentile(self, p: float) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
-
-
-async def _read_response(reader: asyncio.StreamReader) -> int:
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":", 1)[1])
-    await reader.readexactly(length)
-    return status
-
-
-async def _client(port: int, body: Callable[[], bytes], until: float, result: Result) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        while time.monotonic() < until:
-            payload = body()
-            request = (
-                f"POST /report HTTP/1.1\r\nHost: localhost\r\n"
-                f"Content-Type: application/x-www-form-urlencoded\r\n"
-                f"Content-Length: {len(payload)}\r\n\r\n"
-            ).encode() + payload
-            started = time.monotonic()
-            writer.write(request)
-            status = await _read_response(reader)
-            if status == 200:
-                result.latencies.append(time.monotonic() - started)
-                result.accepted += 1
-            else:
-                result.failed += 1
-    finally:
-        writer.close()
-
-
-async def _drive(
-    name: str, port: int, body: Callable[[], bytes], clients: int, seconds: float
-) -> Result:
-    warm = Result(name, 0, 0, 1.0, [])
-    await asyncio.gather(*(_client(port, body, time.monotonic() + 2, warm) for _ in range(clients)))
-    result = Result(name, 0, 0, seconds, [], warmup=warm.accepted)
-    started = time.monotonic()
-    until = started + seconds
-    await asyncio.gather(*(_client(port, body, until, result) for _ in range(clients)))
-    result.seconds = time.monotonic() - started
-    return result
-
-
 # --- orchestration -------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(port: int, process: subprocess.Popen[bytes], path: str) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"a server exited early: see {path}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit("a server did not start")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -217,25 +121,24 @@ def start_servers(
     work: Path, secret: str, args: argparse.Namespace
 ) -> tuple[subprocess.Popen[bytes], int, subprocess.Popen[bytes], int]:
     """`outreach serve` and the bare endpoint, each in its own process, both answering."""
-    outreach = str(Path(sys.executable).parent / "outreach")
     site = str(work / "site")
-    subprocess.run([outreach, "build", "--out", site], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([OUTREACH, "build", "--out", site], check=True, stdout=subprocess.DEVNULL)
     env = {
         **os.environ,
         "OUTREACH_DATA_DIR": str(work / "data"),
         "OUTREACH_SECRET_KEY": secret,
-        # The load generator sends each form the moment it has it.
+        # The load generator sends each form the moment it has it, all from one address.
         "OUTREACH_MIN_FILL_SECONDS": "0",
+        **UNLIMITED,
     }
     service_port, bare_port = free_port(), free_port()
     worker = ["--no-worker"] if args.no_worker else []
-    serve = [outreach, "serve", "--no-build", "--out", site, "--port", str(service_port), *worker]
+    serve = [OUTREACH, "serve", "--no-build", "--out", site, "--port", str(service_port), *worker]
     bare_cmd = [sys.executable, __file__, "--bare", str(bare_port), "--db", str(work / "bare.db")]
-    with (work / "service.log").open("wb") as log_s, (work / "bare.log").open("wb") as log_b:
-        service = subprocess.Popen(serve, env=env, cwd=work, stdout=log_s, stderr=log_s)
-        bare = subprocess.Popen(bare_cmd, cwd=work, stdout=log_b, stderr=log_b)
-    wait_for(service_port, service, str(work / "service.log"))
-    wait_for(bare_port, bare, str(work / "bare.log"))
+    service = start_process(serve, env, work / "service.log", cwd=work)
+    bare = start_process(bare_cmd, None, work / "bare.log", cwd=work)
+    wait_until_listening(service_port, service, work / "service.log")
+    wait_until_listening(bare_port, bare, work / "bare.log")
     return service, service_port, bare, bare_port
 
 
@@ -244,32 +147,21 @@ def main() -> None:
     if args.bare:
         serve_bare(args.bare, args.db)
         return
-    from form_service.tokens import FormTokens
-
     args.load = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="report-bench-"))
     secret = secrets.token_hex(32)
     service, service_port, bare, bare_port = start_servers(work, secret, args)
-    tokens = FormTokens((secret,), 0, 3600)
     plain = urlencode(REPORT).encode()
     try:
         bare_result = measure(
             bare, "bare", bare_port, lambda: b"token=" + b"x" * 80 + b"&" + plain, args
         )
-        service_result = measure(
-            service,
-            "service",
-            service_port,
-            lambda: urlencode({"token": tokens.issue()}).encode() + b"&" + plain,
-            args,
-        )
+        service_result = measure(service, "service", service_port, report_body(secret), args)
         rss, peak = rss_mb(service.pid)
         with closing(sqlite3.connect(work / "data" / "reports.sqlite3")) as conn:
             stored = conn.execute("SELECT count(*) FROM reports").fetchone()[0]
     finally:
-        for process in (service, bare):
-            process.send_signal(signal.SIGINT)
-            process.wait(timeout=30)
+        stop((service, bare), signal.SIGINT)
     report(bare_result, service_result, rss, peak, stored, args)
     shutil.rmtree(work, ignore_errors=True)
 
@@ -282,7 +174,7 @@ def measure(
     args: argparse.Namespace,
 ) -> Result:
     before = cpu_seconds(process.pid)
-    result = asyncio.run(_drive(name, port, body, args.clients, args.seconds))
+    result = asyncio.run(drive(port, body, args.clients, args.seconds, name=name))
     # The warm-up's CPU is counted too, spread over warm-up and measured reports alike.
     result.cpu = cpu_seconds(process.pid) - before
     return result
@@ -296,9 +188,10 @@ def report(
         f"{'':8} {'reports/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7} {'CPU ms/report':>14}"
     )
     for r in (bare, service):
+        p50, p99 = (percentile(r.latencies, p) * 1000 for p in (50, 99))
         print(
-            f"{r.name:8} {r.rate:10.1f} {r.percentile(50):8.1f} {r.percentile(99):8.1f}"
-            f" {r.failed:7d} {r.cpu_per_report():7.2f}"
+            f"{r.name:8} {r.rate:10.1f} {p50:8.1f} {p99:8.1f} {r.failed:7d}"
+            f" {r.cpu_per_report():7.2f}"
         )
     print("(CPU ms: server CPU time per accepted report, all threads)")
     ratio = service.rate / bare.rate
@@ -307,7 +200,7 @@ def report(
     print(f"load average before the run: {args.load:.2f}")
     checks = [
         ("rate >= 50% of bare", ratio >= 0.5),
-        ("p99 <= 100 ms", service.percentile(99) <= 100),
+        ("p99 <= 100 ms", percentile(service.latencies, 99) <= 0.1),
         ("RSS <= 150 MB", peak <= 150),
         ("no failed requests", service.failed == 0 and bare.failed == 0),
     ]

@@ -25,116 +25,33 @@ import asyncio
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlencode
 
-REPO = Path(__file__).resolve().parent.parent
+from service_load import (
+    OUTREACH,
+    REPO,
+    UNLIMITED,
+    Result,
+    drive,
+    free_port,
+    percentile,
+    report_body,
+    serve,
+    service_env,
+    start_process,
+    stop,
+)
+
 sys.path.insert(0, str(REPO))
 
-from form_service.receipts import receipt_hash  # noqa: E402
-from form_service.tokens import FormTokens  # noqa: E402
-from tests.databases import Database, sqlite_database  # noqa: E402
-from tests.pg import PostgresServer, pg_bin  # noqa: E402
-
-OUTREACH = str(Path(sys.executable).with_name("outreach"))
-REPORT = {
-    "description": "A student said he would bring a gun to school on Friday. " * 4,
-    "area": "north",
-    "area_detail": "North Harbor High",
-    "setting": "school",
-    "concern": "harm_others",
-    "when": "This morning",
-    "people": "A boy in 10th grade",
-    "danger_now": "no",
-}
-
-
-@dataclass
-class Result:
-    accepted: int = 0
-    failed: int = 0
-    seconds: float = 0.0
-    latencies: list[float] = field(default_factory=list)
-    receipts: list[tuple[str, float]] = field(default_factory=list)
-    """(receipt code, wall-clock time the receipt arrived)."""
-
-    @property
-    def rate(self) -> float:
-        return self.accepted / self.seconds if self.seconds else 0.0
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] if ordered else 0.0
-
-
-async def _read(reader: asyncio.StreamReader) -> tuple[int, bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":", 1)[1])
-    return status, await reader.readexactly(length)
-
-
-def _code(body: bytes) -> str | None:
-    marker = b'id="receipt-code" class="code" value="'
-    start = body.find(marker)
-    if start < 0:
-        return None
-    start += len(marker)
-    return body[start : body.index(b'"', start)].decode()
-
-
-async def _client(
-    port: int, body: Callable[[], bytes], until: float, result: Result, pace: float = 0.0
-) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        while time.monotonic() < until:
-            payload = body()
-            request = (
-                "POST /report HTTP/1.1\r\nHost: localhost\r\n"
-                "Content-Type: application/x-www-form-urlencoded\r\n"
-                f"Content-Length: {len(payload)}\r\n\r\n"
-            ).encode() + payload
-            started = time.monotonic()
-            writer.write(request)
-            status, answer = await _read(reader)
-            code = _code(answer) if status == 200 else None
-            if code:
-                result.latencies.append(time.monotonic() - started)
-                result.receipts.append((code, time.time()))
-                result.accepted += 1
-            else:
-                result.failed += 1
-            if pace:
-                await asyncio.sleep(max(0.0, pace - (time.monotonic() - started)))
-    finally:
-        writer.close()
-
-
-async def drive(
-    port: int, body: Callable[[], bytes], clients: int, seconds: float, pace: float = 0.0
-) -> Result:
-    if not pace:  # warm-up, not counted
-        warm = Result()
-        until = time.monotonic() + 2
-        await asyncio.gather(*(_client(port, body, until, warm) for _ in range(clients)))
-    result = Result()
-    started = time.monotonic()
-    until = started + seconds
-    await asyncio.gather(*(_client(port, body, until, result, pace) for _ in range(clients)))
-    result.seconds = time.monotonic() - started
-    return result
+from form_service.receipts import receipt_hash
+from tests.databases import Database, sqlite_database
+from tests.pg import PostgresServer, pg_bin
 
 
 @dataclass
@@ -146,63 +63,27 @@ class Bench:
 
     def env(self, database: Database, data: Path) -> dict[str, str]:
         return {
-            **{k: v for k, v in os.environ.items() if not k.startswith("OUTREACH_")},
+            **service_env(data, self.secret, OUTREACH_MIN_FILL_SECONDS="0"),
             **database.env(),
-            "OUTREACH_DATA_DIR": str(data),
-            "OUTREACH_SECRET_KEY": self.secret,
-            "OUTREACH_MIN_FILL_SECONDS": "0",
-            "OUTREACH_LOG_LEVEL": "warning",
-            # The load comes from one address on purpose: flood control would refuse it.
-            "OUTREACH_REPORT_CLIENT_BURST": "1000000",
-            "OUTREACH_REPORT_GLOBAL_PER_MINUTE": "1000000",
+            **UNLIMITED,
         }
 
     def start(self, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        log = (self.work / f"process-{len(self.processes)}.log").open("wb")
-        process = subprocess.Popen([OUTREACH, *args], env=env, stdout=log, stderr=log)
-        log.close()
+        log = self.work / f"process-{len(self.processes)}.log"
+        process = start_process([OUTREACH, *args], env, log)
         self.processes.append(process)
         return process
 
     def serve(self, env: dict[str, str], workers: int) -> int:
         port = free_port()
-        args = ["serve", "--no-build", "--out", str(self.site), "--port", str(port)]
-        self.start([*args, "--no-worker", "--workers", str(workers)], env)
-        deadline = time.monotonic() + 120
-        import httpx
-
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
-                    return port
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise SystemExit(f"outreach serve did not start; see {self.work}")
+        log = self.work / f"process-{len(self.processes)}.log"
+        args = ("--no-worker", "--workers", str(workers))
+        self.processes.append(serve(self.site, port, env, log, *args))
+        return port
 
     def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop(self.processes)
         self.processes.clear()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def report_body(secret: str) -> Callable[[], bytes]:
-    tokens = FormTokens((secret,), 0, 3600)
-    plain = urlencode(REPORT).encode()
-    return lambda: urlencode({"token": tokens.issue()}).encode() + b"&" + plain
 
 
 def new_database(kind: str, work: Path, server: PostgresServer | None, n: int) -> Database:
@@ -246,7 +127,8 @@ def time_to_contact(bench: Bench, database: Database, args: argparse.Namespace) 
     try:
         clients = 4
         pace = clients / args.rate
-        result = asyncio.run(drive(port, report_body(bench.secret), clients, args.seconds, pace))
+        body = report_body(bench.secret)
+        result = asyncio.run(drive(port, body, clients, args.seconds, pace=pace, warmup=0))
         by_hash = {receipt_hash(bench.secret, code): at for code, at in result.receipts}
         rows = database.rows(
             "SELECT o.id, r.receipt_hash FROM outbox o JOIN reports r ON r.id = o.report_id"
