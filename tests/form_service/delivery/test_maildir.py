@@ -51,12 +51,17 @@ def test_other_deliveries_are_separate_messages(demo: LoadedProfile, data_dir: P
     assert len(mailbox.Maildir(data_dir / "maildir" / "intake-team", create=False)) == 2
 
 
-def test_store_keeps_one_copy_when_two_writers_race(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _small_mail() -> EmailMessage:
     mail = EmailMessage()
     mail["Subject"] = "x"
     mail.set_content("y")
+    return mail
+
+
+def test_store_keeps_one_copy_when_two_writers_race(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mail = _small_mail()
     folder = tmp_path / "box"
     assert maildir.store(folder, "k1", mail) is True
     # The other writer's look-up ran before this one's file appeared: only link() can tell.
@@ -70,9 +75,7 @@ def test_read_messages_are_listed_again_only_when_a_reader_moves_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Listing cur/ for every delivery made a busy folder slower with every message.
-    mail = EmailMessage()
-    mail["Subject"] = "x"
-    mail.set_content("y")
+    mail = _small_mail()
     folder = tmp_path / "box"
     listings: list[str] = []
     real_listdir = maildir.os.listdir
