@@ -17,6 +17,7 @@ import pytest
 from form_service.delivery.digest import FloodDigests
 from form_service.delivery.message import render_digest
 from form_service.delivery.payload import parse_payload
+from form_service.delivery.retry import RetryPolicy
 from form_service.intake import prepare_report
 from form_service.report import Contact, Report
 from form_service.storage import Delivery, NewReport, Store
@@ -235,7 +236,9 @@ def test_a_failed_or_abandoned_digest_loses_no_report(
     holding them, or a digest the server refuses, leaves every report to be sent again."""
     server: SMTPServer = smtp_server(starttls=True, start=False)
     profile = with_partner(demo.profile, "intake-team", **smtp_delivery(server))
-    options = replace(FAST, digest_seconds=60, lease_seconds=30)
+    # Retries wait 10 s: the first report, refused, does not come back within a drain.
+    retry = RetryPolicy(base_seconds=10, cap_seconds=10, max_attempts=50)
+    options = replace(FAST, digest_seconds=60, lease_seconds=30, retry=retry)
     tls = test_ca.client_context()
 
     def intake_rows() -> list[tuple[Any, ...]]:
@@ -267,7 +270,7 @@ def test_a_failed_or_abandoned_digest_loses_no_report(
         assert [status for status, _ in intake_rows()] == ["pending"] * 5
         assert all(f"SMTP 127.0.0.1:{server.port}" in error for _, error in intake_rows())
         server.start()
-        retry_at = later + timedelta(seconds=5)
+        retry_at = later + timedelta(seconds=11)
         retried = make_worker(
             store,
             profile,
