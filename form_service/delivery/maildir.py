@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from email.message import EmailMessage
 from pathlib import Path
 
 from form_service.delivery.channel import DeliveryFailed, DeliverySettings
@@ -37,18 +36,20 @@ async def send_rendered(
     mail = to_email(rendered, sender=agency_sender(profile), to=[], domain=message_domain(profile))
     try:
         folder = settings.maildir_root / config.folder
-        # fsync blocks; the event loop keeps serving the form meanwhile.
-        await asyncio.to_thread(store, folder, rendered.delivery_id, mail)
+        # fsync blocks; the event loop keeps serving the form meanwhile. The message is
+        # made into bytes here: a thread doing CPU work would hold the interpreter lock
+        # that the request handlers need, and a tipster would wait for it.
+        await asyncio.to_thread(store, folder, rendered.delivery_id, mail.as_bytes())
     except OSError as error:
         raise DeliveryFailed(f"cannot write to the maildir: {error.strerror}") from None
 
 
-def store(folder: Path, key: str, mail: EmailMessage) -> bool:
-    """Put *mail* in the Maildir *folder* under *key*; False when it was already there."""
+def store(folder: Path, key: str, data: bytes) -> bool:
+    """Put the message *data* in the Maildir *folder* under *key*; False when it was already
+    there."""
     _make_folder(folder)
     if already_there(folder, key):
         return False
-    data = mail.as_bytes()
     tmp = folder / "tmp" / f"{key}.{os.getpid()}"
     with open(tmp, "wb") as handle:
         handle.write(data)

@@ -51,11 +51,11 @@ def test_other_deliveries_are_separate_messages(demo: LoadedProfile, data_dir: P
     assert len(mailbox.Maildir(data_dir / "maildir" / "intake-team", create=False)) == 2
 
 
-def _small_mail() -> EmailMessage:
+def _small_mail() -> bytes:
     mail = EmailMessage()
     mail["Subject"] = "x"
     mail.set_content("y")
-    return mail
+    return mail.as_bytes()
 
 
 def test_store_keeps_one_copy_when_two_writers_race(
