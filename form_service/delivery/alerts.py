@@ -80,6 +80,6 @@ async def alert_dead(
     mail = to_email(rendered, sender=agency_sender(profile), to=[], domain=message_domain(profile))
     folder = settings.maildir_root / ALERT_FOLDER
     try:
-        await asyncio.to_thread(store, folder, rendered.delivery_id, mail)
+        await asyncio.to_thread(store, folder, rendered.delivery_id, mail.as_bytes())
     except OSError as error:
         log.critical("could not write the alert to %s: %s", folder, error.strerror)
