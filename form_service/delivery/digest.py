@@ -7,7 +7,8 @@ that partner's agreement allows; but a partner who reads mail gets them grouped.
 flagged message goes to a partner, that partner's next ``window_seconds`` are a window:
 flagged reports for it wait until the window closes and then go together, as one digest,
 which opens the next window. A flagged report that finds no window open goes at once (a
-lone false alarm costs no delay). Reports that are not flagged never wait here.
+lone false alarm costs no delay). Reports that are not flagged, and reports saying someone
+may be in danger right now, never wait here: they go at once, flagged or not.
 
 A held row stays claimed in the database, untouched: only after the digest was accepted is
 each row marked delivered (its own audit record), and if the worker dies first, the rows'
@@ -76,7 +77,8 @@ class FloodDigests:
             partner = profile.partner(row.partner_id)
         except (PayloadError, KeyError):
             return None  # sent on its own, where the attempt records the problem
-        if not payload.flood_suspected or payload.partner_id != row.partner_id:
+        # Someone may be in danger now: such a report never waits for a digest, flood or not.
+        if not payload.flood_suspected or payload.urgent or payload.partner_id != row.partner_id:
             return None
         return payload if partner.delivery.channel in DIGEST_CHANNELS else None
 

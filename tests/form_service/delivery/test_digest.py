@@ -44,6 +44,7 @@ CONTACT = "CANARY-CONTACT-{n}-d1g"
 
 
 def infrastructure_report(n: int, **changes: Any) -> Report:
+    changes.setdefault("danger_now", False)  # urgent reports never wait for a digest
     return report(
         area="east",
         setting=Setting.critical_infrastructure,
@@ -110,23 +111,26 @@ def test_flagged_reports_are_one_digest_per_partner_and_others_go_one_by_one(
         flagged = [
             await submit_flagged(store, profile, infrastructure_report(n)) for n in range(1, 6)
         ]
+        # Someone may be in danger now: flagged or not, it never waits for a digest.
+        urgent = await submit_flagged(store, profile, infrastructure_report(8, danger_now=True))
         plain = [await submit(store, profile, infrastructure_report(n)) for n in (6, 7)]
         await worker.drain()
         await store.close()
-        return first, flagged, plain
+        return first, flagged, [urgent, *plain]
 
-    first, flagged, plain = asyncio.run(scenario())
+    first, flagged, alone = asyncio.run(scenario())
+    urgent, *plain = alone
     flagged_refs = {new.report_ref for new in flagged}
     for partner_id in PARTNERS:
         messages = received_by(server, partner_id)
-        assert len(messages) == 4, partner_id  # the first, the digest, two unflagged
+        assert len(messages) == 5, partner_id  # the first, the digest, the urgent, 2 unflagged
         (opener,) = [m for m in messages if refs_of(m) == [first.report_ref]]
         (digest,) = [m for m in messages if len(refs_of(m)) > 1]
-        singles = [m for m in messages if m is not opener and m is not digest]
-        assert opener.message["Subject"].startswith("[possible flood] Someone may be in danger")
-        assert digest.message["Subject"] == (
-            "[possible flood] 5 reports; someone may be in danger now in 5 of them"
-        )
+        (danger,) = [m for m in messages if refs_of(m) == [urgent.report_ref]]
+        singles = [m for m in messages if m not in (opener, digest, danger)]
+        assert opener.message["Subject"].startswith("[possible flood] New report")
+        assert danger.message["Subject"].startswith("[possible flood] Someone may be in danger")
+        assert digest.message["Subject"] == "[possible flood] 5 reports sent together"
         assert set(refs_of(digest)) == flagged_refs
         text = body(digest)
         assert all(ref in text for ref in flagged_refs)
@@ -164,7 +168,9 @@ def test_flagged_reports_are_one_digest_per_partner_and_others_go_one_by_one(
         "SELECT report_ref, partner_id FROM audit_events WHERE event = 'delivered'",
     )
     assert sorted(delivered) == sorted(
-        (new.report_ref, e.partner_id) for new in [first, *flagged, *plain] for e in new.outbox
+        (new.report_ref, e.partner_id)
+        for new in [first, *flagged, urgent, *plain]
+        for e in new.outbox
     )
 
 
@@ -249,7 +255,8 @@ def test_a_failed_or_abandoned_digest_loses_no_report(
     async def scenario() -> None:
         store = await open_store(database)
         for n in range(5):
-            await submit_flagged(store, profile, report(description=f"Held report {n}."))
+            filed = report(description=f"Held report {n}.", danger_now=False)
+            await submit_flagged(store, profile, filed)
         # A worker sends the first (the relay is down), holds the rest, and dies.
         dying = make_worker(store, profile, data_dir, database, options=options, tls_context=tls)
         await dying._drain()
@@ -341,6 +348,7 @@ class Clock:
 
 
 def _row(partner_id: str = "intake-team", **changes: Any) -> Delivery:
+    changes.setdefault("urgent", False)  # urgent reports never wait for a digest
     text = json.dumps(payload(partner_id, flood_suspected=True, **changes))
     return Delivery(
         json.loads(text)["delivery_id"],
@@ -404,6 +412,9 @@ def test_only_flagged_rows_on_mail_channels_wait(demo: LoadedProfile) -> None:
     )
     assert digests.digestible(_row(), hooked) is None
     assert FloodDigests(0).digestible(_row(), demo.profile) is None
+    # Someone may be in danger now: never held, flood or not.
+    assert digests.digestible(_row(urgent=True), demo.profile) is None
+    assert digests.digestible(_row(urgent=False), demo.profile) is not None
     broken = replace(_row(), payload='{"flood_suspected": true}')
     assert digests.digestible(broken, demo.profile) is None  # sent alone, and fails there
 
