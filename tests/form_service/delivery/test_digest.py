@@ -18,6 +18,7 @@ from form_service.delivery.digest import FloodDigests
 from form_service.delivery.message import render_digest
 from form_service.delivery.payload import parse_payload
 from form_service.delivery.retry import RetryPolicy
+from form_service.delivery.worker import DeliveryWorker
 from form_service.intake import prepare_report
 from form_service.report import Contact, Report
 from form_service.storage import Delivery, NewReport, Store
@@ -252,6 +253,14 @@ def test_a_failed_or_abandoned_digest_loses_no_report(
             database, "SELECT status, last_error FROM outbox WHERE partner_id = 'intake-team'"
         )
 
+    def worker_at(store: Store, moment: datetime) -> DeliveryWorker:
+        def clock() -> datetime:
+            return moment
+
+        return make_worker(
+            store, profile, data_dir, database, options=options, tls_context=tls, clock=clock
+        )
+
     async def scenario() -> None:
         store = await open_store(database)
         for n in range(5):
@@ -264,30 +273,11 @@ def test_a_failed_or_abandoned_digest_loses_no_report(
         assert sorted(status for status, _ in intake_rows()) == ["pending"] + ["sending"] * 4
         # Another worker, once the leases have run out: the relay refuses every message.
         later = datetime.now(UTC) + timedelta(seconds=options.lease_seconds + 61)
-        other = make_worker(
-            store,
-            profile,
-            data_dir,
-            database,
-            options=options,
-            tls_context=tls,
-            clock=lambda: later,
-        )
-        await other.drain()
+        await worker_at(store, later).drain()
         assert [status for status, _ in intake_rows()] == ["pending"] * 5
         assert all(f"SMTP 127.0.0.1:{server.port}" in error for _, error in intake_rows())
         server.start()
-        retry_at = later + timedelta(seconds=11)
-        retried = make_worker(
-            store,
-            profile,
-            data_dir,
-            database,
-            options=options,
-            tls_context=tls,
-            clock=lambda: retry_at,
-        )
-        await retried.drain()
+        await worker_at(store, later + timedelta(seconds=11)).drain()
         await store.close()
 
     asyncio.run(scenario())
