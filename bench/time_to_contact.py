@@ -42,7 +42,7 @@ from outreach.routing import RoutingFacts, route_report
 
 # The test suite's helpers (free port, YAML edit, throwaway CA) live beside the package.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.conftest import edit_yaml, free_port
+from tests.conftest import edit_yaml, email_delivery, free_port
 from tests.form_service.delivery.servers import make_ca
 
 OUTREACH = str(Path(sys.executable).with_name("outreach"))
@@ -106,16 +106,7 @@ def prepare(work: Path, smtp_port: int) -> tuple[Path, Any]:
 
     def all_to_smtp(data: dict[str, Any]) -> None:
         for partner in data["partners"]:
-            partner["delivery"] = {
-                "channel": "email",
-                "email": {
-                    "to": [f"{partner['id']}@partners.example.org"],
-                    "sender": "reports@harbor-county.example.org",
-                    "smtp_host": "127.0.0.1",
-                    "smtp_port": smtp_port,
-                    "security": "starttls",
-                },
-            }
+            partner["delivery"] = email_delivery(partner["id"], smtp_port)
 
     edit_yaml(profile / "agency.yml", all_to_smtp)
     site = work / "site"

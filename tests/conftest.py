@@ -56,6 +56,20 @@ def edit_yaml(path: Path, change: Callable[[dict[str, Any]], None]) -> None:
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
 
+def email_delivery(partner_id: str, smtp_port: int) -> dict[str, Any]:
+    """A partner's delivery section (profile YAML) for a local SMTP server with STARTTLS."""
+    return {
+        "channel": "email",
+        "email": {
+            "to": [f"{partner_id}@partners.example.org"],
+            "sender": "reports@harbor-county.example.org",
+            "smtp_host": "127.0.0.1",
+            "smtp_port": smtp_port,
+            "security": "starttls",
+        },
+    }
+
+
 @pytest.fixture
 def new_agency(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Callable[..., Path]:
     """A scaffolded agency under tmp_path, optionally changed; returns its folder."""

@@ -24,7 +24,7 @@ import pyrage
 import pytest
 
 from form_service.settings import Settings
-from tests.conftest import edit_yaml, free_port
+from tests.conftest import edit_yaml, email_delivery, free_port
 from tests.form_service.delivery.servers import SMTPServer, make_ca
 
 from .conftest import code_of, start_client, submit, token_of
@@ -148,17 +148,9 @@ def on_smtp(profile: Path, port: int, archive_key: str) -> None:
         for partner in data["partners"]:
             if partner["id"] in SMTP_PARTNERS:
                 language = partner["delivery"].get("language")
-                partner["delivery"] = {
-                    "channel": "email",
-                    **({"language": language} if language else {}),
-                    "email": {
-                        "to": [f"{partner['id']}@partners.example.org"],
-                        "sender": "reports@harbor-county.example.org",
-                        "smtp_host": "127.0.0.1",
-                        "smtp_port": port,
-                        "security": "starttls",
-                    },
-                }
+                partner["delivery"] = email_delivery(partner["id"], port)
+                if language:
+                    partner["delivery"]["language"] = language
         data["archive"] = {"age_recipients": [archive_key]}
 
     edit_yaml(profile / "agency.yml", change)
