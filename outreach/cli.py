@@ -163,8 +163,7 @@ def _service_settings(profile_path: str | None) -> Any:
     type=click.FloatRange(min=0.05),
     default=1.0,
     show_default=True,
-    help="How often due retries are looked for (new reports wake the worker at once on "
-    "PostgreSQL, and in the process that stored them on SQLite).",
+    help="How often due retries are looked for (a new report wakes the worker at once).",
 )
 def worker(
     profile_path: str | None, concurrency: int, lease_seconds: float, poll_seconds: float

@@ -2,8 +2,9 @@
 
 It waits on the wake-up event or a short timer (for retries and for rows a crashed worker
 left), claims due rows under a lease, and sends up to ``concurrency`` at once. The event is
-set when a report commits: by the request handler of the same process, and on PostgreSQL
-by a NOTIFY that every worker process LISTENs for (``Store.listen_for_reports``).
+set when a report commits: by the request handler of the same process, and for every
+worker process by the store (``Store.listen_for_reports``: NOTIFY on PostgreSQL, named
+pipes on SQLite).
 
 A row is marked delivered only after its channel accepted it; a crash before that leaves
 the row to be claimed again when its lease runs out, and the receiver drops the repeat by
@@ -389,9 +390,9 @@ async def start_worker(service: Service) -> None:
 
 
 async def run_standalone(settings: Settings, options: WorkerOptions | None = None) -> None:
-    """``outreach worker``: its own process and store connection. On PostgreSQL it is woken
-    by the NOTIFY of each commit; on SQLite it finds new rows by polling (another process's
-    commit cannot set this one's event). Stops on SIGTERM or SIGINT."""
+    """``outreach worker``: its own process and store connection, woken by each commit of
+    any process (NOTIFY on PostgreSQL, a named pipe on SQLite); polling finds retries that
+    come due. Stops on SIGTERM or SIGINT."""
     store = open_store(settings)
     await store.open()
     housekeeping = housekeeping_for(settings.database_url, store)

@@ -109,8 +109,8 @@ class Store(Protocol):
     async def listen_for_reports(self, wakeup: asyncio.Event) -> None:
         """Set *wakeup* whenever any process commits a report, until cancelled.
 
-        PostgreSQL: LISTEN/NOTIFY. SQLite returns at once: there the committing process
-        sets its own event, and other processes find new rows by polling."""
+        PostgreSQL: LISTEN/NOTIFY. SQLite: a named pipe per listener beside the database
+        file, written to by each process that commits (storage/sqlite_wakeups.py)."""
 
     async def report_status(self, receipt_hash: str) -> ReportStatus | None:
         """The report's status, None for an unknown hash; StoreUnavailable when down."""

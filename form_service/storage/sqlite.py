@@ -4,12 +4,14 @@ Writes go to one connection owned by a group-commit thread (storage/writer.py): 
 allows one writer at a time anyway, and reports that arrive together share one fsync.
 Reads use a second connection from worker threads (anyio.to_thread); WAL lets them run
 beside a commit. Every write is inside BEGIN IMMEDIATE ... COMMIT, so a write that
-returned is on disk.
+returned is on disk. Delivery workers in other processes are woken through named pipes
+beside the file (sqlite_wakeups.py), as PostgreSQL's NOTIFY wakes them for its store.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -20,10 +22,12 @@ from typing import TypeVar
 
 import anyio.to_thread
 
+from form_service.logs import log_event
 from form_service.storage import Delivery, NewReport, ReportStatus, SaveResult, StoreUnavailable
 from form_service.storage import sqlite_ops as ops
 from form_service.storage.migrations import MIGRATIONS
 from form_service.storage.sqlite_ops import minute_stamp, stamp
+from form_service.storage.sqlite_wakeups import wakeups_beside
 from form_service.storage.writer import GroupCommitWriter
 
 __all__ = ["SqliteStore", "connect", "migrate", "minute_stamp", "stamp", "transaction"]
@@ -95,6 +99,7 @@ class SqliteStore:
         self._write_conn: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
         self._clock = clock or _utcnow
+        self._wakeups = wakeups_beside(path)
 
     @property
     def _conn(self) -> sqlite3.Connection | None:
@@ -150,13 +155,21 @@ class SqliteStore:
 
     async def save_report(self, report: NewReport) -> SaveResult:
         try:
-            return await self._write(lambda conn: ops.save_report(conn, report))
+            result = await self._write(lambda conn: ops.save_report(conn, report))
         except sqlite3.OperationalError as error:
             # A read-only file or folder, a full disk, an I/O error, a lock held too long.
             raise StoreUnavailable(str(error)) from error
+        if result.created:
+            self._wakeups.notify()  # committed: workers in other processes look now
+        return result
 
     async def listen_for_reports(self, wakeup: asyncio.Event) -> None:
-        """Nothing to listen to: the committing process sets its own event."""
+        """Woken by every process that commits a report to this file (sqlite_wakeups.py)."""
+        try:
+            await self._wakeups.listen(wakeup)
+        except OSError as error:
+            # A folder where no pipe can be made: the worker still finds reports by polling.
+            log_event("wakeups_unavailable", logging.WARNING, error=type(error).__name__)
 
     async def report_status(self, receipt_hash: str) -> ReportStatus | None:
         try:

@@ -117,22 +117,21 @@ def test_worker_killed_mid_batch_delivers_every_row_after_restart(
     assert sum(count - 1 for count in ids.values()) <= 2
 
 
+@pytest.mark.parametrize("delivery", ["inside serve", "own process"])
 def test_report_through_the_form_reaches_the_maildirs(
-    data_dir: Path, database: Database, tmp_path: Path, worker_process: Any
+    data_dir: Path, database: Database, tmp_path: Path, worker_process: Any, delivery: str
 ) -> None:
     site = tmp_path / "site"
     site.mkdir()
     (site / "index.html").write_text("<h1>site</h1>", encoding="utf-8")
     port = free_port()
-    worker_process(
-        "serve",
-        "--no-build",
-        "--out",
-        str(site),
-        "--port",
-        str(port),
-        env=_env(data_dir, **database.env()),
-    )
+    env = _env(data_dir, **database.env())
+    serve = ["serve", "--no-build", "--out", str(site), "--port", str(port)]
+    if delivery == "own process":
+        # Polling alone would find the report only after 30 s: the commit must wake it.
+        worker_process("worker", "--poll-seconds", "30", env=env)
+        serve.append("--no-worker")
+    worker_process(*serve, env=env)
     base = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
