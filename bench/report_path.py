@@ -10,7 +10,11 @@ reports per second, p50/p99 latency of the POST, each server's CPU time per repo
 threads, from /proc), and the service's resident memory, with the bar from the issue
 (>= 50% of the bare rate, p99 <= 100 ms, RSS <= 150 MB). The load average is printed too:
 on a shared machine other work takes CPU from both servers, and the service, which does
-more per report, loses more. `--no-worker` leaves the delivery worker out.
+more per report, loses more. `--no-worker` leaves the delivery worker out;
+`--worker-process` runs it as its own process (`outreach serve --no-worker` beside
+`outreach worker`, woken at each commit), and its CPU is counted with the service's.
+After the load, the time the worker needed to deliver every stored report to every
+partner is printed: a rate the worker cannot keep up with is not sustained.
 
 The service runs with OUTREACH_MIN_FILL_SECONDS=0, because these clients send a form the
 moment they have it; form tokens are signed here with the service's own secret, so each
@@ -30,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
@@ -112,6 +117,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--no-worker", action="store_true", help="Serve without the delivery worker."
     )
+    parser.add_argument(
+        "--worker-process",
+        action="store_true",
+        help="Deliver from `outreach worker` in its own process, not inside the service.",
+    )
     parser.add_argument("--bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     return parser.parse_args()
@@ -132,13 +142,16 @@ def start_servers(
         **UNLIMITED,
     }
     service_port, bare_port = free_port(), free_port()
-    worker = ["--no-worker"] if args.no_worker else []
+    worker = ["--no-worker"] if args.no_worker or args.worker_process else []
     serve = [OUTREACH, "serve", "--no-build", "--out", site, "--port", str(service_port), *worker]
     bare_cmd = [sys.executable, __file__, "--bare", str(bare_port), "--db", str(work / "bare.db")]
     service = start_process(serve, env, work / "service.log", cwd=work)
     bare = start_process(bare_cmd, None, work / "bare.log", cwd=work)
     wait_until_listening(service_port, service, work / "service.log")
     wait_until_listening(bare_port, bare, work / "bare.log")
+    args.worker = None
+    if args.worker_process:
+        args.worker = start_process([OUTREACH, "worker"], env, work / "worker.log", cwd=work)
     return service, service_port, bare, bare_port
 
 
@@ -158,10 +171,12 @@ def main() -> None:
         )
         service_result = measure(service, "service", service_port, report_body(secret), args)
         rss, peak = rss_mb(service.pid)
-        with closing(sqlite3.connect(work / "data" / "reports.sqlite3")) as conn:
+        database = work / "data" / "reports.sqlite3"
+        with closing(sqlite3.connect(database)) as conn:
             stored = conn.execute("SELECT count(*) FROM reports").fetchone()[0]
+        args.caught_up = None if args.no_worker else delivery_catch_up(database)
     finally:
-        stop((service, bare), signal.SIGINT)
+        stop([p for p in (service, bare, args.worker) if p is not None], signal.SIGINT)
     report(bare_result, service_result, rss, peak, stored, args)
     shutil.rmtree(work, ignore_errors=True)
 
@@ -173,11 +188,25 @@ def measure(
     body: Callable[[], bytes],
     args: argparse.Namespace,
 ) -> Result:
-    before = cpu_seconds(process.pid)
+    # The service's CPU includes its worker's, wherever that runs.
+    pids = [process.pid] + ([args.worker.pid] if name == "service" and args.worker else [])
+    before = sum(cpu_seconds(pid) for pid in pids)
     result = asyncio.run(drive(port, body, args.clients, args.seconds, name=name))
     # The warm-up's CPU is counted too, spread over warm-up and measured reports alike.
-    result.cpu = cpu_seconds(process.pid) - before
+    result.cpu = sum(cpu_seconds(pid) for pid in pids) - before
     return result
+
+
+def delivery_catch_up(database: Path, timeout: float = 300) -> float | None:
+    """Seconds after the load until every outbox row is delivered; None past *timeout*."""
+    started = time.monotonic()
+    with closing(sqlite3.connect(database, timeout=30)) as conn:
+        while time.monotonic() - started < timeout:
+            query = "SELECT count(*) FROM outbox WHERE status != 'delivered'"
+            if conn.execute(query).fetchone()[0] == 0:
+                return time.monotonic() - started
+            time.sleep(0.2)
+    return None
 
 
 def report(
@@ -197,6 +226,11 @@ def report(
     ratio = service.rate / bare.rate
     print(f"service/bare: {ratio:.0%}   service RSS: {rss:.0f} MB (peak {peak:.0f} MB)")
     print(f"reports in the service database: {stored} (warm-up included)")
+    where = "its own process" if args.worker_process else "inside the service"
+    if args.caught_up is not None:
+        print(f"delivery ({where}): every message out {args.caught_up:.1f} s after the load")
+    elif not args.no_worker:
+        print(f"delivery ({where}): NOT caught up within 300 s after the load")
     print(f"load average before the run: {args.load:.2f}")
     checks = [
         ("rate >= 50% of bare", ratio >= 0.5),
