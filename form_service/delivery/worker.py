@@ -105,6 +105,7 @@ class DeliveryWorker:
     async def _deliver_forever(self) -> None:
         next_purge = time.monotonic()
         while True:
+            _stop_if_cancelled()
             self.wakeup.clear()
             try:
                 await self._drain()
@@ -146,6 +147,7 @@ class DeliveryWorker:
                 # A held row's digest must be sent while the row's lease still holds.
                 send_by = time.monotonic() + lease - 2 * self.settings.timeout - _SEND_MARGIN
                 batch = await self._claim(free, lease) if refill else []
+                _stop_if_cancelled()
                 # A claim that got fewer rows than it asked for has taken all that is due.
                 taken_all = refill and len(batch) < free
                 inflight |= self._start(batch, send_by, flush=flush and taken_all)
@@ -336,6 +338,18 @@ class DeliveryWorker:
         if refs:
             log_event("reports_purged", count=len(refs), retention_days=days)
         return refs
+
+
+def _stop_if_cancelled() -> None:
+    """Raise the cancellation a library swallowed.
+
+    On Python 3.11 ``asyncio.wait_for`` returns its result when that result and a cancel
+    arrive together (psycopg_pool waits for a pooled connection that way): the worker would
+    then go back to sleep with its stop lost, and a shutdown would wait for it forever. The
+    task still counts the request, so it is honored here."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 async def _settle(inflight: set[asyncio.Task[None]], grace_seconds: float = 5.0) -> None:

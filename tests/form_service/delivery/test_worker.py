@@ -303,6 +303,40 @@ def test_a_commit_elsewhere_wakes_the_worker_by_notify(
     assert asyncio.run(scenario()) < 2.0
 
 
+def test_a_stop_swallowed_by_a_library_still_stops_the_worker(
+    demo: LoadedProfile, data_dir: Path, database: Database
+) -> None:
+    """Python 3.11's wait_for (under psycopg_pool's wait for a connection) can return a
+    result and drop the cancel that arrived with it; the worker must stop all the same."""
+    slow_poll = WorkerOptions(poll_seconds=60)
+
+    async def scenario() -> bool:
+        store = await open_store(database)
+        claim = store.claim_due_deliveries
+        claiming = asyncio.Event()
+
+        async def claim_that_swallows_a_cancel(*args: Any) -> Any:
+            claiming.set()
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                pass  # what the library does: the cancel is lost, the call returns
+            return await claim(*args)
+
+        store.claim_due_deliveries = claim_that_swallows_a_cancel  # type: ignore[method-assign]
+        worker = make_worker(store, demo.profile, data_dir, database, options=slow_poll)
+        task = asyncio.create_task(worker.run())
+        await claiming.wait()
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=10)
+        if not done:  # leave no task behind for the loop's shutdown to wait on forever
+            store.claim_due_deliveries = claim  # type: ignore[method-assign]
+        await store.close()
+        return bool(done) and task.cancelled()
+
+    assert asyncio.run(scenario())
+
+
 def test_retry_policy_is_full_jitter_under_the_cap() -> None:
     policy = RetryPolicy(base_seconds=2, cap_seconds=900, max_attempts=12)
     for attempts, bound in [(1, 2), (2, 4), (5, 32), (10, 900), (500, 900)]:
