@@ -47,6 +47,16 @@ async def send_rendered(
 def store(folder: Path, key: str, data: bytes) -> bool:
     """Put the message *data* in the Maildir *folder* under *key*; False when it was already
     there."""
+    try:
+        return _store(folder, key, data)
+    except FileNotFoundError:
+        # The folder went away after this process made it (someone cleared the mail):
+        # made again, and the message goes in.
+        _made.discard(folder)
+        return _store(folder, key, data)
+
+
+def _store(folder: Path, key: str, data: bytes) -> bool:
     _make_folder(folder)
     if already_there(folder, key):
         return False
@@ -71,11 +81,19 @@ def already_there(folder: Path, key: str) -> bool:
     return (folder / "new" / key).exists() or key in _read_keys(folder / "cur")
 
 
+# Folders this process has made or found: each delivery would otherwise ask the disk five
+# times whether they exist.
+_made: set[Path] = set()
+
+
 def _make_folder(folder: Path) -> None:
+    if folder in _made:
+        return
     # Mail about reports is for its readers only: folders are the owner's alone.
     folder.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     for path in (folder, folder / "tmp", folder / "new", folder / "cur"):
         path.mkdir(exist_ok=True, mode=0o700)
+    _made.add(folder)
 
 
 # cur/ of each folder: (its stat when listed, the keys of the messages in it). A folder

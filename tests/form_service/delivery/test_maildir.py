@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import json
 import mailbox
+import shutil
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -69,6 +70,30 @@ def test_store_keeps_one_copy_when_two_writers_race(
     assert maildir.store(folder, "k1", mail) is False
     assert [p.name for p in (folder / "new").iterdir()] == ["k1"]
     assert list((folder / "tmp").iterdir()) == []
+
+
+def test_folders_are_made_once_and_again_after_they_were_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mail = _small_mail()
+    folder = tmp_path / "mail" / "box"
+    made: list[str] = []
+    real_mkdir = Path.mkdir
+
+    def counting(path: Path, *args: object, **kwargs: object) -> None:
+        made.append(path.name)
+        real_mkdir(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "mkdir", counting)
+    for key in ("k1", "k2", "k3"):
+        assert maildir.store(folder, key, mail) is True
+    assert made == ["mail", "box", "tmp", "new", "cur"]
+    # An operator clears the mail: the next message makes the folder again and lands.
+    shutil.rmtree(tmp_path / "mail")
+    assert maildir.store(folder, "k4", mail) is True
+    assert [p.name for p in (folder / "new").iterdir()] == ["k4"]
+    assert (folder / "cur").is_dir() and (folder / "tmp").is_dir()
+    assert (folder.stat().st_mode & 0o777) == 0o700
 
 
 def test_read_messages_are_listed_again_only_when_a_reader_moves_one(
