@@ -2,17 +2,21 @@
 
 Property tests (hypothesis) and fixed lists of classic attacks: whatever is sent, the
 service never answers 500, never echoes markup unescaped, never lets a value into a
-response header, and never stores a report for a submission it refused. (Hypothesis
-alone, no schemathesis: the service has two form endpoints, both covered here.)
+response header, and never stores a report for a submission it refused. The last
+test is the endpoint fuzzer: every address the guide documents, with any method,
+content type, body and headers (hypothesis in place of schemathesis, which needs an
+OpenAPI schema that a form service does not have).
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import closing
+from pathlib import Path
 from typing import Any
-from urllib.parse import quote_from_bytes
+from urllib.parse import quote_from_bytes, urlencode
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -249,3 +253,103 @@ def test_status_lookup_survives_hostile_codes(
         )
         check_response(response, "")
     assert stored(settings_) == 0
+
+
+# --- every documented address, whatever the method, headers and body ------------------
+
+GUIDE = Path(__file__).resolve().parents[2] / "guide" / "report-service.md"
+
+
+def documented_addresses() -> list[str]:
+    """The addresses in the guide's table of what the service answers."""
+    found = re.findall(r"^\| (`/[^|]*) \|", GUIDE.read_text(encoding="utf-8"), re.MULTILINE)
+    return [path for cell in found for path in re.findall(r"`(/[^`]*)`", cell)]
+
+
+def test_the_guide_documents_every_service_route(hostile: tuple[TestClient, Settings]) -> None:
+    client, _ = hostile
+    paths = {getattr(route, "path", "") for route in client.app.routes}  # type: ignore[attr-defined]
+    documented = {p.replace("<lang>", "{lang}") for p in documented_addresses()}
+    assert {"/report", "/{lang}/report", "/status", "/{lang}/status", "/healthz"} <= paths
+    assert paths - {"/assets-form", ""} <= documented
+
+
+MARK = "zq<b>\"'qz"
+SUFFIXES = ["", "/", "/..", "/../../etc/passwd", "/%2e%2e/", "/%00", "/" + MARK, "?x=" + MARK]
+CONTENT_TYPES = [
+    None,
+    *["application/x-www-form-urlencoded"] * 5,
+    "application/x-www-form-urlencoded; charset=latin-1",
+    "multipart/form-data; boundary=zz",
+    "multipart/form-data",
+    "application/json",
+    "text/plain",
+    "text/html; charset=utf-7",
+]
+header_text = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=200)
+bodies = st.one_of(
+    st.just(b""),
+    st.binary(max_size=2048),
+    st.dictionaries(st.sampled_from([*FIELDS, "code", "token", "x"]), hostile_text, max_size=6).map(
+        lambda d: urlencode({k: f"zq{v}qz" for k, v in d.items()}).encode()
+    ),
+    st.just(b'{"description": "' + MARK.encode() + b'"}'),
+)
+requests = st.fixed_dictionaries(
+    {
+        # Weighted by repetition towards what the service mostly answers.
+        "method": st.sampled_from(
+            ["POST"] * 6 + ["GET"] * 3 + ["HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"]
+        ),
+        "address": st.sampled_from([*documented_addresses(), "/", "/es/"]),
+        "lang": st.sampled_from(["en", "es", "es", "xx", "EN", "e%20s", MARK]),
+        "suffix": st.sampled_from(["", "", "", *SUFFIXES]),
+        "content_type": st.sampled_from(CONTENT_TYPES),
+        "body": bodies,
+        "headers": st.dictionaries(
+            st.sampled_from(
+                [
+                    "accept-language",
+                    "cookie",
+                    "x-forwarded-for",
+                    "referer",
+                    "user-agent",
+                    "accept",
+                    "origin",
+                    "accept-encoding",
+                    "forwarded",
+                ]
+            ),
+            header_text,
+            max_size=4,
+        ),
+    }
+)
+# What the site's static pages add to the service's own headers.
+SITE_HEADERS = {b"etag", b"last-modified", b"accept-ranges", b"content-encoding", b"allow"}
+
+
+def test_every_documented_address_survives_any_request(
+    hostile: tuple[TestClient, Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fuzzer over the guide's addresses: any method, content type, body and headers."""
+    client, settings_ = hostile
+    monkeypatch.setattr(LookupLimiter, "record_failure", lambda self, client: None)
+
+    @settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(request=requests)
+    def prop(request: dict[str, Any]) -> None:
+        path = request["address"].replace("<lang>", request["lang"]) + request["suffix"]
+        headers = dict(request["headers"])
+        if request["content_type"] is not None:
+            headers["content-type"] = request["content_type"]
+        response = client.request(request["method"], path, content=request["body"], headers=headers)
+        assert response.status_code < 500, (request, response.status_code)
+        for name, value in response.headers.raw:
+            assert b"\r" not in name + value and b"\n" not in name + value
+            assert name.lower() in ALLOWED_HEADERS | SITE_HEADERS, name
+        assert b"set-cookie" not in {name.lower() for name, _ in response.headers.raw}
+        assert MARK not in response.text, "an unescaped echo"
+        assert stored(settings_) == 0, "a report stored without a form token"
+
+    prop()
