@@ -105,7 +105,6 @@ class DeliveryWorker:
     async def _deliver_forever(self) -> None:
         next_purge = time.monotonic()
         while True:
-            _stop_if_cancelled()
             self.wakeup.clear()
             try:
                 await self._drain()
@@ -114,6 +113,8 @@ class DeliveryWorker:
                     next_purge = time.monotonic() + self.options.purge_every_seconds
             except Exception as error:  # a database hiccup must not end delivery for good
                 log_event("delivery_worker_error", logging.ERROR, error=type(error).__name__)
+            # The one await that can last long: a stop lost on the way here must not sleep.
+            _stop_if_cancelled()
             wait = self.options.poll_seconds
             digest_due = self.digests.seconds_to_next()
             try:
@@ -147,7 +148,6 @@ class DeliveryWorker:
                 # A held row's digest must be sent while the row's lease still holds.
                 send_by = time.monotonic() + lease - 2 * self.settings.timeout - _SEND_MARGIN
                 batch = await self._claim(free, lease) if refill else []
-                _stop_if_cancelled()
                 # A claim that got fewer rows than it asked for has taken all that is due.
                 taken_all = refill and len(batch) < free
                 inflight |= self._start(batch, send_by, flush=flush and taken_all)
