@@ -48,9 +48,9 @@ class SmtpSessions:
                 try:
                     await kept.sendmail(sender, recipients, message)
                 except _STALE:
-                    kept.close()  # try once more on a fresh session below
+                    _hang_up(kept)  # try once more on a fresh session below
                 except BaseException:
-                    kept.close()
+                    _hang_up(kept)
                     raise
                 else:
                     self._keep(key, kept)
@@ -69,7 +69,7 @@ class SmtpSessions:
             await session.connect()
             await session.sendmail(sender, recipients, message)
         except BaseException:
-            session.close()
+            _hang_up(session)
             raise
         self._keep(key, session)
 
@@ -79,7 +79,7 @@ class SmtpSessions:
             session, since = sessions.pop()
             if session.is_connected and time.monotonic() - since < self.idle_seconds:
                 return session
-            session.close()
+            _hang_up(session)
         return None
 
     def _keep(self, key: Key, session: aiosmtplib.SMTP) -> None:
@@ -90,6 +90,21 @@ class SmtpSessions:
         idle, self._idle = self._idle, {}
         for sessions in idle.values():
             for session, _ in sessions:
+                transport = session.transport  # quit() forgets it
                 with suppress(aiosmtplib.SMTPException, OSError):
                     await session.quit()
-                session.close()
+                _hang_up(session, transport)
+        await asyncio.sleep(0)  # lets the aborted transports close their sockets
+
+
+def _hang_up(session: aiosmtplib.SMTP, transport: asyncio.BaseTransport | None = None) -> None:
+    """Drop the connection at once.
+
+    The SMTP conversation is over (QUIT answered, or the send failed), so a TLS goodbye
+    (close_notify both ways) adds nothing. aiosmtplib's close() starts that goodbye and
+    returns; if the event loop ends first, as at shutdown, the socket is never closed.
+    """
+    transport = transport or session.transport
+    session.close()
+    if isinstance(transport, asyncio.Transport):
+        transport.abort()

@@ -206,3 +206,35 @@ def test_a_session_the_server_closed_is_replaced(
 
     asyncio.run(scenario())
     assert [m.session for m in server.messages] == [1, 2]
+
+
+def test_closing_the_sessions_closes_their_sockets(
+    demo: LoadedProfile, data_dir: Path, smtp_server: Any, test_ca: ThrowawayCA
+) -> None:
+    """A worker that stops closes its sessions and then its event loop: a socket still
+    waiting for a TLS goodbye then would never be closed (asyncio warns of a leak)."""
+    server: SMTPServer = smtp_server(starttls=True)
+    poc = partner(demo.profile.partner("intake-team"), **smtp_delivery(server))
+    open_after_close: list[int] = []
+
+    async def scenario() -> None:
+        sessions = SmtpSessions()
+        settings = DeliverySettings(
+            profile=demo.profile,
+            data_dir=data_dir,
+            tls_context=test_ca.client_context(),
+            smtp_sessions=sessions,
+        )
+        await smtp.send(parse_payload(json.dumps(payload())), poc, settings)
+        sockets = [
+            session.get_transport_info("socket")
+            for kept in sessions._idle.values()
+            for session, _ in kept
+        ]
+        assert len(sockets) == 1
+        await sessions.close()
+        open_after_close.extend(s.fileno() for s in sockets if s.fileno() != -1)
+
+    asyncio.run(scenario())
+    assert len(server.messages) == 1
+    assert open_after_close == []
