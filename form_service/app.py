@@ -70,11 +70,13 @@ def create_app(settings: Settings, background: Sequence[BackgroundTask] = ()) ->
         log_event("service_started")
         try:
             async with anyio.create_task_group() as tasks:
+                tasks.start_soon(service.stored.flush_every_minute)
                 for task in background:
                     tasks.start_soon(task, service)
                 yield {"service": service}
                 tasks.cancel_scope.cancel()
         finally:
+            service.stored.flush()
             await service.store.close()
 
     return Starlette(

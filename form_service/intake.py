@@ -22,6 +22,11 @@ from outreach.profile import Profile
 from outreach.routing import Recipient, route_report
 
 
+# Made once: json.dumps with any option builds a new encoder on every call.
+_ARCHIVE_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
+_PAYLOAD_JSON = json.JSONEncoder(ensure_ascii=False)
+
+
 @functools.cache
 def _recipients(keys: tuple[str, ...]) -> list[object]:
     return [pyrage.x25519.Recipient.from_str(key) for key in keys]
@@ -29,7 +34,7 @@ def _recipients(keys: tuple[str, ...]) -> list[object]:
 
 def encrypt_for_archive(content: dict[str, object], profile: Profile) -> bytes:
     recipients = _recipients(tuple(profile.archive.age_recipients))
-    data = json.dumps(content, ensure_ascii=False, sort_keys=True).encode("utf-8")
+    data = _ARCHIVE_JSON.encode(content).encode("utf-8")
     return bytes(pyrage.encrypt(data, recipients))
 
 
@@ -58,7 +63,7 @@ def _outbox_entry(
         partner_id=recipient.partner_id,
         rule_id=recipient.rule_id,
         agreement_id=partner.agreement.id,
-        payload=json.dumps(payload, ensure_ascii=False),
+        payload=_PAYLOAD_JSON.encode(payload),
         is_intake=is_intake,
         # The payload holds exactly the shared fields, in ReportField order.
         fields=tuple(payload["fields"]),

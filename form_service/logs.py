@@ -1,14 +1,20 @@
 """Structured logs: one JSON object per line, naming events only.
 
 No report content, address, user agent or code ever goes into a log line; callers pass an
-event name and, at most, small counts or status codes.
+event name and, at most, small counts or status codes. Stored reports are not logged one
+by one but counted per minute (MinuteTally): a line per report would time it to the second,
+which the store itself refuses to do.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 LOGGER = logging.getLogger("form_service")
@@ -43,3 +49,44 @@ def setup_logging(level: str = "info") -> None:
 
 def log_event(event: str, level: int = logging.INFO, **fields: int | str | bool) -> None:
     LOGGER.log(level, event, extra={"fields": fields})
+
+
+class MinuteTally:
+    """Counts of one event, logged as one line per minute that had any.
+
+    Reports are kept timed to the minute, so that no record lines one up with a network's
+    or a proxy's log to point at the visitor who sent them; a log line per report, stamped
+    to the second, would undo that. The line names its minute and the counts.
+    """
+
+    def __init__(self, event: str, clock: Callable[[], float] = time.time) -> None:
+        self.event = event
+        self._clock = clock
+        self._minute: int | None = None
+        self._counts: Counter[str] = Counter()
+
+    def add(self, **counts: int) -> None:
+        minute = int(self._clock() // 60)
+        if minute != self._minute:
+            self.flush()
+            self._minute = minute
+        self._counts.update(counts)
+
+    def flush(self, *, only_past: bool = False) -> None:
+        """Log what was counted; with *only_past*, only once its minute is over."""
+        if self._minute is None:
+            return
+        if only_past and self._minute == int(self._clock() // 60):
+            return
+        at = datetime.fromtimestamp(self._minute * 60, UTC).strftime("%Y-%m-%dT%H:%MZ")
+        log_event(self.event, minute=at, **self._counts)
+        self._minute = None
+        self._counts.clear()
+
+    async def flush_every_minute(
+        self, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    ) -> None:
+        """Until cancelled: each minute's line soon after it ends, even if nothing follows."""
+        while True:
+            await sleep(60 - self._clock() % 60 + 1)
+            self.flush(only_past=True)

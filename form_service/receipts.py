@@ -7,6 +7,7 @@ guessing hopeless, which is why a fast keyed hash (HMAC-SHA256) is enough to sto
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -21,12 +22,14 @@ REF_LENGTH = 8
 _NORMALIZE = str.maketrans({"I": "1", "L": "1", "O": "0", "-": None, " ": None})
 
 
-def _base32(number: int, length: int) -> str:
-    chars = []
-    for _ in range(length):
-        number, digit = divmod(number, 32)
-        chars.append(CROCKFORD[digit])
-    return "".join(reversed(chars))
+# The standard base32 alphabet, digit for digit, as Crockford's: the stdlib encoder (C) then
+# writes Crockford base32.
+_CROCKFORD_DIGITS = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", CROCKFORD.encode())
+
+
+def _base32(data: bytes, length: int) -> str:
+    """The first *length* digits of *data* in Crockford base32, most significant first."""
+    return base64.b32encode(data).translate(_CROCKFORD_DIGITS)[:length].decode("ascii")
 
 
 def _mac(secret: str, message: str) -> bytes:
@@ -35,8 +38,8 @@ def _mac(secret: str, message: str) -> bytes:
 
 def receipt_code(secret: str, token_id: str) -> str:
     """The code shown to the tipster, e.g. 7K3M-9Q2X-...: 20 characters in groups of four."""
-    number = int.from_bytes(_mac(secret, "receipt:" + token_id), "big") >> (256 - CODE_BITS)
-    raw = _base32(number, CODE_LENGTH)
+    # The first CODE_BITS bits of the MAC: 20 digits of 5 bits.
+    raw = _base32(_mac(secret, "receipt:" + token_id)[: (CODE_BITS + 7) // 8], CODE_LENGTH)
     return "-".join(raw[i : i + GROUP] for i in range(0, CODE_LENGTH, GROUP))
 
 
@@ -60,4 +63,4 @@ def new_report_ref(entropy: bytes | None = None) -> str:
     *entropy* (at least 5 random bytes) lets a caller draw all its randomness at once.
     """
     raw = entropy[:5] if entropy is not None else secrets.token_bytes(5)
-    return "R-" + _base32(int.from_bytes(raw, "big"), REF_LENGTH)
+    return "R-" + _base32(raw, REF_LENGTH)

@@ -121,7 +121,7 @@ async def _store(service: Service, report: Report, token_id: str, flood: bool) -
             continue
         if result.created:
             service.wakeup.set()
-            log_event("report_stored", partners=len(new.outbox))
+            service.stored.add(reports=1, partners=len(new.outbox))
             return code
         log_event("report_resubmitted")
         return _stored_code(keys, token_id, result.receipt_hash)

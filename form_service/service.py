@@ -14,6 +14,7 @@ from typing import cast
 
 from starlette.requests import Request
 
+from form_service.logs import MinuteTally
 from form_service.pages import Pages
 from form_service.ratelimit import LookupLimiter, ReportLimiter
 from form_service.settings import Settings
@@ -30,6 +31,8 @@ class Service:
     pages: Pages
     report_limiter: ReportLimiter
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    stored: MinuteTally = field(default_factory=lambda: MinuteTally("reports_stored"))
+    """Stored reports, logged as a count per minute (never a line per report)."""
     receipt_pages: dict[tuple[str, bool], str] = field(default_factory=dict)
     """Receipt pages rendered once per (language, danger now), the code put in per report."""
 

@@ -160,7 +160,7 @@ class SqliteStore:
             # A read-only file or folder, a full disk, an I/O error, a lock held too long.
             raise StoreUnavailable(str(error)) from error
         if result.created:
-            self._wakeups.notify()  # committed: workers in other processes look now
+            self._wakeups.notify_soon()  # committed: workers in other processes look now
         return result
 
     async def listen_for_reports(self, wakeup: asyncio.Event) -> None:

@@ -6,6 +6,7 @@ import sqlite3
 from datetime import datetime, timedelta
 from typing import Any
 
+from form_service.sharing import minute_iso
 from form_service.storage import Delivery, NewReport, ReferenceTaken, ReportStatus, SaveResult
 from form_service.storage.rows import (
     AUDIT_INSERT,
@@ -19,13 +20,13 @@ from form_service.storage.rows import (
 
 def stamp(moment: datetime) -> str:
     """Fixed-width UTC text, so times compare correctly as strings."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return f"{minute_stamp(moment)[:-1]}:{moment.second:02d}.{moment.microsecond:06d}Z"
 
 
 def minute_stamp(moment: datetime) -> str:
     # Report and routing times are kept to the minute: finer ones only help match a
     # report to one visitor in some network log.
-    return moment.strftime("%Y-%m-%dT%H:%MZ")
+    return minute_iso(moment)
 
 
 def _audit(conn: sqlite3.Connection, at: str, report_ref: str, event: str, **cols: Any) -> None:

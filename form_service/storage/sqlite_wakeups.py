@@ -8,7 +8,8 @@ nothing but "look at the outbox": no report, no client, nothing to leak.
 
 A pipe is put in place only once its reader is open, so a writer that finds no reader on a
 pipe knows its worker has gone and removes it. A pipe already holding a byte needs no
-second one: a full pipe is skipped.
+second one: a full pipe is skipped. A group commit answers many reports in one turn of the
+event loop; ``notify_soon`` wakes the workers once for all of them.
 """
 
 from __future__ import annotations
@@ -26,6 +27,18 @@ _WAKE = b"\0"
 class Wakeups:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        self._pending = False
+
+    def notify_soon(self) -> None:
+        """notify() once, after whatever else commits in this turn of the event loop (each
+        notify lists the folder, which costs more than the rest of a report's wake-up)."""
+        if not self._pending:
+            self._pending = True
+            asyncio.get_running_loop().call_soon(self._notify_pending)
+
+    def _notify_pending(self) -> None:
+        self._pending = False
+        self.notify()
 
     def notify(self) -> None:
         """Wake every listening worker; never blocks, never fails the caller."""

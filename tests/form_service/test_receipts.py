@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 
 import pytest
@@ -75,3 +77,19 @@ def test_report_reference() -> None:
     ref = new_report_ref()
     assert re.fullmatch(r"R-[0-9A-HJKMNP-TV-Z]{8}", ref)
     assert len({new_report_ref() for _ in range(100)}) == 100
+
+
+def test_code_is_the_first_100_bits_of_the_mac_in_crockford_base32() -> None:
+    mac = hmac.new(b"s3cret", b"receipt:token-1", hashlib.sha256).digest()
+    number = int.from_bytes(mac, "big") >> (256 - 100)
+    digits = "".join(CROCKFORD[(number >> (5 * i)) & 31] for i in reversed(range(20)))
+    code = receipt_code("s3cret", "token-1")
+    assert code.replace("-", "") == digits
+    # Codes already handed out stay the same from one release to the next.
+    assert code == "XMXY-SMDJ-6MB3-EZZA-0BFG"
+
+
+def test_report_reference_is_its_five_bytes_in_crockford_base32() -> None:
+    assert new_report_ref(bytes.fromhex("00ff10a5c3")) == "R-03ZH19E3"
+    assert new_report_ref(b"\xff" * 5) == "R-ZZZZZZZZ"
+    assert new_report_ref(b"\0" * 5 + b"rest") == "R-00000000"

@@ -144,7 +144,7 @@ def test_no_canary_in_logs_or_data(server: Server) -> None:
     server.process.send_signal(signal.SIGINT)
     server.process.wait(timeout=20)
     log = server.log.read_text(encoding="utf-8", errors="replace")
-    assert "report_stored" in log
+    assert "reports_stored" in log
     files = [p for p in server.data_dir.rglob("*") if p.is_file()]
     assert any(p.name == "reports.sqlite3" for p in files)
     for canary in (CANARY_IP, CANARY_AGENT, CANARY_FORWARDED, "qvzx"):

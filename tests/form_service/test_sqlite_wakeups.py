@@ -104,3 +104,25 @@ def test_the_pipes_are_private_to_the_service_user(tmp_path: Path) -> None:
         await _stop(task)
 
     asyncio.run(scenario())
+
+
+def test_reports_committed_together_wake_each_worker_once(tmp_path: Path) -> None:
+    folder = tmp_path / "wakeups"
+    folder.mkdir()
+    os.mkfifo(folder / "4242-cafe")
+    reader = os.open(folder / "4242-cafe", os.O_RDONLY | os.O_NONBLOCK)
+
+    async def scenario() -> None:
+        wakeups = Wakeups(folder)
+        for _ in range(50):  # a group commit answers fifty reports in one turn
+            wakeups.notify_soon()
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        wakeups.notify_soon()  # a later commit wakes the worker again
+        await asyncio.sleep(0)
+
+    try:
+        asyncio.run(scenario())
+        assert os.read(reader, 4096) == b"\0\0"
+    finally:
+        os.close(reader)
