@@ -21,7 +21,6 @@ from form_service.storage import NewReport, OutboxEntry
 from outreach.profile import Profile
 from outreach.routing import Recipient, route_report
 
-
 # Made once: json.dumps with any option builds a new encoder on every call.
 _ARCHIVE_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
 _PAYLOAD_JSON = json.JSONEncoder(ensure_ascii=False)
