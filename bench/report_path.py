@@ -1,11 +1,13 @@
 """Benchmark of the report path: the real service against a bare durable insert, same run.
 
-    .venv/bin/python bench/report_path.py [--seconds 15] [--clients 32]
+    .venv/bin/python bench/report_path.py [--rounds 3] [--seconds 10] [--clients 32]
 
 Starts `outreach serve` (the real service, delivery worker included, under uvicorn) and a
 bare Starlette endpoint that parses the same form and does one SQLite insert with WAL and
 synchronous=FULL, each in its own process. Both are driven by the same load generator: 32
-concurrent keep-alive connections, each sending one report after another. Printed: accepted
+concurrent keep-alive connections, each sending one report after another, the two servers
+taking turns for a few rounds; the bar is checked on the median of the rounds' ratios (this
+machine is shared, and other work comes and goes). Printed: accepted
 reports per second, p50/p99 latency of the POST, each server's CPU time per report (all its
 threads, from /proc), and the service's resident memory, with the bar from the issue
 (>= 50% of the bare rate, p99 <= 100 ms, RSS <= 150 MB). The load average is printed too:
@@ -112,7 +114,8 @@ def rss_mb(pid: int) -> tuple[float, float]:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--seconds", type=float, default=10.0, help="Per server and round.")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument(
         "--no-worker", action="store_true", help="Serve without the delivery worker."
@@ -165,19 +168,30 @@ def main() -> None:
     secret = secrets.token_hex(32)
     service, service_port, bare, bare_port = start_servers(work, secret, args)
     plain = urlencode(REPORT).encode()
+    rounds: list[tuple[Result, Result]] = []
     try:
-        bare_result = measure(
-            bare, "bare", bare_port, lambda: b"token=" + b"x" * 80 + b"&" + plain, args
-        )
-        service_result = measure(service, "service", service_port, report_body(secret), args)
+        for n in range(args.rounds):
+            # Bare and service take turns, so a burst of other work on this shared machine
+            # falls on one round of both rather than on all of one of them.
+            warmup = 2.0 if n == 0 else 0.5
+            bare_result = measure(
+                bare, "bare", bare_port, lambda: b"token=" + b"x" * 80 + b"&" + plain, args, warmup
+            )
+            service_result = measure(
+                service, "service", service_port, report_body(secret), args, warmup
+            )
+            rounds.append((bare_result, service_result))
         rss, peak = rss_mb(service.pid)
+        if args.worker is not None:
+            worker_rss, worker_peak = rss_mb(args.worker.pid)
+            rss, peak = rss + worker_rss, peak + worker_peak
         database = work / "data" / "reports.sqlite3"
         with closing(sqlite3.connect(database)) as conn:
             stored = conn.execute("SELECT count(*) FROM reports").fetchone()[0]
         args.caught_up = None if args.no_worker else delivery_catch_up(database)
     finally:
         stop([p for p in (service, bare, args.worker) if p is not None], signal.SIGINT)
-    report(bare_result, service_result, rss, peak, stored, args)
+    report(rounds, rss, peak, stored, args)
     shutil.rmtree(work, ignore_errors=True)
 
 
@@ -187,11 +201,12 @@ def measure(
     port: int,
     body: Callable[[], bytes],
     args: argparse.Namespace,
+    warmup: float,
 ) -> Result:
     # The service's CPU includes its worker's, wherever that runs.
     pids = [process.pid] + ([args.worker.pid] if name == "service" and args.worker else [])
     before = sum(cpu_seconds(pid) for pid in pids)
-    result = asyncio.run(drive(port, body, args.clients, args.seconds, name=name))
+    result = asyncio.run(drive(port, body, args.clients, args.seconds, warmup=warmup, name=name))
     # The warm-up's CPU is counted too, spread over warm-up and measured reports alike.
     result.cpu = sum(cpu_seconds(pid) for pid in pids) - before
     return result
@@ -209,23 +224,53 @@ def delivery_catch_up(database: Path, timeout: float = 300) -> float | None:
     return None
 
 
+def pooled(results: list[Result]) -> Result:
+    """One result from several rounds of the same server: counts and latencies summed."""
+    total = Result(results[0].name)
+    for r in results:
+        total.accepted += r.accepted
+        total.failed += r.failed
+        total.seconds += r.seconds
+        total.warmup += r.warmup
+        total.cpu += r.cpu
+        total.latencies += r.latencies
+    return total
+
+
 def report(
-    bare: Result, service: Result, rss: float, peak: float, stored: int, args: argparse.Namespace
+    rounds: list[tuple[Result, Result]],
+    rss: float,
+    peak: float,
+    stored: int,
+    args: argparse.Namespace,
 ) -> None:
-    print(f"{args.clients} clients, {args.seconds:.0f} s each, {os.cpu_count()} cores")
+    print(
+        f"{args.clients} clients, {args.rounds} rounds of {args.seconds:.0f} s per server,"
+        f" {os.cpu_count()} cores"
+    )
     print(
         f"{'':8} {'reports/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7} {'CPU ms/report':>14}"
     )
-    for r in (bare, service):
-        p50, p99 = (percentile(r.latencies, p) * 1000 for p in (50, 99))
-        print(
-            f"{r.name:8} {r.rate:10.1f} {p50:8.1f} {p99:8.1f} {r.failed:7d}"
-            f" {r.cpu_per_report():7.2f}"
-        )
+    for n, pair in enumerate(rounds, 1):
+        for r in pair:
+            p50, p99 = (percentile(r.latencies, p) * 1000 for p in (50, 99))
+            print(
+                f"{r.name:8} {r.rate:10.1f} {p50:8.1f} {p99:8.1f} {r.failed:7d}"
+                f" {r.cpu_per_report():7.2f}"
+            )
+        print(f"  round {n}: service/bare {pair[1].rate / pair[0].rate:.0%}")
     print("(CPU ms: server CPU time per accepted report, all threads)")
-    ratio = service.rate / bare.rate
-    print(f"service/bare: {ratio:.0%}   service RSS: {rss:.0f} MB (peak {peak:.0f} MB)")
-    print(f"reports in the service database: {stored} (warm-up included)")
+    ratios = sorted(service.rate / bare.rate for bare, service in rounds)
+    ratio = ratios[len(ratios) // 2]
+    bare, service = (pooled([pair[i] for pair in rounds]) for i in (0, 1))
+    p50, p99 = (percentile(service.latencies, p) * 1000 for p in (50, 99))
+    who = "service and worker" if args.worker_process else "service"
+    print(
+        f"median service/bare: {ratio:.0%} (rounds {', '.join(f'{x:.0%}' for x in ratios)});"
+        f" service p50 {p50:.1f} ms, p99 {p99:.1f} ms over all rounds"
+    )
+    print(f"{who} RSS: {rss:.0f} MB (peak {peak:.0f} MB)")
+    print(f"reports in the service database: {stored} (warm-ups included)")
     where = "its own process" if args.worker_process else "inside the service"
     if args.caught_up is not None:
         print(f"delivery ({where}): every message out {args.caught_up:.1f} s after the load")
@@ -233,8 +278,8 @@ def report(
         print(f"delivery ({where}): NOT caught up within 300 s after the load")
     print(f"load average before the run: {args.load:.2f}")
     checks = [
-        ("rate >= 50% of bare", ratio >= 0.5),
-        ("p99 <= 100 ms", percentile(service.latencies, 99) <= 0.1),
+        ("median rate >= 50% of bare", ratio >= 0.5),
+        ("p99 <= 100 ms", p99 <= 100),
         ("RSS <= 150 MB", peak <= 150),
         ("no failed requests", service.failed == 0 and bare.failed == 0),
     ]
