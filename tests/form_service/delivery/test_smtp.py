@@ -161,6 +161,20 @@ def test_injected_headers_reach_no_extra_recipient(
     assert mail["Bcc"] is None and mail["Cc"] is None
 
 
+def _session_settings(
+    demo: LoadedProfile, data_dir: Path, test_ca: ThrowawayCA
+) -> tuple[DeliverySettings, SmtpSessions]:
+    """Delivery settings that keep SMTP sessions open between messages, as the worker does."""
+    sessions = SmtpSessions()
+    settings = DeliverySettings(
+        profile=demo.profile,
+        data_dir=data_dir,
+        tls_context=test_ca.client_context(),
+        smtp_sessions=sessions,
+    )
+    return settings, sessions
+
+
 def test_worker_sessions_carry_many_messages(
     demo: LoadedProfile, data_dir: Path, smtp_server: Any, test_ca: ThrowawayCA
 ) -> None:
@@ -168,16 +182,10 @@ def test_worker_sessions_carry_many_messages(
     poc = partner(demo.profile.partner("intake-team"), **smtp_delivery(server))
 
     async def scenario() -> None:
-        settings = DeliverySettings(
-            profile=demo.profile,
-            data_dir=data_dir,
-            tls_context=test_ca.client_context(),
-            smtp_sessions=SmtpSessions(),
-        )
+        settings, sessions = _session_settings(demo, data_dir, test_ca)
         for _ in range(5):
             await smtp.send(parse_payload(json.dumps(payload())), poc, settings)
-        assert settings.smtp_sessions is not None
-        await settings.smtp_sessions.close()
+        await sessions.close()
 
     asyncio.run(scenario())
     assert len(server.messages) == 5
@@ -192,13 +200,7 @@ def test_a_session_the_server_closed_is_replaced(
     poc = partner(demo.profile.partner("intake-team"), **smtp_delivery(server))
 
     async def scenario() -> None:
-        sessions = SmtpSessions()
-        settings = DeliverySettings(
-            profile=demo.profile,
-            data_dir=data_dir,
-            tls_context=test_ca.client_context(),
-            smtp_sessions=sessions,
-        )
+        settings, sessions = _session_settings(demo, data_dir, test_ca)
         await smtp.send(parse_payload(json.dumps(payload())), poc, settings)
         await asyncio.sleep(1.0)  # the server hangs up on the idle kept session
         await smtp.send(parse_payload(json.dumps(payload())), poc, settings)
@@ -218,13 +220,7 @@ def test_closing_the_sessions_closes_their_sockets(
     open_after_close: list[int] = []
 
     async def scenario() -> None:
-        sessions = SmtpSessions()
-        settings = DeliverySettings(
-            profile=demo.profile,
-            data_dir=data_dir,
-            tls_context=test_ca.client_context(),
-            smtp_sessions=sessions,
-        )
+        settings, sessions = _session_settings(demo, data_dir, test_ca)
         await smtp.send(parse_payload(json.dumps(payload())), poc, settings)
         sockets = [
             session.get_transport_info("socket")
