@@ -50,7 +50,7 @@ from form_service.storage.rows import (
     new_report_rows,
 )
 from form_service.storage.rows import sql as sql_for
-from form_service.storage.sqlite import minute_stamp, stamp
+from form_service.storage.sqlite_ops import minute_stamp, minute_start_stamp, stamp
 
 Connection = psycopg.AsyncConnection[tuple[Any, ...]]
 
@@ -125,7 +125,7 @@ async def _insert_report(conn: Connection, report: NewReport) -> int | None:
     if row is None:
         return None
     report_id = int(row[0])
-    outbox, audit = new_report_rows(report, report_id, at, stamp(report.created_at))
+    outbox, audit = new_report_rows(report, report_id, at, minute_start_stamp(report.created_at))
     async with conn.cursor() as many:
         await many.executemany(sql_for(OUTBOX_INSERT, "postgres"), outbox)
         await many.executemany(_AUDIT, audit)
@@ -279,7 +279,9 @@ class PostgresStore:
         return [delivery(row) for row in rows]
 
     async def mark_delivered(self, delivery_id: str) -> None:
-        at = stamp(self._clock())
+        # To the minute, as the report: a first delivery follows the report by milliseconds.
+        now = self._clock()
+        at, delivered = minute_stamp(now), minute_start_stamp(now)
         async with self._connection() as conn, conn.transaction():
             cursor = await conn.execute(
                 "UPDATE outbox o SET status = 'delivered', payload = NULL,"
@@ -288,7 +290,7 @@ class PostgresStore:
                 " AND r.id = o.report_id"
                 " RETURNING o.report_id, r.report_ref, o.partner_id, o.rule_id,"
                 " o.agreement_id, o.is_intake",
-                (at, delivery_id),
+                (delivered, delivery_id),
             )
             row = await cursor.fetchone()
             if row is None:
@@ -315,7 +317,7 @@ class PostgresStore:
     async def mark_failed(
         self, delivery_id: str, error: str, next_attempt_at: datetime, dead: bool
     ) -> None:
-        at = stamp(self._clock())
+        at = minute_stamp(self._clock())
         async with self._connection() as conn, conn.transaction():
             cursor = await conn.execute(
                 "SELECT r.report_ref, o.partner_id, o.rule_id, o.agreement_id"

@@ -42,7 +42,11 @@ def new_report_rows(
     report: NewReport, report_id: int, at: str, created: str
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """(outbox rows, audit rows) for a report just inserted as *report_id*: one outbox row
-    per partner, and the 'received' event followed by one 'routed' event per partner."""
+    per partner, and the 'received' event followed by one 'routed' event per partner.
+
+    *at* (audit) and *created* (outbox: created, and first due) are both the report's
+    minute, *created* written in the outbox's fixed-width form that scheduling compares: a
+    finer time of any row written with the report would time the report itself."""
     outbox = []
     audit = [audit_row(at, report.report_ref, "received")]
     for entry in report.outbox:

@@ -23,6 +23,11 @@ def stamp(moment: datetime) -> str:
     return f"{minute_stamp(moment)[:-1]}:{moment.second:02d}.{moment.microsecond:06d}Z"
 
 
+def minute_start_stamp(moment: datetime) -> str:
+    """stamp() of the minute *moment* falls in: fixed-width, and no finer than the minute."""
+    return stamp(moment.replace(second=0, microsecond=0))
+
+
 def minute_stamp(moment: datetime) -> str:
     # Report and routing times are kept to the minute: finer ones only help match a
     # report to one visitor in some network log.
@@ -41,7 +46,9 @@ def _insert_report(conn: sqlite3.Connection, report: NewReport) -> None:
         (report.report_ref, report.receipt_hash, report.token_id, at, report.content_age),
     )
     assert cursor.lastrowid is not None
-    outbox, audit = new_report_rows(report, cursor.lastrowid, at, stamp(report.created_at))
+    outbox, audit = new_report_rows(
+        report, cursor.lastrowid, at, minute_start_stamp(report.created_at)
+    )
     conn.executemany(OUTBOX_INSERT, outbox)
     conn.executemany(AUDIT_INSERT, audit)
 
@@ -102,7 +109,8 @@ def claim(
 
 
 def mark_delivered(conn: sqlite3.Connection, delivery_id: str, now: datetime) -> None:
-    at = stamp(now)
+    # To the minute, as the report: a first delivery follows the report by milliseconds.
+    at, delivered = minute_stamp(now), minute_start_stamp(now)
     row = conn.execute(
         "SELECT o.report_id, r.report_ref, o.partner_id, o.rule_id,"
         " o.agreement_id, o.is_intake FROM outbox o JOIN reports r"
@@ -115,7 +123,7 @@ def mark_delivered(conn: sqlite3.Connection, delivery_id: str, now: datetime) ->
     conn.execute(
         "UPDATE outbox SET status = 'delivered', payload = NULL,"
         " claimed_until = NULL, delivered_at = ? WHERE id = ?",
-        (at, delivery_id),
+        (delivered, delivery_id),
     )
     if is_intake:
         conn.execute(
@@ -134,7 +142,7 @@ def mark_failed(
     dead: bool,
     now: datetime,
 ) -> None:
-    at = stamp(now)
+    at = minute_stamp(now)
     row = conn.execute(
         "SELECT r.report_ref, o.partner_id, o.rule_id, o.agreement_id"
         " FROM outbox o JOIN reports r ON r.id = o.report_id WHERE o.id = ?",

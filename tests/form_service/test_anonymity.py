@@ -280,7 +280,7 @@ def test_a_live_run_leaves_no_address_or_user_agent_anywhere(
         if needle in content
     ]
     assert found == []
-    assert b'"event": "delivered"' in places["service log"]
+    assert b'"event": "messages_delivered"' in places["service log"]
 
 
 def _answers(client: httpx.Client) -> bool:

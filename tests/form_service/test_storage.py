@@ -4,6 +4,7 @@ worker uses. Every test runs on SQLite and on a real PostgreSQL (``database`` fi
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -103,6 +104,32 @@ def test_report_outbox_and_audit_in_one_save(database: Database) -> None:
     ]
 
 
+def test_no_time_tied_to_a_report_is_finer_than_its_minute(database: Database) -> None:
+    """A report is timed to the minute; so is every row written with it or a moment after
+    (its first delivery or failed attempt), or those rows would time the report instead."""
+
+    async def flow(store: Store) -> None:
+        await store.save_report(new_report())
+        first, second = await store.claim_due_deliveries(NOW, 10, 60)
+        await store.mark_delivered(first.delivery_id)
+        await store.mark_failed(second.delivery_id, "refused", NOW, dead=False)
+
+    run(flow, database)
+    times = [
+        *database.rows("SELECT created_at FROM reports"),
+        *database.rows("SELECT created_at FROM outbox"),
+        # A retry's time is the failure's plus a random backoff, which hides the failure's.
+        *database.rows(
+            "SELECT next_attempt_at, delivered_at FROM outbox WHERE status = 'delivered'"
+        ),
+        *database.rows("SELECT at FROM audit_events"),
+    ]
+    values = [value for row in times for value in row]
+    assert len(values) == 1 + 2 + 2 + 5
+    for value in values:
+        assert re.fullmatch(r"2026-03-04T05:06(Z|:00\.000000Z)", value), value
+
+
 def test_a_failed_save_leaves_nothing_behind(database: Database) -> None:
     broken = new_report(outbox=(entry("a", delivery_id="same"), entry("b", delivery_id="same")))
     with pytest.raises(database.integrity_error):
@@ -177,8 +204,15 @@ def test_claim_deliver_and_wipe(database: Database) -> None:
 
 
 def test_rows_not_yet_due_are_not_claimed(database: Database) -> None:
-    early = run(lambda s: _save_then_claim(s, NOW - timedelta(seconds=1)), database)
+    # A report's rows are due from the start of its minute, the finest time they keep.
+    before = NOW.replace(second=0) - timedelta(microseconds=1)
+    early = run(lambda s: _save_then_claim(s, before), database)
     assert early == []
+
+
+def test_rows_are_due_from_the_start_of_their_reports_minute(database: Database) -> None:
+    due = run(lambda s: _save_then_claim(s, NOW.replace(second=0)), database)
+    assert len(due) == 2
 
 
 async def _save_then_claim(store: Store, at: datetime) -> list[Any]:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import mailbox
 import time
 from collections import Counter
@@ -13,6 +14,7 @@ import pytest
 from form_service.delivery.alerts import ALERT_FOLDER
 from form_service.delivery.retry import RetryPolicy
 from form_service.delivery.worker import WorkerOptions
+from form_service.logs import setup_logging
 from form_service.report import Contact
 from outreach.loader import LoadedProfile
 from outreach.profile import Concern, Setting
@@ -400,3 +402,29 @@ def test_partner_back_gets_its_backlog_at_once(
 
     asyncio.run(scenario())
     assert len({r.headers["webhook-id"] for r in http_receiver.requests}) == 4
+
+
+def test_deliveries_are_logged_as_a_count_not_a_line_each(
+    demo: LoadedProfile, data_dir: Path, database: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    setup_logging("info")
+
+    async def scenario() -> None:
+        store = await open_store(database)
+        for _ in range(2):
+            await submit(store, demo.profile, report())
+        worker = make_worker(store, demo.profile, data_dir, database)
+        pending = "SELECT count(*) FROM outbox WHERE status != 'delivered'"
+        await run_until(worker, lambda: rows(database, pending) == [(0,)])
+        await store.close()
+
+    capsys.readouterr()
+    asyncio.run(scenario())
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line]
+    events = [line["event"] for line in lines]
+    assert "delivered" not in events
+    # One line per minute (two if the run spans a minute's end), one message per row.
+    counts = [line["messages"] for line in lines if line["event"] == "messages_delivered"]
+    assert 1 <= len(counts) <= 2
+    assert sum(counts) == len(rows(database, "SELECT id FROM outbox"))
+    assert all("report_ref" not in line and "R-" not in json.dumps(line) for line in lines)
