@@ -16,7 +16,7 @@ import pyrage
 
 from form_service.receipts import new_report_ref, receipt_code, receipt_hash
 from form_service.report import Report
-from form_service.sharing import minute_iso, partner_payload
+from form_service.sharing import FieldValues, minute_iso, partner_payload
 from form_service.storage import NewReport, OutboxEntry
 from outreach.profile import Profile
 from outreach.routing import Recipient, route_report
@@ -45,6 +45,7 @@ def _outbox_entry(
     report_ref: str,
     now: datetime,
     flood: bool,
+    values: dict[str, FieldValues],
 ) -> OutboxEntry:
     payload = partner_payload(
         report,
@@ -54,6 +55,7 @@ def _outbox_entry(
         report_ref=report_ref,
         received_at=now,
         flood_suspected=flood,
+        values=values,
     )
     is_intake = recipient.partner_id == profile.routing.intake
     partner = profile.partner(recipient.partner_id)
@@ -88,11 +90,12 @@ def prepare_report(
     report_ref = new_report_ref(entropy)
     code = receipt_code(secret, token_id)
     entries = []
+    values: dict[str, FieldValues] = {}  # shared by the partners that read one language
     for index, recipient in enumerate(recipients):
         start = 5 + 16 * index
         delivery_id = str(uuid.UUID(bytes=entropy[start : start + 16], version=4))
         entries.append(
-            _outbox_entry(report, profile, recipient, delivery_id, report_ref, now, flood)
+            _outbox_entry(report, profile, recipient, delivery_id, report_ref, now, flood, values)
         )
     content = {"report_ref": report_ref, "received_at": minute_iso(now), **report.content()}
     new = NewReport(

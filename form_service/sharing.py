@@ -29,6 +29,7 @@ def area_name(area: str, lang: str, profile: Profile) -> str:
 # Enum iteration and member look-ups are slow in a hot path (every partner of every report).
 _ALL_FIELDS = tuple(ReportField)
 _ENUM_VALUED = frozenset({ReportField.setting, ReportField.concern})
+_NAMES = {f: str(f) for f in _ALL_FIELDS}
 
 
 def _field_value(field: ReportField, report: Report, lang: str, profile: Profile) -> Any:
@@ -43,6 +44,19 @@ def _field_value(field: ReportField, report: Report, lang: str, profile: Profile
         return {"name": contact.name, "phone": contact.phone, "email": contact.email}
     value = getattr(report, field)
     return value.value if field in _ENUM_VALUED else value
+
+
+FieldValues = dict[ReportField, Any]
+
+
+def _values(
+    report: Report, lang: str, profile: Profile, cache: dict[str, FieldValues]
+) -> FieldValues:
+    """Every field's value for partners reading *lang*, made once per report and language."""
+    values = cache.get(lang)
+    if values is None:
+        values = cache[lang] = {f: _field_value(f, report, lang, profile) for f in _ALL_FIELDS}
+    return values
 
 
 def shared_fields(partner: Partner, report: Report, is_intake: bool) -> list[ReportField]:
@@ -65,12 +79,17 @@ def partner_payload(
     report_ref: str,
     received_at: datetime,
     flood_suspected: bool = False,
+    values: dict[str, FieldValues] | None = None,
 ) -> dict[str, Any]:
-    """The outbox payload for one partner, exactly as the service contract describes it."""
+    """The outbox payload for one partner, exactly as the service contract describes it.
+
+    *values*: a dict the caller keeps for one report, so that its partners share the
+    field values of each language instead of building them again."""
     partner = profile.partner(recipient.partner_id)
     lang = partner_language(partner, profile)
     is_intake = recipient.partner_id == profile.routing.intake
     fields = shared_fields(partner, report, is_intake)
+    shared = _values(report, lang, profile, {} if values is None else values)
     payload: dict[str, Any] = {
         "delivery_id": delivery_id,
         "report_ref": report_ref,
@@ -81,7 +100,7 @@ def partner_payload(
         "language": lang,
         "urgent": report.danger_now,
         "received_at": minute_iso(received_at),
-        "fields": {str(f): _field_value(f, report, lang, profile) for f in fields},
+        "fields": {_NAMES[f]: shared[f] for f in fields},
     }
     if flood_suspected:
         payload["flood_suspected"] = True

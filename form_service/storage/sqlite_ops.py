@@ -54,16 +54,17 @@ def _insert_report(conn: sqlite3.Connection, report: NewReport) -> None:
 
 
 def save_report(conn: sqlite3.Connection, report: NewReport) -> SaveResult:
-    # The writer holds SQLite's write lock for the whole batch, so no other submit of this
-    # token can slip in between the look-up and the insert.
-    row = conn.execute(
-        "SELECT report_ref, receipt_hash FROM reports WHERE token_id = ?", (report.token_id,)
-    ).fetchone()
-    if row is not None:
-        return SaveResult(False, row[0], row[1])
+    # A second submit of the same form is rare: the unique token_id finds it, and the
+    # report's own row, the first written, is all that failed (no look-up per report).
     try:
         _insert_report(conn, report)
     except sqlite3.IntegrityError as error:
+        if "reports.token_id" in str(error):
+            row = conn.execute(
+                "SELECT report_ref, receipt_hash FROM reports WHERE token_id = ?",
+                (report.token_id,),
+            ).fetchone()
+            return SaveResult(False, row[0], row[1])
         if "report_ref" in str(error):
             raise ReferenceTaken from None
         raise

@@ -29,13 +29,14 @@ class _Job:
     loop: asyncio.AbstractEventLoop
 
 
-def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if future.done():  # the caller gave up waiting (cancelled)
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
+def _settle(answers: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in answers:
+        if future.done():  # the caller gave up waiting (cancelled)
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
 
 class GroupCommitWriter:
@@ -98,5 +99,11 @@ class GroupCommitWriter:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             results = [(False, error)] * len(batch)
+        # One wake-up of each event loop for the whole batch: each call_soon_threadsafe
+        # writes to the loop's wake-up socket, a system call per answer otherwise.
+        answers: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]]
+        answers = {}
         for job, (ok, value) in zip(batch, results, strict=True):
-            job.loop.call_soon_threadsafe(_settle, job.future, ok, value)
+            answers.setdefault(job.loop, []).append((job.future, ok, value))
+        for loop, settled in answers.items():
+            loop.call_soon_threadsafe(_settle, settled)

@@ -93,3 +93,15 @@ def test_delivery_ids_are_distinct_uuid4(keyed_demo: LoadedProfile) -> None:
     ]
     assert len(set(ids)) == len(ids) > 20
     assert all(uuid.UUID(i).version == 4 and str(uuid.UUID(i)) == i for i in ids)
+
+
+def test_each_partner_reads_the_report_in_its_own_language(keyed_demo: LoadedProfile) -> None:
+    east = replace(REPORT, area="east", setting=Setting.school, concern=Concern.harm_others)
+    new, _ = prepare_report(east, keyed_demo.profile, "c" * 32, "secret", NOW)
+    names = {
+        row.partner_id: json.loads(row.payload)["fields"]["location"]["area_name"]
+        for row in new.outbox
+    }
+    # The intake team reads English; Eastwood's schools read Spanish (the demo profile).
+    assert names["intake-team"] == "Eastwood Valley"
+    assert names["eastwood-schools"] == "Valle de Eastwood"

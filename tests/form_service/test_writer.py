@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,6 +51,37 @@ def test_concurrent_writes_share_commits(conn: sqlite3.Connection, tmp_path: Pat
     writer.stop()
     assert count(tmp_path / "w.sqlite3") == 50
     assert len(commits) <= 3
+
+
+def test_a_batch_is_answered_with_one_wake_up_of_the_loop(conn: sqlite3.Connection) -> None:
+    writer = GroupCommitWriter(conn)
+    wake_ups: list[int] = []
+
+    class CountingLoop(asyncio.SelectorEventLoop):
+        def call_soon_threadsafe(self, *args: Any, **kwargs: Any) -> Any:
+            if threading.current_thread().name == "sqlite-writer":
+                wake_ups.append(1)
+            return super().call_soon_threadsafe(*args, **kwargs)
+
+    def insert(n: int) -> int:
+        if n == 0:
+            time.sleep(0.05)  # the others queue up meanwhile
+        conn.execute("INSERT INTO t (n) VALUES (?)", (n,))
+        return n
+
+    async def main() -> list[int]:
+        first = asyncio.ensure_future(writer.run(lambda c: insert(0)))
+        await asyncio.sleep(0.01)
+        rest = [writer.run(lambda c, n=n: insert(n)) for n in range(1, 50)]
+        return [await first, *await asyncio.gather(*rest)]
+
+    loop = CountingLoop()
+    try:
+        assert loop.run_until_complete(main()) == list(range(50))
+    finally:
+        loop.close()
+    writer.stop()
+    assert len(wake_ups) <= 3  # one per commit, not one per write
 
 
 def test_a_failing_write_is_undone_alone(conn: sqlite3.Connection, tmp_path: Path) -> None:
