@@ -217,5 +217,9 @@ async def report_endpoint(request: Request) -> Response:
     if lang is None:
         return error_page(service.pages, request, service.pages.negotiate(request.headers), 404)
     if request.method == "POST":
-        return await _submit(service, request, lang)
+        service.reports_in_flight += 1
+        try:
+            return await _submit(service, request, lang)
+        finally:
+            service.reports_in_flight -= 1
     return form_page(service, request, lang)

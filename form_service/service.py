@@ -31,6 +31,8 @@ class Service:
     pages: Pages
     report_limiter: ReportLimiter
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    reports_in_flight: int = 0
+    """Report submissions being handled now (the delivery worker gives way while any are)."""
     stored: MinuteTally = field(default_factory=lambda: MinuteTally("reports_stored"))
     """Stored reports, logged as a count per minute (never a line per report)."""
     receipt_pages: dict[tuple[str, bool], str] = field(default_factory=dict)

@@ -70,8 +70,12 @@ class DeliveryWorker:
         housekeeping: Housekeeping | None = None,
         options: WorkerOptions | None = None,
         clock: Callable[[], datetime] | None = None,
+        busy: Callable[[], bool] | None = None,
     ) -> None:
         self.store = store
+        # True while reports are being submitted to the process this worker shares: it then
+        # sends one message at a time, so tipsters' receipts do not wait behind deliveries.
+        self.busy = busy or (lambda: False)
         # Sessions to SMTP relays stay open while there is work and close when it stops.
         self.sessions = settings.smtp_sessions or SmtpSessions()
         self.settings = replace(settings, smtp_sessions=self.sessions)
@@ -147,9 +151,10 @@ class DeliveryWorker:
         attempts = 0
         try:
             while True:
-                free = self.options.concurrency - len(inflight)
+                concurrency = 1 if self.busy() else self.options.concurrency
+                free = concurrency - len(inflight)
                 # Claim in groups, not one row per finished send: each claim is a write.
-                refill = free >= max(1, self.options.concurrency // 4) or not inflight
+                refill = free >= max(1, concurrency // 4) or not inflight
                 lease = self._lease()
                 # A held row's digest must be sent while the row's lease still holds.
                 send_by = time.monotonic() + lease - 2 * self.settings.timeout - _SEND_MARGIN
@@ -393,7 +398,9 @@ def delivery_settings(settings: Settings) -> DeliverySettings:
 
 async def start_worker(service: Service) -> None:
     """The worker inside ``outreach serve``: a background task of create_app, woken by the
-    service's wake-up event the moment a report commits."""
+    service's wake-up event the moment a report commits. It shares the process (and its
+    one interpreter lock) with the form: while reports are coming in it sends one message
+    at a time, and the outbox holds the rest until the rush is over."""
     housekeeping = housekeeping_for(service.settings.database_url, service.store)
     worker = DeliveryWorker(
         service.store,
@@ -401,6 +408,7 @@ async def start_worker(service: Service) -> None:
         wakeup=service.wakeup,
         housekeeping=housekeeping,
         options=WorkerOptions(digest_seconds=service.settings.flood_digest_seconds),
+        busy=lambda: service.reports_in_flight > 0,
     )
     try:
         await worker.run()

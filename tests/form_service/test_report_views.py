@@ -95,6 +95,30 @@ def test_the_worker_is_woken_at_commit(client: TestClient) -> None:
     assert service.wakeup.is_set()
 
 
+def test_reports_being_submitted_are_counted_for_the_worker(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The delivery worker in the same process gives way while the count is above zero."""
+    seen: list[int] = []
+    with start_client(settings, raise_server_exceptions=False) as client:
+        service = client.app_state["service"]
+        save = service.store.save_report
+
+        async def counted(new: object) -> object:
+            seen.append(service.reports_in_flight)
+            if len(seen) == 2:
+                raise OSError("disk full")
+            return await save(new)
+
+        monkeypatch.setattr(service.store, "save_report", counted)
+        assert submit(client).status_code == 200
+        assert service.reports_in_flight == 0
+        assert submit(client).status_code == 500  # a failed submit is not counted for ever
+        assert service.reports_in_flight == 0
+        client.get("/report")
+    assert seen == [1, 1]
+
+
 def test_no_receipt_when_the_commit_fails(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

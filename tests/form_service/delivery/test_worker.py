@@ -428,3 +428,34 @@ def test_deliveries_are_logged_as_a_count_not_a_line_each(
     assert 1 <= len(counts) <= 2
     assert sum(counts) == len(rows(database, "SELECT id FROM outbox"))
     assert all("report_ref" not in line and "R-" not in json.dumps(line) for line in lines)
+
+
+@pytest.mark.parametrize("busy", [True, False])
+def test_a_worker_sharing_the_form_s_process_gives_way_while_reports_come_in(
+    demo: LoadedProfile, data_dir: Path, database: Database, busy: bool
+) -> None:
+    running: list[int] = []
+    most = 0
+
+    async def scenario() -> None:
+        store = await open_store(database)
+        for _ in range(4):
+            await submit(store, demo.profile, report())
+        worker = make_worker(store, demo.profile, data_dir, database, busy=lambda: busy)
+        send = worker.attempt
+
+        async def counted(row: Any) -> None:
+            nonlocal most
+            running.append(1)
+            most = max(most, len(running))
+            await asyncio.sleep(0.02)
+            running.pop()
+            await send(row)
+
+        worker.attempt = counted  # type: ignore[method-assign]
+        await worker.drain()
+        await store.close()
+
+    asyncio.run(scenario())
+    assert all(status == "delivered" for status, *_ in outbox(database).values())
+    assert most == 1 if busy else most > 1
