@@ -30,10 +30,8 @@ def count(path: Path) -> int:
         return int(other.execute("SELECT count(*) FROM t").fetchone()[0])
 
 
-def test_concurrent_writes_share_commits(conn: sqlite3.Connection, tmp_path: Path) -> None:
-    commits: list[str] = []
-    conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
-    writer = GroupCommitWriter(conn)
+async def fifty_writes(conn: sqlite3.Connection, writer: GroupCommitWriter) -> list[int]:
+    """Fifty inserts; all but the first queue up while the first is written."""
 
     def insert(n: int) -> int:
         if n == 0:
@@ -41,13 +39,18 @@ def test_concurrent_writes_share_commits(conn: sqlite3.Connection, tmp_path: Pat
         conn.execute("INSERT INTO t (n) VALUES (?)", (n,))
         return n
 
-    async def main() -> list[int]:
-        first = asyncio.ensure_future(writer.run(lambda c: insert(0)))
-        await asyncio.sleep(0.01)
-        rest = [writer.run(lambda c, n=n: insert(n)) for n in range(1, 50)]
-        return [await first, *await asyncio.gather(*rest)]
+    first = asyncio.ensure_future(writer.run(lambda c: insert(0)))
+    await asyncio.sleep(0.01)
+    rest = [writer.run(lambda c, n=n: insert(n)) for n in range(1, 50)]
+    return [await first, *await asyncio.gather(*rest)]
 
-    assert asyncio.run(main()) == list(range(50))
+
+def test_concurrent_writes_share_commits(conn: sqlite3.Connection, tmp_path: Path) -> None:
+    commits: list[str] = []
+    conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    writer = GroupCommitWriter(conn)
+
+    assert asyncio.run(fifty_writes(conn, writer)) == list(range(50))
     writer.stop()
     assert count(tmp_path / "w.sqlite3") == 50
     assert len(commits) <= 3
@@ -63,21 +66,9 @@ def test_a_batch_is_answered_with_one_wake_up_of_the_loop(conn: sqlite3.Connecti
                 wake_ups.append(1)
             return super().call_soon_threadsafe(*args, **kwargs)
 
-    def insert(n: int) -> int:
-        if n == 0:
-            time.sleep(0.05)  # the others queue up meanwhile
-        conn.execute("INSERT INTO t (n) VALUES (?)", (n,))
-        return n
-
-    async def main() -> list[int]:
-        first = asyncio.ensure_future(writer.run(lambda c: insert(0)))
-        await asyncio.sleep(0.01)
-        rest = [writer.run(lambda c, n=n: insert(n)) for n in range(1, 50)]
-        return [await first, *await asyncio.gather(*rest)]
-
     loop = CountingLoop()
     try:
-        assert loop.run_until_complete(main()) == list(range(50))
+        assert loop.run_until_complete(fifty_writes(conn, writer)) == list(range(50))
     finally:
         loop.close()
     writer.stop()
