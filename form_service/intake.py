@@ -16,8 +16,9 @@ import pyrage
 
 from form_service.receipts import new_report_ref, receipt_code, receipt_hash
 from form_service.report import Report
-from form_service.sharing import FieldValues, minute_iso, partner_payload
+from form_service.sharing import FieldValues, partner_payload
 from form_service.storage import NewReport, OutboxEntry
+from form_service.times import minute_iso
 from outreach.profile import Profile
 from outreach.routing import Recipient, route_report
 

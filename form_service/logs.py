@@ -17,6 +17,8 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+from form_service.times import minute_iso
+
 LOGGER = logging.getLogger("form_service")
 
 
@@ -78,7 +80,7 @@ class MinuteTally:
             return
         if only_past and self._minute == int(self._clock() // 60):
             return
-        at = datetime.fromtimestamp(self._minute * 60, UTC).strftime("%Y-%m-%dT%H:%MZ")
+        at = minute_iso(datetime.fromtimestamp(self._minute * 60, UTC))
         log_event(self.event, minute=at, **self._counts)
         self._minute = None
         self._counts.clear()

@@ -21,7 +21,8 @@ from typing import Protocol, TypeVar
 import anyio.to_thread
 
 from form_service.storage import AuditEvent
-from form_service.storage.sqlite import connect, minute_stamp, stamp, transaction
+from form_service.storage.sqlite import connect, transaction
+from form_service.times import minute_iso, stamp
 
 __all__ = ["AuditEvent", "Housekeeping", "SqliteHousekeeping", "audit_events", "purge_expired"]
 
@@ -112,7 +113,7 @@ class SqliteHousekeeping:
 
 def purge_expired(conn: sqlite3.Connection, now: datetime, days: int) -> list[str]:
     """Delete reports older than *days* with their outbox rows; the audit trail stays."""
-    cutoff = minute_stamp(now - timedelta(days=days))
+    cutoff = minute_iso(now - timedelta(days=days))
     with transaction(conn):
         refs = [
             row[0]
@@ -122,7 +123,7 @@ def purge_expired(conn: sqlite3.Connection, now: datetime, days: int) -> list[st
         ]
         conn.executemany(
             "INSERT INTO audit_events (at, report_ref, event, outcome) VALUES (?, ?, 'purged', ?)",
-            [(minute_stamp(now), ref, f"older than {days} days") for ref in refs],
+            [(minute_iso(now), ref, f"older than {days} days") for ref in refs],
         )
         # Outbox rows go with their report (ON DELETE CASCADE), delivered or not.
         conn.execute("DELETE FROM reports WHERE created_at < ?", (cutoff,))

@@ -50,7 +50,7 @@ from form_service.storage.rows import (
     new_report_rows,
 )
 from form_service.storage.rows import sql as sql_for
-from form_service.storage.sqlite_ops import minute_stamp, minute_start_stamp, stamp
+from form_service.times import minute_iso, minute_start_stamp, stamp
 
 Connection = psycopg.AsyncConnection[tuple[Any, ...]]
 
@@ -114,7 +114,7 @@ _CLAIM = (
 
 async def _insert_report(conn: Connection, report: NewReport) -> int | None:
     """The new report's id, or None when a report with the same form token exists."""
-    at = minute_stamp(report.created_at)
+    at = minute_iso(report.created_at)
     cursor = await conn.execute(
         "INSERT INTO reports (report_ref, receipt_hash, token_id, status, created_at,"
         " content_age) VALUES (%s, %s, %s, 'received', %s, %s)"
@@ -281,7 +281,7 @@ class PostgresStore:
     async def mark_delivered(self, delivery_id: str) -> None:
         # To the minute, as the report: a first delivery follows the report by milliseconds.
         now = self._clock()
-        at, delivered = minute_stamp(now), minute_start_stamp(now)
+        at, delivered = minute_iso(now), minute_start_stamp(now)
         async with self._connection() as conn, conn.transaction():
             cursor = await conn.execute(
                 "UPDATE outbox o SET status = 'delivered', payload = NULL,"
@@ -317,7 +317,7 @@ class PostgresStore:
     async def mark_failed(
         self, delivery_id: str, error: str, next_attempt_at: datetime, dead: bool
     ) -> None:
-        at = minute_stamp(self._clock())
+        at = minute_iso(self._clock())
         async with self._connection() as conn, conn.transaction():
             cursor = await conn.execute(
                 "SELECT r.report_ref, o.partner_id, o.rule_id, o.agreement_id"
@@ -357,7 +357,7 @@ class PostgresStore:
 
     async def purge(self, now: datetime, days: int) -> list[str]:
         """Delete reports older than *days* with their outbox rows; the audit trail stays."""
-        cutoff = minute_stamp(now - timedelta(days=days))
+        cutoff = minute_iso(now - timedelta(days=days))
         async with self._connection() as conn, conn.transaction():
             cursor = await conn.execute(
                 "DELETE FROM reports WHERE created_at < %s RETURNING id, report_ref", (cutoff,)
@@ -367,7 +367,7 @@ class PostgresStore:
                 await many.executemany(
                     "INSERT INTO audit_events (at, report_ref, event, outcome)"
                     " VALUES (%s, %s, 'purged', %s)",
-                    [(minute_stamp(now), ref, f"older than {days} days") for ref in refs],
+                    [(minute_iso(now), ref, f"older than {days} days") for ref in refs],
                 )
         return refs
 

@@ -26,11 +26,11 @@ from form_service.logs import log_event
 from form_service.storage import Delivery, NewReport, ReportStatus, SaveResult, StoreUnavailable
 from form_service.storage import sqlite_ops as ops
 from form_service.storage.migrations import MIGRATIONS
-from form_service.storage.sqlite_ops import minute_stamp, stamp
 from form_service.storage.sqlite_wakeups import wakeups_beside
 from form_service.storage.writer import GroupCommitWriter
+from form_service.times import stamp
 
-__all__ = ["SqliteStore", "connect", "migrate", "minute_stamp", "stamp", "transaction"]
+__all__ = ["SqliteStore", "connect", "migrate", "transaction"]
 
 T = TypeVar("T")
 

@@ -6,7 +6,6 @@ import sqlite3
 from datetime import datetime, timedelta
 from typing import Any
 
-from form_service.sharing import minute_iso
 from form_service.storage import Delivery, NewReport, ReferenceTaken, ReportStatus, SaveResult
 from form_service.storage.rows import (
     AUDIT_INSERT,
@@ -16,22 +15,7 @@ from form_service.storage.rows import (
     delivery,
     new_report_rows,
 )
-
-
-def stamp(moment: datetime) -> str:
-    """Fixed-width UTC text, so times compare correctly as strings."""
-    return f"{minute_stamp(moment)[:-1]}:{moment.second:02d}.{moment.microsecond:06d}Z"
-
-
-def minute_start_stamp(moment: datetime) -> str:
-    """stamp() of the minute *moment* falls in: fixed-width, and no finer than the minute."""
-    return stamp(moment.replace(second=0, microsecond=0))
-
-
-def minute_stamp(moment: datetime) -> str:
-    # Report and routing times are kept to the minute: finer ones only help match a
-    # report to one visitor in some network log.
-    return minute_iso(moment)
+from form_service.times import minute_iso, minute_start_stamp, stamp
 
 
 def _audit(conn: sqlite3.Connection, at: str, report_ref: str, event: str, **cols: Any) -> None:
@@ -39,7 +23,7 @@ def _audit(conn: sqlite3.Connection, at: str, report_ref: str, event: str, **col
 
 
 def _insert_report(conn: sqlite3.Connection, report: NewReport) -> None:
-    at = minute_stamp(report.created_at)
+    at = minute_iso(report.created_at)
     cursor = conn.execute(
         "INSERT INTO reports (report_ref, receipt_hash, token_id, status, created_at,"
         " content_age) VALUES (?, ?, ?, 'received', ?, ?)",
@@ -111,7 +95,7 @@ def claim(
 
 def mark_delivered(conn: sqlite3.Connection, delivery_id: str, now: datetime) -> None:
     # To the minute, as the report: a first delivery follows the report by milliseconds.
-    at, delivered = minute_stamp(now), minute_start_stamp(now)
+    at, delivered = minute_iso(now), minute_start_stamp(now)
     row = conn.execute(
         "SELECT o.report_id, r.report_ref, o.partner_id, o.rule_id,"
         " o.agreement_id, o.is_intake FROM outbox o JOIN reports r"
@@ -143,7 +127,7 @@ def mark_failed(
     dead: bool,
     now: datetime,
 ) -> None:
-    at = minute_stamp(now)
+    at = minute_iso(now)
     row = conn.execute(
         "SELECT r.report_ref, o.partner_id, o.rule_id, o.agreement_id"
         " FROM outbox o JOIN reports r ON r.id = o.report_id WHERE o.id = ?",

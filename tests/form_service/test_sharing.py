@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from form_service.report import Contact
-from form_service.sharing import minute_iso, partner_payload, shared_fields
-from form_service.storage.sqlite_ops import minute_stamp, stamp
+from form_service.sharing import partner_payload, shared_fields
 from outreach.loader import LoadedProfile
 from outreach.routing import Recipient
 from tests.form_service.samples import report
@@ -139,18 +138,3 @@ def test_unknown_area_has_no_name(demo: LoadedProfile) -> None:
         "phone": "555-0199",
         "email": "ann@example.org",
     }
-
-
-@pytest.mark.parametrize(
-    "moment",
-    [
-        datetime(2026, 1, 2, 3, 4, 5, 60708, tzinfo=UTC),
-        datetime(2031, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
-        datetime(1999, 10, 9, 0, 0, tzinfo=UTC),
-    ],
-)
-def test_times_are_fixed_width_utc_text(moment: datetime) -> None:
-    assert minute_iso(moment) == moment.strftime("%Y-%m-%dT%H:%MZ")
-    assert minute_stamp(moment) == minute_iso(moment)
-    # To the microsecond, for times that only the store compares (retries, leases).
-    assert stamp(moment) == moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
