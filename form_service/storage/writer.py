@@ -29,7 +29,11 @@ class _Job:
     loop: asyncio.AbstractEventLoop
 
 
-def _settle(answers: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+_Answer = tuple[asyncio.Future[Any], bool, Any]
+"""A caller's future, whether its operation succeeded, and its result or error."""
+
+
+def _settle(answers: list[_Answer]) -> None:
     for future, ok, value in answers:
         if future.done():  # the caller gave up waiting (cancelled)
             continue
@@ -101,8 +105,7 @@ class GroupCommitWriter:
             results = [(False, error)] * len(batch)
         # One wake-up of each event loop for the whole batch: each call_soon_threadsafe
         # writes to the loop's wake-up socket, a system call per answer otherwise.
-        answers: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]]
-        answers = {}
+        answers: dict[asyncio.AbstractEventLoop, list[_Answer]] = {}
         for job, (ok, value) in zip(batch, results, strict=True):
             answers.setdefault(job.loop, []).append((job.future, ok, value))
         for loop, settled in answers.items():
