@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from outreach.loader import load_profile
-from outreach.sitegen import build_site, free_cores, plan_language
+from outreach.site.sitegen import build_site, free_cores, plan_language
 
 BAR = 1.25
 OUTREACH = Path(sys.executable).with_name("outreach")

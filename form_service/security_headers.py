@@ -29,6 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import material
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from form_service.logs import log_event
@@ -142,8 +143,6 @@ def material_template_dirs() -> list[Path]:
     Only Material's partials/javascripts (included by its base.html), not its analytics or
     redirect templates, which the kit never uses.
     """
-    import material
-
     return [
         Path(material.__file__).parent / "templates" / "partials" / "javascripts",
         KIT_TEMPLATES,

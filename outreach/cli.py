@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Any
 
 import click
+import uvicorn
 
+from form_service import http_limits as limits
+from form_service.app import create_app
+from form_service.asgi import serve_environment
+from form_service.delivery.admin import audit_line, audit_trail, purge_now
+from form_service.delivery.worker import WorkerOptions, run_standalone, start_worker
+from form_service.logs import setup_logging
+from form_service.settings import Settings
+from outreach.keys import keygen as make_key_pair
 from outreach.loader import LoadedProfile, ProfileError, display_path, load_profile
+from outreach.profile import localize
 from outreach.routing import INTAKE_RULE, all_facts, route_report
 from outreach.scaffold import ScaffoldError, scaffold_agency
-from outreach.sitegen import BuildError, build_site
+from outreach.site.sitegen import BuildError, build_site
 
 DEFAULT_OUT = "var/site"
 
@@ -44,8 +55,6 @@ def check(profile_path: str | None) -> None:
     loaded = _load(profile_path)
     profile = loaded.profile
     default = profile.default_language
-    from outreach.profile import localize
-
     click.echo(
         f"{display_path(loaded.path)}: OK ({localize(profile.agency.name, default, default)})"
     )
@@ -120,12 +129,6 @@ def serve(
     workers: int,
 ) -> None:
     """Build the site and serve it (with the report service) on HOST:PORT."""
-
-    from form_service.app import create_app
-    from form_service.asgi import serve_environment
-    from form_service.delivery.worker import start_worker
-    from form_service.settings import Settings
-
     loaded = _load(profile_path)
     site = Path(out)
     if not no_build:
@@ -142,9 +145,7 @@ def serve(
     _run_uvicorn(app, host, port)
 
 
-def _service_settings(profile_path: str | None) -> Any:
-    from form_service.settings import Settings
-
+def _service_settings(profile_path: str | None) -> Settings:
     return Settings.from_env(profile=_load(profile_path), site_dir=Path(DEFAULT_OUT))
 
 
@@ -169,11 +170,6 @@ def worker(
     profile_path: str | None, concurrency: int, lease_seconds: float, poll_seconds: float
 ) -> None:
     """Deliver routed reports to partners (`outreach serve` also does this itself)."""
-    import asyncio
-
-    from form_service.delivery.worker import WorkerOptions, run_standalone
-    from form_service.logs import setup_logging
-
     settings = _service_settings(profile_path)
     setup_logging(settings.log_level)
     options = WorkerOptions(
@@ -186,8 +182,6 @@ def worker(
 @profile_option
 def purge(profile_path: str | None) -> None:
     """Delete reports past the profile's retention period; the audit trail stays."""
-    from form_service.delivery.admin import purge_now
-
     settings = _service_settings(profile_path)
     refs = purge_now(settings)
     days = settings.profile.profile.retention.days
@@ -201,8 +195,6 @@ def purge(profile_path: str | None) -> None:
 @click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="To this day, included.")
 def audit(profile_path: str | None, report_ref: str | None, since: Any, until: Any) -> None:
     """Print the audit trail: routing, delivery attempts, deliveries, purges (no content)."""
-    from form_service.delivery.admin import audit_line, audit_trail
-
     events = audit_trail(
         _service_settings(profile_path),
         report_ref,
@@ -217,10 +209,6 @@ def audit(profile_path: str | None, report_ref: str | None, since: Any, until: A
 
 def _run_uvicorn(app: Any, host: str, port: int, workers: int = 1) -> None:
     """Serve *app*, or with several workers the factory named by the string *app*."""
-    import uvicorn
-
-    from outreach import http_limits as limits
-
     # No access log: it would record every visitor's address and the pages they read.
     # The limits: a request head of at most 16 KiB, sent within 10 s, its body within 30 s
     # (DeadlineH11Protocol); idle keep-alive connections closed after 5 s; past 512 open
@@ -267,6 +255,4 @@ def new(agency_id: str) -> None:
 )
 def keygen(out: Path | None) -> None:
     """Make an archive key pair; the private key must never be on the server."""
-    from outreach.keys import keygen as make_key_pair
-
     make_key_pair(out)

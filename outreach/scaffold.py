@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import click
 import pyrage
 
 from outreach.loader import PROFILE_FILE, display_path
@@ -104,8 +105,6 @@ def scaffold_agency(root: Path, agency_id: str) -> Path:
     )
     (folder / "docs" / "en" / ".keep").write_text("", encoding="utf-8")
     archive_secret = str(identity)
-    import click
-
     click.echo(
         "Archive private key (shown once; store it offline, never on the report server):\n"
         f"  {archive_secret}",

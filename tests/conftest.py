@@ -14,7 +14,7 @@ import yaml
 
 from outreach.loader import DEMO_PROFILE, LoadedProfile, load_profile
 from outreach.scaffold import scaffold_agency
-from outreach.sitegen import build_site
+from outreach.site.sitegen import build_site
 
 REPO = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}

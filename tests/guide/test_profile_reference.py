@@ -17,7 +17,6 @@ import yaml
 from pydantic import BaseModel
 
 from outreach.loader import load_profile
-from outreach.page_context import SiteLinks, page_context
 from outreach.profile import (
     Concern,
     Delivery,
@@ -28,6 +27,7 @@ from outreach.profile import (
     ReportField,
     Setting,
 )
+from outreach.site.page_context import SiteLinks, page_context
 from tests.guide.guide_text import GUIDE, blocks
 
 REFERENCE = GUIDE / "profile.md"

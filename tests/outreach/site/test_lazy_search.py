@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from outreach.lazy_search import defer_search
+from outreach.site.lazy_search import defer_search
 
 # Material 9.8's set-up, as its bundle writes it (minified names vary between versions).
 SETUP = 'L($(location.protocol!=="file:"),Je("search")).pipe(Re(o=>o),b(()=>t))'

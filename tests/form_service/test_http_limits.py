@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from outreach import cli
-from outreach.http_limits import (
+from form_service.http_limits import (
     BACKLOG,
     HEAD_TIMEOUT,
     KEEP_ALIVE_TIMEOUT,
@@ -22,6 +21,7 @@ from outreach.http_limits import (
     MAX_HEAD_BYTES,
     DeadlineH11Protocol,
 )
+from outreach import cli
 from tests.conftest import REPO, free_port
 from tests.live_server import LiveServer, outreach_serve
 
@@ -119,7 +119,7 @@ def test_a_large_but_ordinary_request_head_is_served(server: LiveServer) -> None
 # body deadline is seen in seconds rather than BODY_TIMEOUT.
 _BODY_SERVER = """
 import sys, uvicorn
-from outreach.http_limits import DeadlineH11Protocol
+from form_service.http_limits import DeadlineH11Protocol
 
 class Quick(DeadlineH11Protocol):
     head_timeout = 2.0

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from outreach.loader import PACKAGE_ROOT, load_profile
-from outreach.sitegen import BuildError, build_site
+from outreach.site.sitegen import BuildError, build_site
 
 NAV_PAGES = yaml.safe_load((PACKAGE_ROOT / "mkdocs.yml").read_text())["nav"]
 

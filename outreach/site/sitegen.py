@@ -26,13 +26,17 @@ from urllib.parse import urlsplit
 
 import material
 import yaml
+from mkdocs.commands.build import build
+from mkdocs.config import load_config
+from mkdocs.exceptions import MkDocsException
 
-from outreach.directory import directory_page
 from outreach.i18n import translations
 from outreach.languages import is_rtl, name_in, native_name
-from outreach.lazy_search import defer_search
 from outreach.loader import PACKAGE_ROOT, LoadedProfile, display_path
-from outreach.page_context import PageError, SiteLinks, page_context, render_markdown
+from outreach.profile import localize
+from outreach.site.directory import directory_page
+from outreach.site.lazy_search import defer_search
+from outreach.site.page_context import PageError, SiteLinks, page_context, render_markdown
 
 BASE_CONFIG = PACKAGE_ROOT / "mkdocs.yml"
 BASE_DOCS = PACKAGE_ROOT / "docs"
@@ -154,8 +158,6 @@ def _nav_config(loaded: LoadedProfile, lang: str) -> list[Any] | None:
         if isinstance(entry, str):
             out.append(entry)
         elif entry.section is not None:
-            from outreach.profile import localize
-
             out.append({localize(entry.section, lang, default): list(entry.pages)})
         elif entry.page:
             out.append(entry.page)
@@ -367,10 +369,6 @@ def _mkdocs_log() -> Iterator[_Collect]:
 
 def run_mkdocs(config_file: Path) -> list[str]:
     """Build one MkDocs site in strict mode; return its warnings (empty on success)."""
-    from mkdocs.commands.build import build
-    from mkdocs.config import load_config
-    from mkdocs.exceptions import MkDocsException
-
     with _mkdocs_log() as collect:
         try:
             config = load_config(config_file=str(config_file), strict=True)
