@@ -36,7 +36,7 @@ from form_service.delivery.retry import RetryPolicy
 from form_service.delivery.smtp_sessions import SmtpSessions
 from form_service.logs import MinuteTally, log_event
 from form_service.settings import Settings
-from form_service.storage import Delivery, Store, open_store, sqlite_path
+from form_service.storage import ClaimedDelivery, Store, open_store, sqlite_path
 from form_service.storage.postgres import PostgresStore
 
 if TYPE_CHECKING:
@@ -206,11 +206,11 @@ class DeliveryWorker:
             return self.options.lease_seconds + self.options.digest_seconds
         return self.options.lease_seconds
 
-    async def _claim(self, limit: int, lease: float) -> list[Delivery]:
+    async def _claim(self, limit: int, lease: float) -> list[ClaimedDelivery]:
         return await self.store.claim_due_deliveries(self.clock(), limit, lease)
 
     def _start(
-        self, batch: list[Delivery], send_by: float, *, flush: bool
+        self, batch: list[ClaimedDelivery], send_by: float, *, flush: bool
     ) -> set[asyncio.Task[None]]:
         """Attempts for the claimed rows, but flagged ones that wait for their partner's
         digest; and the digests now due."""
@@ -238,7 +238,7 @@ class DeliveryWorker:
         for h in held:
             await self._succeeded(h.row)
 
-    async def attempt(self, row: Delivery) -> None:
+    async def attempt(self, row: ClaimedDelivery) -> None:
         """One attempt at one row, recorded as delivered or failed (then retried or dead)."""
         try:
             if row.payload is None:
@@ -254,7 +254,7 @@ class DeliveryWorker:
             return
         await self._succeeded(row)
 
-    async def _succeeded(self, row: Delivery) -> None:
+    async def _succeeded(self, row: ClaimedDelivery) -> None:
         await self._record_delivered(row)
         self._wiped = True
         self.delivered.add(messages=1)
@@ -262,7 +262,7 @@ class DeliveryWorker:
             self._failing.discard(row.partner_id)
             await self._recovered(row.partner_id)
 
-    async def _record_delivered(self, row: Delivery) -> None:
+    async def _record_delivered(self, row: ClaimedDelivery) -> None:
         """Mark the row delivered, retrying while the database is away (a restart): the
         channel took the message, so sending it again after the lease would only be a
         duplicate. Past the lease another worker may resend it anyway; then give up."""
@@ -284,7 +284,7 @@ class DeliveryWorker:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
-    async def _failed(self, row: Delivery, reason: str) -> None:
+    async def _failed(self, row: ClaimedDelivery, reason: str) -> None:
         policy = self.options.retry
         dead = policy.gives_up(row.attempts)
         delay = 0.0 if dead else policy.delay(row.attempts)
@@ -373,7 +373,7 @@ async def _settle(inflight: set[asyncio.Task[None]], grace_seconds: float = 5.0)
         await asyncio.gather(*inflight, return_exceptions=True)
 
 
-def _urgent(row: Delivery) -> bool:
+def _urgent(row: ClaimedDelivery) -> bool:
     try:
         return parse_payload(row.payload or "").urgent
     except PayloadError:

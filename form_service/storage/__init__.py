@@ -67,7 +67,7 @@ class SaveResult:
 
 
 @dataclass(frozen=True)
-class Delivery:
+class ClaimedDelivery:
     """An outbox row claimed by the delivery worker."""
 
     delivery_id: str
@@ -119,7 +119,7 @@ class Store(Protocol):
 
     async def claim_due_deliveries(
         self, now: datetime, limit: int, lease_seconds: float
-    ) -> list[Delivery]:
+    ) -> list[ClaimedDelivery]:
         """Pending rows that are due, and rows whose earlier claim expired, leased to the caller."""
 
     async def mark_delivered(self, delivery_id: str) -> None:

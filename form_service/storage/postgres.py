@@ -33,7 +33,7 @@ from psycopg_pool import AsyncConnectionPool
 from form_service.logs import log_event
 from form_service.storage import (
     AuditEvent,
-    Delivery,
+    ClaimedDelivery,
     NewReport,
     ReferenceTaken,
     ReportStatus,
@@ -264,7 +264,7 @@ class PostgresStore:
 
     async def claim_due_deliveries(
         self, now: datetime, limit: int, lease_seconds: float
-    ) -> list[Delivery]:
+    ) -> list[ClaimedDelivery]:
         at = stamp(now)
         until = stamp(now + timedelta(seconds=lease_seconds))
         # As on SQLite: expired leases first, then due rows in index order, each with a

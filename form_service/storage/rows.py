@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from form_service.storage import Delivery, NewReport
+from form_service.storage import ClaimedDelivery, NewReport
 
 Dialect = Literal["sqlite", "postgres"]
 
@@ -77,9 +77,9 @@ def new_report_rows(
     return outbox, audit
 
 
-def delivery(row: tuple[Any, ...]) -> Delivery:
-    """A Delivery from the DELIVERY_COLUMNS of a row."""
+def delivery(row: tuple[Any, ...]) -> ClaimedDelivery:
+    """A ClaimedDelivery from the DELIVERY_COLUMNS of a row."""
     delivery_id, ref, partner_id, rule_id, agreement_id, payload, attempts, is_intake = row
-    return Delivery(
+    return ClaimedDelivery(
         delivery_id, ref, partner_id, rule_id, agreement_id, payload, attempts, bool(is_intake)
     )

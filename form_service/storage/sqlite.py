@@ -4,7 +4,7 @@ Writes go to one connection owned by a group-commit thread (storage/writer.py): 
 allows one writer at a time anyway, and reports that arrive together share one fsync.
 Reads use a second connection from worker threads (anyio.to_thread); WAL lets them run
 beside a commit. Every write is inside BEGIN IMMEDIATE ... COMMIT, so a write that
-returned is on disk. Delivery workers in other processes are woken through named pipes
+returned is on disk. ClaimedDelivery workers in other processes are woken through named pipes
 beside the file (sqlite_wakeups.py), as PostgreSQL's NOTIFY wakes them for its store.
 """
 
@@ -23,7 +23,13 @@ from typing import TypeVar
 import anyio.to_thread
 
 from form_service.logs import log_event
-from form_service.storage import Delivery, NewReport, ReportStatus, SaveResult, StoreUnavailable
+from form_service.storage import (
+    ClaimedDelivery,
+    NewReport,
+    ReportStatus,
+    SaveResult,
+    StoreUnavailable,
+)
 from form_service.storage import sqlite_ops as ops
 from form_service.storage.migrations import MIGRATIONS
 from form_service.storage.sqlite_wakeups import wakeups_beside
@@ -182,7 +188,7 @@ class SqliteStore:
 
     async def claim_due_deliveries(
         self, now: datetime, limit: int, lease_seconds: float
-    ) -> list[Delivery]:
+    ) -> list[ClaimedDelivery]:
         return await self._write(lambda conn: ops.claim(conn, now, limit, lease_seconds))
 
     async def mark_delivered(self, delivery_id: str) -> None:

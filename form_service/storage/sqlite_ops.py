@@ -6,7 +6,13 @@ import sqlite3
 from datetime import datetime, timedelta
 from typing import Any
 
-from form_service.storage import Delivery, NewReport, ReferenceTaken, ReportStatus, SaveResult
+from form_service.storage import (
+    ClaimedDelivery,
+    NewReport,
+    ReferenceTaken,
+    ReportStatus,
+    SaveResult,
+)
 from form_service.storage.rows import (
     AUDIT_INSERT,
     DELIVERY_COLUMNS,
@@ -68,7 +74,7 @@ def mark_reviewed(conn: sqlite3.Connection, report_ref: str) -> None:
 
 def claim(
     conn: sqlite3.Connection, now: datetime, limit: int, lease_seconds: float
-) -> list[Delivery]:
+) -> list[ClaimedDelivery]:
     at = stamp(now)
     until = stamp(now + timedelta(seconds=lease_seconds))
     # Two queries, not one with OR: each walks the (status, next_attempt_at) index in order

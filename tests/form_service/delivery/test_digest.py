@@ -21,7 +21,7 @@ from form_service.delivery.retry import RetryPolicy
 from form_service.delivery.worker import DeliveryWorker
 from form_service.intake import prepare_report
 from form_service.report import Contact, Report
-from form_service.storage import Delivery, NewReport, Store
+from form_service.storage import ClaimedDelivery, NewReport, Store
 from outreach.loader import LoadedProfile
 from outreach.profile import Concern, Profile, Setting
 from tests.databases import Database
@@ -337,10 +337,10 @@ class Clock:
         return self.now
 
 
-def _row(partner_id: str = "intake-team", **changes: Any) -> Delivery:
+def _row(partner_id: str = "intake-team", **changes: Any) -> ClaimedDelivery:
     changes.setdefault("urgent", False)  # urgent reports never wait for a digest
     text = json.dumps(payload(partner_id, flood_suspected=True, **changes))
-    return Delivery(
+    return ClaimedDelivery(
         json.loads(text)["delivery_id"],
         "R-7K3M9Q2X",
         partner_id,
@@ -358,7 +358,7 @@ def test_a_flagged_message_opens_a_window_and_its_digest_the_next(
     clock = Clock()
     digests = FloodDigests(300, clock=clock)
 
-    def hold(row: Delivery, send_by: float = 10_000) -> bool:
+    def hold(row: ClaimedDelivery, send_by: float = 10_000) -> bool:
         payload = digests.digestible(row, demo.profile)
         assert payload is not None
         return digests.hold(row, payload, send_by)
