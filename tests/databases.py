@@ -14,7 +14,6 @@ from typing import Any
 import psycopg
 import pytest
 
-from form_service.delivery.housekeeping import Housekeeping, SqliteHousekeeping
 from form_service.storage import Store
 from form_service.storage.postgres import PostgresStore
 from form_service.storage.sqlite import SqliteStore
@@ -55,12 +54,6 @@ class Database:
     async def open_store(self, clock: Callable[[], datetime] | None = None) -> Store:
         store = self.store(clock)
         await store.open()
-        return store
-
-    def housekeeping(self, store: Store) -> Housekeeping:
-        if self.path is not None:
-            return SqliteHousekeeping(self.path)
-        assert isinstance(store, PostgresStore)
         return store
 
     def rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:

@@ -22,7 +22,7 @@ from form_service.delivery.message import (
     one_line,
     to_email,
 )
-from form_service.storage import Delivery
+from form_service.storage import ClaimedDelivery
 from outreach.profile import Profile, localize
 
 ALERT_FOLDER = "_alerts"
@@ -37,7 +37,7 @@ def _language(profile: Profile) -> str:
 
 
 def render_alert(
-    delivery: Delivery, urgent: bool, reason: str, profile: Profile
+    delivery: ClaimedDelivery, urgent: bool, reason: str, profile: Profile
 ) -> RenderedMessage:
     lang = _language(profile)
     try:
@@ -64,7 +64,7 @@ def render_alert(
 
 
 async def alert_dead(
-    delivery: Delivery, urgent: bool, reason: str, settings: DeliverySettings
+    delivery: ClaimedDelivery, urgent: bool, reason: str, settings: DeliverySettings
 ) -> None:
     log.error(
         "delivery given up: report %s to partner %s (rule %s, agreement %s) after %d attempts: %s",

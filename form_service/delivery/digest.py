@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from form_service.delivery.dispatch import DIGEST_CHANNELS
 from form_service.delivery.payload import DeliveryPayload, PayloadError, parse_payload
-from form_service.storage import Delivery
+from form_service.storage import ClaimedDelivery
 from outreach.profile import Profile
 
 _FLAG = '"flood_suspected"'
@@ -32,7 +32,7 @@ _FLAG = '"flood_suspected"'
 
 @dataclass(frozen=True)
 class HeldDelivery:
-    row: Delivery
+    row: ClaimedDelivery
     payload: DeliveryPayload
 
 
@@ -68,7 +68,7 @@ class FloodDigests:
     def held_count(self) -> int:
         return sum(len(window.held) for window in self._windows.values())
 
-    def digestible(self, row: Delivery, profile: Profile) -> DeliveryPayload | None:
+    def digestible(self, row: ClaimedDelivery, profile: Profile) -> DeliveryPayload | None:
         """The row's payload when it is to wait for its partner's digest, else None."""
         if self.window_seconds <= 0 or row.payload is None or _FLAG not in row.payload:
             return None
@@ -82,7 +82,7 @@ class FloodDigests:
             return None
         return payload if partner.delivery.channel in DIGEST_CHANNELS else None
 
-    def hold(self, row: Delivery, payload: DeliveryPayload, send_by: float) -> bool:
+    def hold(self, row: ClaimedDelivery, payload: DeliveryPayload, send_by: float) -> bool:
         """Hold *row* for its partner's digest, which goes out no later than *send_by*;
         False when the partner has no window open: then the row goes now and opens one."""
         now = self._clock()

@@ -30,14 +30,12 @@ from form_service.delivery.alerts import alert_dead
 from form_service.delivery.channel import DeliveryFailed, DeliverySettings
 from form_service.delivery.digest import FloodDigests, HeldDelivery
 from form_service.delivery.dispatch import deliver, deliver_digest
-from form_service.delivery.housekeeping import Housekeeping, SqliteHousekeeping
 from form_service.delivery.payload import PayloadError, parse_payload
 from form_service.delivery.retry import RetryPolicy
 from form_service.delivery.smtp_sessions import SmtpSessions
 from form_service.logs import MinuteTally, log_event
 from form_service.settings import Settings
-from form_service.storage import Delivery, Store, open_store, sqlite_path
-from form_service.storage.postgres import PostgresStore
+from form_service.storage import ClaimedDelivery, Store, open_store
 
 if TYPE_CHECKING:
     from form_service.service import Service
@@ -67,7 +65,6 @@ class DeliveryWorker:
         settings: DeliverySettings,
         *,
         wakeup: asyncio.Event | None = None,
-        housekeeping: Housekeeping | None = None,
         options: WorkerOptions | None = None,
         clock: Callable[[], datetime] | None = None,
         busy: Callable[[], bool] | None = None,
@@ -80,7 +77,6 @@ class DeliveryWorker:
         self.sessions = settings.smtp_sessions or SmtpSessions()
         self.settings = replace(settings, smtp_sessions=self.sessions)
         self.wakeup = wakeup or asyncio.Event()
-        self.housekeeping = housekeeping
         self.options = options or WorkerOptions()
         self.clock = clock or (lambda: datetime.now(UTC))
         self._failing: set[str] = set()
@@ -206,11 +202,11 @@ class DeliveryWorker:
             return self.options.lease_seconds + self.options.digest_seconds
         return self.options.lease_seconds
 
-    async def _claim(self, limit: int, lease: float) -> list[Delivery]:
+    async def _claim(self, limit: int, lease: float) -> list[ClaimedDelivery]:
         return await self.store.claim_due_deliveries(self.clock(), limit, lease)
 
     def _start(
-        self, batch: list[Delivery], send_by: float, *, flush: bool
+        self, batch: list[ClaimedDelivery], send_by: float, *, flush: bool
     ) -> set[asyncio.Task[None]]:
         """Attempts for the claimed rows, but flagged ones that wait for their partner's
         digest; and the digests now due."""
@@ -238,7 +234,7 @@ class DeliveryWorker:
         for h in held:
             await self._succeeded(h.row)
 
-    async def attempt(self, row: Delivery) -> None:
+    async def attempt(self, row: ClaimedDelivery) -> None:
         """One attempt at one row, recorded as delivered or failed (then retried or dead)."""
         try:
             if row.payload is None:
@@ -254,7 +250,7 @@ class DeliveryWorker:
             return
         await self._succeeded(row)
 
-    async def _succeeded(self, row: Delivery) -> None:
+    async def _succeeded(self, row: ClaimedDelivery) -> None:
         await self._record_delivered(row)
         self._wiped = True
         self.delivered.add(messages=1)
@@ -262,7 +258,7 @@ class DeliveryWorker:
             self._failing.discard(row.partner_id)
             await self._recovered(row.partner_id)
 
-    async def _record_delivered(self, row: Delivery) -> None:
+    async def _record_delivered(self, row: ClaimedDelivery) -> None:
         """Mark the row delivered, retrying while the database is away (a restart): the
         channel took the message, so sending it again after the lease would only be a
         duplicate. Past the lease another worker may resend it anyway; then give up."""
@@ -284,7 +280,7 @@ class DeliveryWorker:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
-    async def _failed(self, row: Delivery, reason: str) -> None:
+    async def _failed(self, row: ClaimedDelivery, reason: str) -> None:
         policy = self.options.retry
         dead = policy.gives_up(row.attempts)
         delay = 0.0 if dead else policy.delay(row.attempts)
@@ -306,34 +302,31 @@ class DeliveryWorker:
 
     async def _recovered(self, partner_id: str) -> None:
         # The partner answers again: its backlog need not sit out the rest of its backoff.
-        if self.housekeeping is not None:
-            pulled = await self.housekeeping.retry_partner_now(partner_id, self.clock())
-            if pulled:
-                log_event("delivery_backlog_due", partner=partner_id, rows=pulled)
-                self.wakeup.set()
+        pulled = await self.store.retry_partner_now(partner_id, self.clock())
+        if pulled:
+            log_event("delivery_backlog_due", partner=partner_id, rows=pulled)
+            self.wakeup.set()
 
     async def _checkpoint(self, *, force: bool) -> None:
         """Empty the WAL of wiped payloads: in the background at most once per interval,
         or now (``force``) when a caller needs it done before going on."""
-        if self.housekeeping is None:
-            return
         running = self._checkpointing
         if force:
             if running is not None:
                 await running
             if self._wiped:
-                await self._run_checkpoint(self.housekeeping)
+                await self._run_checkpoint()
             return
         due = time.monotonic() - self._last_checkpoint >= self.options.checkpoint_every_seconds
         if self._wiped and due and (running is None or running.done()):
             # Not awaited: a checkpoint waits for the disk, and sends go on meanwhile.
-            self._checkpointing = asyncio.create_task(self._run_checkpoint(self.housekeeping))
+            self._checkpointing = asyncio.create_task(self._run_checkpoint())
 
-    async def _run_checkpoint(self, housekeeping: Housekeeping) -> None:
+    async def _run_checkpoint(self) -> None:
         self._wiped = False
         self._last_checkpoint = time.monotonic()
         try:
-            done = await housekeeping.checkpoint()
+            done = await self.store.checkpoint()
         except Exception as error:  # retried at the next interval
             log_event("checkpoint_failed", logging.WARNING, error=type(error).__name__)
             done = False
@@ -341,10 +334,8 @@ class DeliveryWorker:
             self._wiped = True
 
     async def purge(self) -> list[str]:
-        if self.housekeeping is None:
-            return []
         days = self.settings.profile.retention.days
-        refs = await self.housekeeping.purge(self.clock(), days)
+        refs = await self.store.purge(self.clock(), days)
         if refs:
             log_event("reports_purged", count=len(refs), retention_days=days)
         return refs
@@ -373,23 +364,11 @@ async def _settle(inflight: set[asyncio.Task[None]], grace_seconds: float = 5.0)
         await asyncio.gather(*inflight, return_exceptions=True)
 
 
-def _urgent(row: Delivery) -> bool:
+def _urgent(row: ClaimedDelivery) -> bool:
     try:
         return parse_payload(row.payload or "").urgent
     except PayloadError:
         return True  # unknown: the alert errs on the side of being read first
-
-
-def housekeeping_for(database_url: str, store: Store) -> Housekeeping | None:
-    if isinstance(store, PostgresStore):
-        return store
-    path = sqlite_path(database_url)
-    return SqliteHousekeeping(path) if path is not None else None
-
-
-def _close(housekeeping: Housekeeping | None) -> None:
-    if isinstance(housekeeping, SqliteHousekeeping):
-        housekeeping.close()
 
 
 def delivery_settings(settings: Settings) -> DeliverySettings:
@@ -401,19 +380,14 @@ async def start_worker(service: Service) -> None:
     service's wake-up event the moment a report commits. It shares the process (and its
     one interpreter lock) with the form: while reports are coming in it sends one message
     at a time, and the outbox holds the rest until the rush is over."""
-    housekeeping = housekeeping_for(service.settings.database_url, service.store)
     worker = DeliveryWorker(
         service.store,
         delivery_settings(service.settings),
         wakeup=service.wakeup,
-        housekeeping=housekeeping,
         options=WorkerOptions(digest_seconds=service.settings.flood_digest_seconds),
         busy=lambda: service.reports_in_flight > 0,
     )
-    try:
-        await worker.run()
-    finally:
-        _close(housekeeping)
+    await worker.run()
 
 
 async def run_standalone(settings: Settings, options: WorkerOptions | None = None) -> None:
@@ -422,11 +396,8 @@ async def run_standalone(settings: Settings, options: WorkerOptions | None = Non
     come due. Stops on SIGTERM or SIGINT."""
     store = open_store(settings)
     await store.open()
-    housekeeping = housekeeping_for(settings.database_url, store)
     options = replace(options or WorkerOptions(), digest_seconds=settings.flood_digest_seconds)
-    worker = DeliveryWorker(
-        store, delivery_settings(settings), housekeeping=housekeeping, options=options
-    )
+    worker = DeliveryWorker(store, delivery_settings(settings), options=options)
     task = asyncio.create_task(worker.run())
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -437,5 +408,4 @@ async def run_standalone(settings: Settings, options: WorkerOptions | None = Non
     except asyncio.CancelledError:
         log_event("delivery_worker_stopped")
     finally:
-        _close(housekeeping)
         await store.close()

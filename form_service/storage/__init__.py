@@ -1,7 +1,9 @@
 """The report store: one interface, two databases (SQLite embedded, PostgreSQL shared).
 
 Everything a report needs is written in one transaction by ``save_report``; the delivery
-worker uses the claim/mark methods. Times are timezone-aware UTC datetimes.
+worker uses the claim/mark methods and the chores (checkpoint, retry, purge); the operator's
+commands read the audit trail. Callers never ask which database is behind the store. Times
+are timezone-aware UTC datetimes.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ class SaveResult:
 
 
 @dataclass(frozen=True)
-class Delivery:
+class ClaimedDelivery:
     """An outbox row claimed by the delivery worker."""
 
     delivery_id: str
@@ -119,7 +121,7 @@ class Store(Protocol):
 
     async def claim_due_deliveries(
         self, now: datetime, limit: int, lease_seconds: float
-    ) -> list[Delivery]:
+    ) -> list[ClaimedDelivery]:
         """Pending rows that are due, and rows whose earlier claim expired, leased to the caller."""
 
     async def mark_delivered(self, delivery_id: str) -> None:
@@ -129,6 +131,27 @@ class Store(Protocol):
         self, delivery_id: str, error: str, next_attempt_at: datetime, dead: bool
     ) -> None:
         """Record a failed attempt; retry at next_attempt_at, or give up when dead."""
+
+    # -- chores and the operator's queries -----------------------------------------------
+
+    def exists(self) -> bool:
+        """False for a database never created (SQLite: no file yet), where a command that
+        only reads or removes has nothing to do and should create nothing."""
+
+    async def checkpoint(self) -> bool:
+        """Make wiped payloads unrecoverable from the database files; False if not yet."""
+
+    async def retry_partner_now(self, partner_id: str, now: datetime) -> int:
+        """Make a partner's waiting rows due: its server answered again after failures."""
+
+    async def purge(self, now: datetime, days: int) -> list[str]:
+        """Delete reports older than *days* with their outbox rows; the references purged.
+        The audit trail stays, with a 'purged' event for each."""
+
+    async def events(
+        self, report_ref: str | None, since: datetime | None, until: datetime | None
+    ) -> list[AuditEvent]:
+        """The audit trail in order, of one report and/or from *since* to before *until*."""
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -140,14 +163,16 @@ def is_postgres_url(url: str) -> bool:
     return url.startswith(("postgresql://", "postgres://"))
 
 
-def open_store(settings: Settings) -> Store:
+def open_store(settings: Settings, *, connections: int | None = None) -> Store:
+    """The configured store, not yet opened; *connections* caps a PostgreSQL pool (a
+    one-off command needs one). The PostgreSQL driver is imported only when configured."""
     url = settings.database_url
     if is_postgres_url(url):
         from form_service.storage.postgres import PostgresStore
 
         return PostgresStore(
             url,
-            pool_size=settings.database_pool_size,
+            pool_size=connections or settings.database_pool_size,
             timeout=settings.database_timeout_seconds,
         )
     path = sqlite_path(url)

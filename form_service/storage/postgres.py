@@ -10,6 +10,10 @@ Several service and worker processes, on one machine or several, use one databas
   the same row and none waits for another's;
 - the commit NOTIFYs ``outreach_reports``; every worker LISTENs, and claims at once.
 
+The statements are the shared ones (statements.py) with psycopg's placeholders; what is
+PostgreSQL's own is here: the insert that skips a duplicate form token, the claim, NOTIFY
+and LISTEN, and the updates that return the row they changed.
+
 Why psycopg 3 rather than asyncpg: it ships type hints (mypy --strict checks this module),
 its pool checks a connection before lending it (after a PostgreSQL restart the service
 recovers without serving errors from dead connections), and one library has both the
@@ -33,23 +37,17 @@ from psycopg_pool import AsyncConnectionPool
 from form_service.logs import log_event
 from form_service.storage import (
     AuditEvent,
-    Delivery,
+    ClaimedDelivery,
     NewReport,
     ReferenceTaken,
     ReportStatus,
     SaveResult,
     StoreUnavailable,
+    rows,
 )
+from form_service.storage import statements as q
 from form_service.storage.migrations import MIGRATIONS, Migration
-from form_service.storage.rows import (
-    AUDIT_INSERT,
-    DELIVERY_COLUMNS,
-    OUTBOX_INSERT,
-    audit_row,
-    delivery,
-    new_report_rows,
-)
-from form_service.storage.rows import sql as sql_for
+from form_service.storage.statements import for_postgres
 from form_service.times import minute_iso, minute_start_stamp, stamp
 
 Connection = psycopg.AsyncConnection[tuple[Any, ...]]
@@ -99,35 +97,48 @@ async def _durable_commits(conn: Connection) -> None:
         await conn.execute("SET synchronous_commit = on")
 
 
-_AUDIT = sql_for(AUDIT_INSERT, "postgres")
-
-
-_EXPIRED_LEASES = "status = 'sending' AND claimed_until < %s"
-_DUE_PENDING = "status = 'pending' AND next_attempt_at <= %s ORDER BY next_attempt_at"
-_CLAIM = (
-    "WITH due AS (SELECT id FROM outbox WHERE {due} LIMIT %s FOR UPDATE SKIP LOCKED)"
-    " UPDATE outbox o SET status = 'sending', claimed_until = %s, attempts = o.attempts + 1"
-    " FROM due, reports r WHERE o.id = due.id AND r.id = o.report_id"
-    " RETURNING {columns}"
+_AUDIT = for_postgres(q.AUDIT_INSERT)
+_REPORT_INSERT = for_postgres(q.REPORT_INSERT + " ON CONFLICT (token_id) DO NOTHING RETURNING id")
+# Each claim takes the rows due under one condition (statements.CLAIM_ORDER), skipping the
+# rows another worker holds: two never take the same row and none waits for another's.
+_CLAIMS = tuple(
+    for_postgres(
+        f"WITH due AS (SELECT o.id FROM outbox o WHERE {due} LIMIT ? FOR UPDATE SKIP LOCKED)"  # noqa: S608
+        f" UPDATE outbox o SET {q.LEASE} FROM due, reports r"
+        f" WHERE o.id = due.id AND r.id = o.report_id RETURNING {q.CLAIMED_COLUMNS}"
+    )
+    for due in q.CLAIM_ORDER
 )
+# One statement: it wipes the row and returns what the next steps need of it.
+_DELIVERED = for_postgres(
+    f"UPDATE outbox o SET {q.WIPE_DELIVERED} FROM reports r"  # noqa: S608
+    " WHERE o.id = ? AND o.status != 'delivered' AND r.id = o.report_id"
+    f" RETURNING {q.DELIVERED_COLUMNS}"
+)
+_PURGE = for_postgres(q.DELETE_EXPIRED + " RETURNING id, report_ref")
+
+
+async def _run(conn: Connection, steps: list[rows.Step]) -> None:
+    for statement, values in steps:
+        await conn.execute(for_postgres(statement), values)
 
 
 async def _insert_report(conn: Connection, report: NewReport) -> int | None:
     """The new report's id, or None when a report with the same form token exists."""
     at = minute_iso(report.created_at)
     cursor = await conn.execute(
-        "INSERT INTO reports (report_ref, receipt_hash, token_id, status, created_at,"
-        " content_age) VALUES (%s, %s, %s, 'received', %s, %s)"
-        " ON CONFLICT (token_id) DO NOTHING RETURNING id",
+        _REPORT_INSERT,
         (report.report_ref, report.receipt_hash, report.token_id, at, report.content_age),
     )
     row = await cursor.fetchone()
     if row is None:
         return None
     report_id = int(row[0])
-    outbox, audit = new_report_rows(report, report_id, at, minute_start_stamp(report.created_at))
+    outbox, audit = rows.new_report_rows(
+        report, report_id, at, minute_start_stamp(report.created_at)
+    )
     async with conn.cursor() as many:
-        await many.executemany(sql_for(OUTBOX_INSERT, "postgres"), outbox)
+        await many.executemany(for_postgres(q.OUTBOX_INSERT), outbox)
         await many.executemany(_AUDIT, audit)
     return report_id
 
@@ -205,10 +216,7 @@ class PostgresStore:
                 report_id = await _insert_report(conn, report)
                 if report_id is None:
                     # The form was sent before, to this process or another: its report.
-                    cursor = await conn.execute(
-                        "SELECT report_ref, receipt_hash FROM reports WHERE token_id = %s",
-                        (report.token_id,),
-                    )
+                    cursor = await conn.execute(for_postgres(q.EARLIER_REPORT), (report.token_id,))
                     row = await cursor.fetchone()
                     if row is None:
                         raise StoreUnavailable("the earlier report of this form vanished")
@@ -226,9 +234,7 @@ class PostgresStore:
     async def report_status(self, receipt_hash: str) -> ReportStatus | None:
         try:
             async with self._connection() as conn:
-                cursor = await conn.execute(
-                    "SELECT status FROM reports WHERE receipt_hash = %s", (receipt_hash,)
-                )
+                cursor = await conn.execute(for_postgres(q.REPORT_STATUS), (receipt_hash,))
                 row = await cursor.fetchone()
         except _UNAVAILABLE as error:
             raise StoreUnavailable(f"{type(error).__name__}: {error}") from error
@@ -236,9 +242,7 @@ class PostgresStore:
 
     async def mark_reviewed(self, report_ref: str) -> None:
         async with self._connection() as conn:
-            await conn.execute(
-                "UPDATE reports SET status = 'reviewed' WHERE report_ref = %s", (report_ref,)
-            )
+            await conn.execute(for_postgres(q.MARK_REVIEWED), (report_ref,))
 
     async def listen_for_reports(self, wakeup: asyncio.Event) -> None:
         """LISTEN on a connection of its own (outside the pool), reconnecting after a loss."""
@@ -264,83 +268,43 @@ class PostgresStore:
 
     async def claim_due_deliveries(
         self, now: datetime, limit: int, lease_seconds: float
-    ) -> list[Delivery]:
+    ) -> list[ClaimedDelivery]:
         at = stamp(now)
         until = stamp(now + timedelta(seconds=lease_seconds))
-        # As on SQLite: expired leases first, then due rows in index order, each with a
-        # query that stops at the limit instead of sorting a whole backlog.
-        rows: list[tuple[Any, ...]] = []
+        taken: list[tuple[Any, ...]] = []
         async with self._connection() as conn, conn.transaction():
-            for due in (_EXPIRED_LEASES, _DUE_PENDING):
-                if len(rows) < limit:
-                    query = _CLAIM.format(due=due, columns=DELIVERY_COLUMNS)
-                    cursor = await conn.execute(query, (at, limit - len(rows), until))
-                    rows += await cursor.fetchall()
-        return [delivery(row) for row in rows]
+            for claim in _CLAIMS:
+                if len(taken) < limit:
+                    cursor = await conn.execute(claim, (at, limit - len(taken), until))
+                    taken += await cursor.fetchall()
+        return [rows.claimed_delivery(row) for row in taken]
 
     async def mark_delivered(self, delivery_id: str) -> None:
-        # To the minute, as the report: a first delivery follows the report by milliseconds.
-        now = self._clock()
-        at, delivered = minute_iso(now), minute_start_stamp(now)
+        at, delivered = rows.delivered_times(self._clock())
         async with self._connection() as conn, conn.transaction():
-            cursor = await conn.execute(
-                "UPDATE outbox o SET status = 'delivered', payload = NULL,"
-                " claimed_until = NULL, delivered_at = %s"
-                " FROM reports r WHERE o.id = %s AND o.status != 'delivered'"
-                " AND r.id = o.report_id"
-                " RETURNING o.report_id, r.report_ref, o.partner_id, o.rule_id,"
-                " o.agreement_id, o.is_intake",
-                (delivered, delivery_id),
-            )
+            cursor = await conn.execute(_DELIVERED, (delivered, delivery_id))
             row = await cursor.fetchone()
-            if row is None:
-                return
-            report_id, ref, partner_id, rule_id, agreement_id, is_intake = row
-            if is_intake:
-                await conn.execute(
-                    "UPDATE reports SET status = 'delivered' WHERE id = %s AND status = 'received'",
-                    (report_id,),
-                )
-            await conn.execute(
-                _AUDIT,
-                audit_row(
-                    at,
-                    ref,
-                    "delivered",
-                    partner_id=partner_id,
-                    rule_id=rule_id,
-                    agreement_id=agreement_id,
-                    outcome="delivered",
-                ),
-            )
+            if row is not None:
+                await _run(conn, rows.delivered_steps(row, at))
 
     async def mark_failed(
         self, delivery_id: str, error: str, next_attempt_at: datetime, dead: bool
     ) -> None:
-        at = minute_iso(self._clock())
+        now = self._clock()
         async with self._connection() as conn, conn.transaction():
             cursor = await conn.execute(
-                "SELECT r.report_ref, o.partner_id, o.rule_id, o.agreement_id"
-                " FROM outbox o JOIN reports r ON r.id = o.report_id WHERE o.id = %s"
-                " FOR UPDATE OF o",
-                (delivery_id,),
+                for_postgres(q.ATTEMPTED_ROW + " FOR UPDATE OF o"), (delivery_id,)
             )
             row = await cursor.fetchone()
-            if row is None:
-                return
-            await conn.execute(
-                "UPDATE outbox SET status = %s, next_attempt_at = %s, claimed_until = NULL,"
-                " last_error = %s WHERE id = %s AND status != 'delivered'",
-                ("dead" if dead else "pending", stamp(next_attempt_at), error[:500], delivery_id),
-            )
-            who = dict(zip(("partner_id", "rule_id", "agreement_id"), row[1:], strict=True))
-            events = [audit_row(at, row[0], "delivery_attempt", outcome="failed", **who)]
-            if dead:
-                events.append(audit_row(at, row[0], "dead", outcome="gave up", **who))
-            async with conn.cursor() as many:
-                await many.executemany(_AUDIT, events)
+            if row is not None:
+                await _run(
+                    conn, rows.failed_steps(row, delivery_id, error, next_attempt_at, dead, now)
+                )
 
-    # -- housekeeping (the same chores as delivery/housekeeping.py does on SQLite) ---------
+    # -- chores and the operator's queries -----------------------------------------------
+
+    def exists(self) -> bool:
+        return True  # the server holds it; open() creates the tables it lacks
 
     async def checkpoint(self) -> bool:
         """Nothing to do: PostgreSQL's WAL and (auto)vacuum need no help from the worker."""
@@ -349,44 +313,28 @@ class PostgresStore:
     async def retry_partner_now(self, partner_id: str, now: datetime) -> int:
         async with self._connection() as conn:
             cursor = await conn.execute(
-                "UPDATE outbox SET next_attempt_at = %s WHERE partner_id = %s"
-                " AND status = 'pending' AND next_attempt_at > %s",
-                (stamp(now), partner_id, stamp(now)),
+                for_postgres(q.RETRY_PARTNER_NOW), (stamp(now), partner_id, stamp(now))
             )
             return cursor.rowcount
 
     async def purge(self, now: datetime, days: int) -> list[str]:
-        """Delete reports older than *days* with their outbox rows; the audit trail stays."""
-        cutoff = minute_iso(now - timedelta(days=days))
+        # DELETE … RETURNING, not a select first: of two purges at once, each records only
+        # the reports it deleted itself.
         async with self._connection() as conn, conn.transaction():
-            cursor = await conn.execute(
-                "DELETE FROM reports WHERE created_at < %s RETURNING id, report_ref", (cutoff,)
-            )
+            cursor = await conn.execute(_PURGE, (rows.retention_cutoff(now, days),))
             refs = [ref for _, ref in sorted(await cursor.fetchall())]
             async with conn.cursor() as many:
-                await many.executemany(
-                    "INSERT INTO audit_events (at, report_ref, event, outcome)"
-                    " VALUES (%s, %s, 'purged', %s)",
-                    [(minute_iso(now), ref, f"older than {days} days") for ref in refs],
-                )
+                await many.executemany(_AUDIT, rows.purged_rows(refs, now, days))
         return refs
 
     async def events(
         self, report_ref: str | None, since: datetime | None, until: datetime | None
     ) -> list[AuditEvent]:
-        ref = report_ref or None
-        first = since.strftime("%Y-%m-%dT%H:%M") if since else None
-        last = until.strftime("%Y-%m-%dT%H:%M") if until else None
         async with self._connection() as conn:
             cursor = await conn.execute(
-                "SELECT at, report_ref, event, partner_id, rule_id, agreement_id, fields, outcome"
-                " FROM audit_events WHERE (%(ref)s::text IS NULL OR report_ref = %(ref)s)"
-                " AND (%(first)s::text IS NULL OR at >= %(first)s)"
-                " AND (%(last)s::text IS NULL OR at < %(last)s) ORDER BY id",
-                {"ref": ref, "first": first, "last": last},
+                for_postgres(q.AUDIT_EVENTS), rows.audit_filter(report_ref, since, until)
             )
-            rows = await cursor.fetchall()
-        return [AuditEvent(*row) for row in rows]
+            return rows.audit_events(await cursor.fetchall())
 
 
 def _utcnow() -> datetime:

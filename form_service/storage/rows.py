@@ -1,35 +1,20 @@
-"""The rows both stores write, built once: only the placeholder style differs by dialect.
+"""The values both stores write and read with the shared statements (statements.py).
 
-SQLite takes ``?`` and PostgreSQL ``%s``; ``sql(text, dialect)`` turns the first into the
-second, so each statement is written once and the two backends cannot drift apart.
+Where an operation is a fixed series of statements once its row is found, the series is
+built here as steps, (statement, values) pairs, and each backend only runs them.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from datetime import datetime, timedelta
+from typing import Any
 
-from form_service.storage import Delivery, NewReport
+from form_service.storage import AuditEvent, ClaimedDelivery, NewReport
+from form_service.storage.statements import AUDIT_INSERT, INTAKE_DELIVERED, MARK_FAILED
+from form_service.times import minute_iso, minute_start_stamp, stamp
 
-Dialect = Literal["sqlite", "postgres"]
-
-AUDIT_INSERT = (
-    "INSERT INTO audit_events (at, report_ref, event, partner_id, rule_id, agreement_id,"
-    " fields, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-)
-OUTBOX_INSERT = (
-    "INSERT INTO outbox (id, report_id, partner_id, rule_id, agreement_id, payload,"
-    " status, attempts, next_attempt_at, created_at, is_intake)"
-    " VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)"
-)
-DELIVERY_COLUMNS = (
-    "o.id, r.report_ref, o.partner_id, o.rule_id, o.agreement_id, o.payload, o.attempts,"
-    " o.is_intake"
-)
-
-
-def sql(statement: str, dialect: Dialect) -> str:
-    """*statement* with the placeholders of *dialect* (none of ours holds a literal ``?``)."""
-    return statement.replace("?", "%s") if dialect == "postgres" else statement
+Step = tuple[str, tuple[Any, ...]]
+"""A shared statement (``?`` placeholders) and its values."""
 
 
 def audit_row(at: str, report_ref: str, event: str, **cols: Any) -> tuple[Any, ...]:
@@ -77,9 +62,78 @@ def new_report_rows(
     return outbox, audit
 
 
-def delivery(row: tuple[Any, ...]) -> Delivery:
-    """A Delivery from the DELIVERY_COLUMNS of a row."""
+def claimed_delivery(row: tuple[Any, ...]) -> ClaimedDelivery:
+    """A ClaimedDelivery from the CLAIMED_COLUMNS of a row."""
     delivery_id, ref, partner_id, rule_id, agreement_id, payload, attempts, is_intake = row
-    return Delivery(
+    return ClaimedDelivery(
         delivery_id, ref, partner_id, rule_id, agreement_id, payload, attempts, bool(is_intake)
     )
+
+
+def delivered_times(now: datetime) -> tuple[str, str]:
+    """(audit time, outbox delivered_at) of a delivery at *now*: to the minute, as the
+    report's, since a first delivery follows its report by milliseconds."""
+    return minute_iso(now), minute_start_stamp(now)
+
+
+def delivered_steps(row: tuple[Any, ...], at: str) -> list[Step]:
+    """After an outbox row (its DELIVERED_COLUMNS) is marked delivered: the report counts as
+    delivered once its intake copy is, and the delivery goes on the audit trail."""
+    report_id, ref, partner_id, rule_id, agreement_id, is_intake = row
+    who = {"partner_id": partner_id, "rule_id": rule_id, "agreement_id": agreement_id}
+    steps: list[Step] = [(INTAKE_DELIVERED, (report_id,))] if is_intake else []
+    steps.append((AUDIT_INSERT, audit_row(at, ref, "delivered", outcome="delivered", **who)))
+    return steps
+
+
+def failed_steps(
+    row: tuple[Any, ...],
+    delivery_id: str,
+    error: str,
+    next_attempt_at: datetime,
+    dead: bool,
+    now: datetime,
+) -> list[Step]:
+    """For a failed attempt at an outbox row (its ATTEMPTED_ROW): schedule the retry or
+    give up, and record the attempt (and the giving up) on the audit trail."""
+    at = minute_iso(now)
+    ref, *names = row
+    who = dict(zip(("partner_id", "rule_id", "agreement_id"), names, strict=True))
+    status = "dead" if dead else "pending"
+    steps: list[Step] = [
+        (MARK_FAILED, (status, stamp(next_attempt_at), error[:500], delivery_id)),
+        (AUDIT_INSERT, audit_row(at, ref, "delivery_attempt", outcome="failed", **who)),
+    ]
+    if dead:
+        steps.append((AUDIT_INSERT, audit_row(at, ref, "dead", outcome="gave up", **who)))
+    return steps
+
+
+def retention_cutoff(now: datetime, days: int) -> str:
+    """Reports created before this (in their created_at form) are past retention."""
+    return minute_iso(now - timedelta(days=days))
+
+
+def purged_rows(refs: list[str], now: datetime, days: int) -> list[tuple[Any, ...]]:
+    """AUDIT_INSERT values: a 'purged' event for each report reference."""
+    at, why = minute_iso(now), f"older than {days} days"
+    return [audit_row(at, ref, "purged", outcome=why) for ref in refs]
+
+
+def audit_filter(
+    report_ref: str | None, since: datetime | None, until: datetime | None
+) -> tuple[Any, ...]:
+    """AUDIT_EVENTS values: each filter twice (is it absent? else compare), None when absent."""
+    ref = report_ref or None
+    first = _minute_prefix(since) if since else None
+    last = _minute_prefix(until) if until else None
+    return (ref, ref, first, first, last, last)
+
+
+def audit_events(rows: list[tuple[Any, ...]]) -> list[AuditEvent]:
+    return [AuditEvent(*row) for row in rows]
+
+
+def _minute_prefix(moment: datetime) -> str:
+    # Audit times are stored to the minute or finer; a bare minute prefix sorts before both.
+    return moment.strftime("%Y-%m-%dT%H:%M")

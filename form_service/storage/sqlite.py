@@ -6,6 +6,10 @@ Reads use a second connection from worker threads (anyio.to_thread); WAL lets th
 beside a commit. Every write is inside BEGIN IMMEDIATE ... COMMIT, so a write that
 returned is on disk. Delivery workers in other processes are woken through named pipes
 beside the file (sqlite_wakeups.py), as PostgreSQL's NOTIFY wakes them for its store.
+
+A third connection, opened when first needed, runs the TRUNCATE checkpoints that empty the
+WAL, so that (with ``secure_delete``) a wiped payload survives in no free page and no WAL
+frame. It is not the writer's: commits do not queue behind a checkpoint waiting for the disk.
 """
 
 from __future__ import annotations
@@ -23,7 +27,14 @@ from typing import TypeVar
 import anyio.to_thread
 
 from form_service.logs import log_event
-from form_service.storage import Delivery, NewReport, ReportStatus, SaveResult, StoreUnavailable
+from form_service.storage import (
+    AuditEvent,
+    ClaimedDelivery,
+    NewReport,
+    ReportStatus,
+    SaveResult,
+    StoreUnavailable,
+)
 from form_service.storage import sqlite_ops as ops
 from form_service.storage.migrations import MIGRATIONS
 from form_service.storage.sqlite_wakeups import wakeups_beside
@@ -98,6 +109,8 @@ class SqliteStore:
         self._writer: GroupCommitWriter | None = None
         self._write_conn: sqlite3.Connection | None = None
         self._read_lock = threading.Lock()
+        self._checkpoint_conn: sqlite3.Connection | None = None
+        self._checkpoint_lock = threading.Lock()
         self._clock = clock or _utcnow
         self._wakeups = wakeups_beside(path)
 
@@ -112,6 +125,17 @@ class SqliteStore:
                 if self._reader is None:
                     raise RuntimeError("the store is closed")
                 return work(self._reader)
+
+        return await anyio.to_thread.run_sync(locked)
+
+    async def _truncate_wal(self, wait_ms: int) -> bool:
+        def locked() -> bool:
+            with self._checkpoint_lock:
+                if self._writer is None:
+                    raise RuntimeError("the store is closed")
+                if self._checkpoint_conn is None:
+                    self._checkpoint_conn = connect(self.path)
+                return ops.truncate_wal(self._checkpoint_conn, wait_ms)
 
         return await anyio.to_thread.run_sync(locked)
 
@@ -137,11 +161,11 @@ class SqliteStore:
         def stop() -> None:
             if writer is not None:
                 writer.stop()
-            with self._read_lock:
-                for conn in (self._reader, self._write_conn):
+            with self._read_lock, self._checkpoint_lock:
+                for conn in (self._reader, self._write_conn, self._checkpoint_conn):
                     if conn is not None:
                         conn.close()
-                self._reader = self._write_conn = None
+                self._reader = self._write_conn = self._checkpoint_conn = None
 
         await anyio.to_thread.run_sync(stop)
 
@@ -182,7 +206,7 @@ class SqliteStore:
 
     async def claim_due_deliveries(
         self, now: datetime, limit: int, lease_seconds: float
-    ) -> list[Delivery]:
+    ) -> list[ClaimedDelivery]:
         return await self._write(lambda conn: ops.claim(conn, now, limit, lease_seconds))
 
     async def mark_delivered(self, delivery_id: str) -> None:
@@ -195,6 +219,30 @@ class SqliteStore:
         await self._write(
             lambda conn: ops.mark_failed(conn, delivery_id, error, next_attempt_at, dead, at)
         )
+
+    # -- chores and the operator's queries -----------------------------------------------
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    async def checkpoint(self) -> bool:
+        # While it waits for the writer, a TRUNCATE checkpoint holds new writers off: it
+        # waits briefly, and if the store is busy the worker tries again at its next interval.
+        return await self._truncate_wal(wait_ms=250)
+
+    async def retry_partner_now(self, partner_id: str, now: datetime) -> int:
+        return await self._write(lambda conn: ops.retry_partner_now(conn, partner_id, now))
+
+    async def purge(self, now: datetime, days: int) -> list[str]:
+        refs = await self._write(lambda conn: ops.purge(conn, now, days))
+        # The purged reports' payloads leave the WAL too (waiting as long as a write would).
+        await self._truncate_wal(wait_ms=10_000)
+        return refs
+
+    async def events(
+        self, report_ref: str | None, since: datetime | None, until: datetime | None
+    ) -> list[AuditEvent]:
+        return await self._read(lambda conn: ops.events(conn, report_ref, since, until))
 
 
 def _utcnow() -> datetime:

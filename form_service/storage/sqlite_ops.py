@@ -1,4 +1,9 @@
-"""The SQL of each store operation, run inside the writer's transaction (or a read)."""
+"""Each store operation on SQLite, run inside the writer's transaction (or a read).
+
+The statements are the shared ones (statements.py); what is SQLite's own is here: a
+duplicate form token found from the failed insert, the claim as a select then an update,
+and the TRUNCATE checkpoint that empties the WAL.
+"""
 
 from __future__ import annotations
 
@@ -6,35 +11,44 @@ import sqlite3
 from datetime import datetime, timedelta
 from typing import Any
 
-from form_service.storage import Delivery, NewReport, ReferenceTaken, ReportStatus, SaveResult
-from form_service.storage.rows import (
-    AUDIT_INSERT,
-    DELIVERY_COLUMNS,
-    OUTBOX_INSERT,
-    audit_row,
-    delivery,
-    new_report_rows,
+from form_service.storage import (
+    AuditEvent,
+    ClaimedDelivery,
+    NewReport,
+    ReferenceTaken,
+    ReportStatus,
+    SaveResult,
+    rows,
 )
+from form_service.storage import statements as q
 from form_service.times import minute_iso, minute_start_stamp, stamp
 
+_CLAIMABLE = f"SELECT {q.CLAIMED_COLUMNS} FROM outbox o JOIN reports r ON r.id = o.report_id"  # noqa: S608
+_DELIVERED_ROW = (
+    f"SELECT {q.DELIVERED_COLUMNS} FROM outbox o JOIN reports r ON r.id = o.report_id"  # noqa: S608
+    " WHERE o.id = ? AND o.status != 'delivered'"
+)
+_WIPE = f"UPDATE outbox SET {q.WIPE_DELIVERED} WHERE id = ?"  # noqa: S608
+_EXPIRED_REFS = "SELECT report_ref FROM reports WHERE created_at < ? ORDER BY id"
 
-def _audit(conn: sqlite3.Connection, at: str, report_ref: str, event: str, **cols: Any) -> None:
-    conn.execute(AUDIT_INSERT, audit_row(at, report_ref, event, **cols))
+
+def _run(conn: sqlite3.Connection, steps: list[rows.Step]) -> None:
+    for statement, values in steps:
+        conn.execute(statement, values)
 
 
 def _insert_report(conn: sqlite3.Connection, report: NewReport) -> None:
     at = minute_iso(report.created_at)
     cursor = conn.execute(
-        "INSERT INTO reports (report_ref, receipt_hash, token_id, status, created_at,"
-        " content_age) VALUES (?, ?, ?, 'received', ?, ?)",
+        q.REPORT_INSERT,
         (report.report_ref, report.receipt_hash, report.token_id, at, report.content_age),
     )
     assert cursor.lastrowid is not None
-    outbox, audit = new_report_rows(
+    outbox, audit = rows.new_report_rows(
         report, cursor.lastrowid, at, minute_start_stamp(report.created_at)
     )
-    conn.executemany(OUTBOX_INSERT, outbox)
-    conn.executemany(AUDIT_INSERT, audit)
+    conn.executemany(q.OUTBOX_INSERT, outbox)
+    conn.executemany(q.AUDIT_INSERT, audit)
 
 
 def save_report(conn: sqlite3.Connection, report: NewReport) -> SaveResult:
@@ -44,10 +58,7 @@ def save_report(conn: sqlite3.Connection, report: NewReport) -> SaveResult:
         _insert_report(conn, report)
     except sqlite3.IntegrityError as error:
         if "reports.token_id" in str(error):
-            row = conn.execute(
-                "SELECT report_ref, receipt_hash FROM reports WHERE token_id = ?",
-                (report.token_id,),
-            ).fetchone()
+            row = conn.execute(q.EARLIER_REPORT, (report.token_id,)).fetchone()
             return SaveResult(False, row[0], row[1])
         if "report_ref" in str(error):
             raise ReferenceTaken from None
@@ -56,67 +67,38 @@ def save_report(conn: sqlite3.Connection, report: NewReport) -> SaveResult:
 
 
 def report_status(conn: sqlite3.Connection, receipt_hash: str) -> ReportStatus | None:
-    row = conn.execute(
-        "SELECT status FROM reports WHERE receipt_hash = ?", (receipt_hash,)
-    ).fetchone()
+    row = conn.execute(q.REPORT_STATUS, (receipt_hash,)).fetchone()
     return ReportStatus(row[0]) if row else None
 
 
 def mark_reviewed(conn: sqlite3.Connection, report_ref: str) -> None:
-    conn.execute("UPDATE reports SET status = 'reviewed' WHERE report_ref = ?", (report_ref,))
+    conn.execute(q.MARK_REVIEWED, (report_ref,))
 
 
 def claim(
     conn: sqlite3.Connection, now: datetime, limit: int, lease_seconds: float
-) -> list[Delivery]:
+) -> list[ClaimedDelivery]:
     at = stamp(now)
     until = stamp(now + timedelta(seconds=lease_seconds))
-    # Two queries, not one with OR: each walks the (status, next_attempt_at) index in order
-    # and stops at *limit*, where an OR would sort every due row of a backlog per claim.
-    # Rows whose lease ran out (a crashed worker's) go first: they have waited longest.
-    select = f"SELECT {DELIVERY_COLUMNS} FROM outbox o JOIN reports r ON r.id = o.report_id"  # noqa: S608
-    rows = conn.execute(
-        f"{select} WHERE o.status = 'sending' AND o.claimed_until < ? LIMIT ?",
-        (at, limit),
-    ).fetchall()
-    if len(rows) < limit:
-        rows += conn.execute(
-            f"{select} WHERE o.status = 'pending' AND o.next_attempt_at <= ?"
-            " ORDER BY o.next_attempt_at LIMIT ?",
-            (at, limit - len(rows)),
-        ).fetchall()
+    taken: list[Any] = []
+    for due in q.CLAIM_ORDER:
+        if len(taken) < limit:
+            query = f"{_CLAIMABLE} WHERE {due} LIMIT ?"
+            taken += conn.execute(query, (at, limit - len(taken))).fetchall()
     conn.executemany(
-        "UPDATE outbox SET status = 'sending', claimed_until = ?,"
-        " attempts = attempts + 1 WHERE id = ?",
-        [(until, row[0]) for row in rows],
+        f"UPDATE outbox SET {q.LEASE} WHERE id = ?",  # noqa: S608
+        [(until, row[0]) for row in taken],
     )
-    return [delivery((*row[:6], row[6] + 1, row[7])) for row in rows]
+    return [rows.claimed_delivery((*row[:6], row[6] + 1, row[7])) for row in taken]
 
 
 def mark_delivered(conn: sqlite3.Connection, delivery_id: str, now: datetime) -> None:
-    # To the minute, as the report: a first delivery follows the report by milliseconds.
-    at, delivered = minute_iso(now), minute_start_stamp(now)
-    row = conn.execute(
-        "SELECT o.report_id, r.report_ref, o.partner_id, o.rule_id,"
-        " o.agreement_id, o.is_intake FROM outbox o JOIN reports r"
-        " ON r.id = o.report_id WHERE o.id = ? AND o.status != 'delivered'",
-        (delivery_id,),
-    ).fetchone()
+    at, delivered = rows.delivered_times(now)
+    row = conn.execute(_DELIVERED_ROW, (delivery_id,)).fetchone()
     if row is None:
         return
-    report_id, ref, partner_id, rule_id, agreement_id, is_intake = row
-    conn.execute(
-        "UPDATE outbox SET status = 'delivered', payload = NULL,"
-        " claimed_until = NULL, delivered_at = ? WHERE id = ?",
-        (delivered, delivery_id),
-    )
-    if is_intake:
-        conn.execute(
-            "UPDATE reports SET status = 'delivered' WHERE id = ? AND status = 'received'",
-            (report_id,),
-        )
-    who = {"partner_id": partner_id, "rule_id": rule_id, "agreement_id": agreement_id}
-    _audit(conn, at, ref, "delivered", outcome="delivered", **who)
+    conn.execute(_WIPE, (delivered, delivery_id))
+    _run(conn, rows.delivered_steps(row, at))
 
 
 def mark_failed(
@@ -127,20 +109,43 @@ def mark_failed(
     dead: bool,
     now: datetime,
 ) -> None:
-    at = minute_iso(now)
-    row = conn.execute(
-        "SELECT r.report_ref, o.partner_id, o.rule_id, o.agreement_id"
-        " FROM outbox o JOIN reports r ON r.id = o.report_id WHERE o.id = ?",
-        (delivery_id,),
-    ).fetchone()
+    row = conn.execute(q.ATTEMPTED_ROW, (delivery_id,)).fetchone()
     if row is None:
         return
-    conn.execute(
-        "UPDATE outbox SET status = ?, next_attempt_at = ?, claimed_until = NULL,"
-        " last_error = ? WHERE id = ? AND status != 'delivered'",
-        ("dead" if dead else "pending", stamp(next_attempt_at), error[:500], delivery_id),
-    )
-    who = dict(zip(("partner_id", "rule_id", "agreement_id"), row[1:], strict=True))
-    _audit(conn, at, row[0], "delivery_attempt", outcome="failed", **who)
-    if dead:
-        _audit(conn, at, row[0], "dead", outcome="gave up", **who)
+    _run(conn, rows.failed_steps(row, delivery_id, error, next_attempt_at, dead, now))
+
+
+def retry_partner_now(conn: sqlite3.Connection, partner_id: str, now: datetime) -> int:
+    cursor = conn.execute(q.RETRY_PARTNER_NOW, (stamp(now), partner_id, stamp(now)))
+    return cursor.rowcount
+
+
+def purge(conn: sqlite3.Connection, now: datetime, days: int) -> list[str]:
+    cutoff = rows.retention_cutoff(now, days)
+    refs = [row[0] for row in conn.execute(_EXPIRED_REFS, (cutoff,))]
+    conn.executemany(q.AUDIT_INSERT, rows.purged_rows(refs, now, days))
+    conn.execute(q.DELETE_EXPIRED, (cutoff,))
+    return refs
+
+
+def events(
+    conn: sqlite3.Connection,
+    report_ref: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> list[AuditEvent]:
+    found = conn.execute(q.AUDIT_EVENTS, rows.audit_filter(report_ref, since, until)).fetchall()
+    return rows.audit_events(found)
+
+
+def truncate_wal(conn: sqlite3.Connection, wait_ms: int) -> bool:
+    """Copy the WAL into the database file and empty it; False if a reader kept it from
+    finishing. With ``secure_delete`` on, a wiped payload then survives in no free page and
+    no WAL frame. It waits at most *wait_ms* for the writer, holding new writers off
+    meanwhile."""
+    conn.execute(f"PRAGMA busy_timeout = {int(wait_ms)}")
+    try:
+        row = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    finally:
+        conn.execute("PRAGMA busy_timeout = 10000")
+    return row is not None and row[0] == 0

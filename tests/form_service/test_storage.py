@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import re
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
@@ -253,6 +256,102 @@ def test_failure_then_retry_then_dead(database: Database) -> None:
         "SELECT event, outcome FROM audit_events WHERE event IN"
         " ('delivery_attempt', 'dead') ORDER BY id",
     ) == [("delivery_attempt", "failed"), ("delivery_attempt", "failed"), ("dead", "gave up")]
+
+
+def test_retry_partner_now_makes_only_that_partners_waiting_rows_due(database: Database) -> None:
+    later = NOW + timedelta(hours=1)
+
+    async def flow(store: Store) -> tuple[int, int, list[str]]:
+        await store.save_report(new_report())
+        for row in await store.claim_due_deliveries(NOW, 10, 60):
+            await store.mark_failed(row.delivery_id, "refused", later, dead=False)
+        pulled = await store.retry_partner_now("harbor-schools", NOW)
+        again = await store.retry_partner_now("harbor-schools", NOW)  # nothing waits now
+        due = await store.claim_due_deliveries(NOW, 10, 60)
+        return pulled, again, [row.partner_id for row in due]
+
+    assert run(flow, database) == (1, 0, ["harbor-schools"])
+
+
+def test_purge_removes_old_reports_and_records_it_in_the_audit_trail(database: Database) -> None:
+    old = NOW - timedelta(days=400)
+
+    async def flow(store: Store) -> tuple[list[str], list[str], list[Any], list[Any]]:
+        await store.save_report(new_report(created_at=old))
+        rows = (entry("intake-team", True, "d-new"),)
+        await store.save_report(new_report("u" * 32, "R-BBBBBBBB", receipt_hash="h2", outbox=rows))
+        purged = await store.purge(NOW, 365)
+        again = await store.purge(NOW, 365)
+        trail = await store.events("R-AAAAAAAA", None, None)
+        today = await store.events(None, NOW.replace(hour=0, minute=0), NOW + timedelta(days=1))
+        return purged, again, trail, today
+
+    purged, again, trail, today = run(flow, database)
+    assert purged == ["R-AAAAAAAA"] and again == []
+    assert [e.event for e in trail] == ["received", "routed", "routed", "purged"]
+    assert trail[-1].at == "2026-03-04T05:06Z" and trail[-1].outcome == "older than 365 days"
+    # The old report's events are dated when it arrived, but its purge today.
+    assert [(e.report_ref, e.event) for e in today] == [
+        ("R-BBBBBBBB", "received"),
+        ("R-BBBBBBBB", "routed"),
+        ("R-AAAAAAAA", "purged"),
+    ]
+    assert database.rows("SELECT report_ref FROM reports") == [("R-BBBBBBBB",)]
+    assert database.rows("SELECT id FROM outbox") == [("d-new",)]
+
+
+_SQLITE_ONLY = """
+import asyncio, sys, uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import form_service.app
+from form_service.delivery.admin import audit_trail, purge_now
+from form_service.delivery.worker import DeliveryWorker, delivery_settings
+from form_service.intake import prepare_report
+from form_service.settings import Settings
+from form_service.storage import open_store
+from outreach.loader import load_profile
+from tests.form_service.samples import REPORT
+
+data = Path(sys.argv[1])
+settings = Settings.from_env(load_profile(), data, {"OUTREACH_DATA_DIR": str(data)})
+
+
+async def cycle() -> int:
+    store = open_store(settings)
+    await store.open()
+    try:
+        new, _ = prepare_report(
+            REPORT, settings.profile.profile, str(uuid.uuid4()), "s", datetime.now(UTC)
+        )
+        await store.save_report(new)
+        worker = DeliveryWorker(store, delivery_settings(settings))
+        sent = await worker.drain()
+        await worker.purge()
+        return sent
+    finally:
+        await store.close()
+
+
+assert asyncio.run(cycle()) > 0
+purge_now(settings)
+assert audit_trail(settings, None, None, None)
+print(sorted({name.split(".")[0] for name in sys.modules} & {"psycopg", "psycopg_pool"}))
+"""
+
+
+def test_a_sqlite_service_never_imports_the_postgresql_driver(tmp_path: Path) -> None:
+    """The service, a worker cycle and the operator's commands on SQLite: psycopg is for
+    PostgreSQL sites only (a fresh interpreter, since this one has it loaded)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _SQLITE_ONLY, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 
 def test_audit_log_holds_no_content(database: Database) -> None:

@@ -48,9 +48,7 @@ async def open_store(database: Database) -> Store:
     return await database.open_store()
 
 
-def make_worker(
-    store: Store, profile: Profile, data_dir: Path, database: Database, **kwargs: Any
-) -> DeliveryWorker:
+def make_worker(store: Store, profile: Profile, data_dir: Path, **kwargs: Any) -> DeliveryWorker:
     settings = DeliverySettings(
         profile=profile,
         data_dir=data_dir,
@@ -59,8 +57,7 @@ def make_worker(
         timeout=kwargs.pop("timeout", 5),
     )
     kwargs.setdefault("options", FAST)
-    housekeeping = database.housekeeping(store)
-    return DeliveryWorker(store, settings, housekeeping=housekeeping, **kwargs)
+    return DeliveryWorker(store, settings, **kwargs)
 
 
 async def run_until(

@@ -31,7 +31,7 @@ def test_delivered_payload_is_gone_from_every_database_file(
         store = await open_store(database)
         await submit(store, demo.profile, report(description=CANARY))
         assert _holding(database, CANARY), "the test must see the canary before delivery"
-        await make_worker(store, demo.profile, data_dir, database).drain()
+        await make_worker(store, demo.profile, data_dir).drain()
         assert not _holding(database, CANARY)  # while the store is still open
         await store.close()
 
@@ -93,7 +93,7 @@ def delivered(demo: LoadedProfile, data_dir: Path, database: Database) -> str:
         store = await open_store(database)
         filed = await submit(store, demo.profile, report(description=CANARY))
         await submit(store, demo.profile)
-        await make_worker(store, demo.profile, data_dir, database).drain()
+        await make_worker(store, demo.profile, data_dir).drain()
         await store.close()
         return filed.report_ref
 

@@ -21,7 +21,7 @@ from form_service.delivery.retry import RetryPolicy
 from form_service.delivery.worker import DeliveryWorker
 from form_service.intake import prepare_report
 from form_service.report import Contact, Report
-from form_service.storage import Delivery, NewReport, Store
+from form_service.storage import ClaimedDelivery, NewReport, Store
 from outreach.loader import LoadedProfile
 from outreach.profile import Concern, Profile, Setting
 from tests.databases import Database
@@ -102,9 +102,7 @@ def test_flagged_reports_are_one_digest_per_partner_and_others_go_one_by_one(
 
     async def scenario() -> tuple[NewReport, list[NewReport], list[NewReport]]:
         store = await open_store(database)
-        worker = make_worker(
-            store, profile, data_dir, database, tls_context=test_ca.client_context()
-        )
+        worker = make_worker(store, profile, data_dir, tls_context=test_ca.client_context())
         # The first flagged report finds no window open: it goes at once, and opens one.
         first = await submit_flagged(store, profile, infrastructure_report(0))
         await worker.drain()
@@ -201,7 +199,6 @@ def test_unflagged_reports_do_not_wait_for_the_window(
             store,
             profile,
             data_dir,
-            database,
             options=options,
             wakeup=wakeup,
             tls_context=test_ca.client_context(),
@@ -257,9 +254,7 @@ def test_a_failed_or_abandoned_digest_loses_no_report(
         def clock() -> datetime:
             return moment
 
-        return make_worker(
-            store, profile, data_dir, database, options=options, tls_context=tls, clock=clock
-        )
+        return make_worker(store, profile, data_dir, options=options, tls_context=tls, clock=clock)
 
     async def scenario() -> None:
         store = await open_store(database)
@@ -267,7 +262,7 @@ def test_a_failed_or_abandoned_digest_loses_no_report(
             filed = report(description=f"Held report {n}.", danger_now=False)
             await submit_flagged(store, profile, filed)
         # A worker sends the first (the relay is down), holds the rest, and dies.
-        dying = make_worker(store, profile, data_dir, database, options=options, tls_context=tls)
+        dying = make_worker(store, profile, data_dir, options=options, tls_context=tls)
         await dying._drain()
         assert dying.digests.held_count() == 12  # four reports, each to three partners
         assert sorted(status for status, _ in intake_rows()) == ["pending"] + ["sending"] * 4
@@ -305,7 +300,7 @@ def test_webhook_partners_still_get_one_request_per_report(
         store = await open_store(database)
         for n in range(3):
             await submit_flagged(store, profile, report(setting=Setting.online, when=f"day {n}"))
-        worker = make_worker(store, profile, data_dir, database, environ={"HOOK_SECRET": "s"})
+        worker = make_worker(store, profile, data_dir, environ={"HOOK_SECRET": "s"})
         await worker.drain()
         await store.close()
 
@@ -321,7 +316,7 @@ def test_a_window_with_one_report_sends_the_usual_message(
     async def scenario() -> NewReport:
         store = await open_store(database)
         new = await submit_flagged(store, demo.profile, report(setting=Setting.online))
-        await make_worker(store, demo.profile, data_dir, database).drain()
+        await make_worker(store, demo.profile, data_dir).drain()
         await store.close()
         return new
 
@@ -337,10 +332,10 @@ class Clock:
         return self.now
 
 
-def _row(partner_id: str = "intake-team", **changes: Any) -> Delivery:
+def _row(partner_id: str = "intake-team", **changes: Any) -> ClaimedDelivery:
     changes.setdefault("urgent", False)  # urgent reports never wait for a digest
     text = json.dumps(payload(partner_id, flood_suspected=True, **changes))
-    return Delivery(
+    return ClaimedDelivery(
         json.loads(text)["delivery_id"],
         "R-7K3M9Q2X",
         partner_id,
@@ -358,7 +353,7 @@ def test_a_flagged_message_opens_a_window_and_its_digest_the_next(
     clock = Clock()
     digests = FloodDigests(300, clock=clock)
 
-    def hold(row: Delivery, send_by: float = 10_000) -> bool:
+    def hold(row: ClaimedDelivery, send_by: float = 10_000) -> bool:
         payload = digests.digestible(row, demo.profile)
         assert payload is not None
         return digests.hold(row, payload, send_by)

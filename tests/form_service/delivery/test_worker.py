@@ -65,7 +65,7 @@ def test_right_partners_get_exactly_their_fields(
     async def scenario() -> None:
         store = await open_store(database)
         await submit(store, demo.profile, filed)
-        await make_worker(store, demo.profile, data_dir, database).drain()
+        await make_worker(store, demo.profile, data_dir).drain()
         await store.close()
 
     asyncio.run(scenario())
@@ -101,9 +101,7 @@ def test_smtp_down_then_back_is_delivered_once(
     async def scenario() -> None:
         store = await open_store(database)
         await submit(store, profile)
-        worker = make_worker(
-            store, profile, data_dir, database, tls_context=test_ca.client_context()
-        )
+        worker = make_worker(store, profile, data_dir, tls_context=test_ca.client_context())
         await worker.drain()
         status, attempts, payload, error = outbox(database)["intake-team"]
         assert status == "pending" and attempts >= 1
@@ -136,13 +134,11 @@ def test_server_that_drops_the_connection_is_retried(
     async def scenario() -> None:
         store = await open_store(database)
         await submit(store, flaky)
-        await make_worker(
-            store, flaky, data_dir, database, tls_context=test_ca.client_context()
-        ).drain()
+        await make_worker(store, flaky, data_dir, tls_context=test_ca.client_context()).drain()
         assert outbox(database)["intake-team"][0] == "pending"
         dropping_server.stop()
         good: SMTPServer = smtp_server(starttls=True, port=dropping_server.port)
-        worker = make_worker(store, flaky, data_dir, database, tls_context=test_ca.client_context())
+        worker = make_worker(store, flaky, data_dir, tls_context=test_ca.client_context())
         await run_until(worker, lambda: len(good.messages) == 1)
         await store.close()
 
@@ -165,7 +161,7 @@ def test_webhook_500_then_200(
     async def scenario() -> None:
         store = await open_store(database)
         await submit(store, profile)
-        worker = make_worker(store, profile, data_dir, database, environ={"HOOK_SECRET": "s3cret"})
+        worker = make_worker(store, profile, data_dir, environ={"HOOK_SECRET": "s3cret"})
         await run_until(worker, lambda: outbox(database)["intake-team"][0] == "delivered")
         await store.close()
 
@@ -194,7 +190,7 @@ def test_two_workers_deliver_each_row_once(
         for _ in range(40):
             await submit(store_a, profile, report(setting=Setting.online))
         workers = [
-            make_worker(store, profile, data_dir, database, environ={"HOOK_SECRET": "s"})
+            make_worker(store, profile, data_dir, environ={"HOOK_SECRET": "s"})
             for store in (store_a, store_b)
         ]
         counts = await asyncio.gather(*(worker.drain() for worker in workers))
@@ -229,7 +225,6 @@ def test_starttls_refused_is_never_plaintext_and_is_alerted(
             store,
             profile,
             data_dir,
-            database,
             options=options,
             tls_context=test_ca.client_context(),
         )
@@ -260,9 +255,7 @@ def test_commit_wakes_the_worker_at_once(
     async def scenario() -> float:
         store = await open_store(database)
         wakeup = asyncio.Event()
-        worker = make_worker(
-            store, demo.profile, data_dir, database, options=slow_poll, wakeup=wakeup
-        )
+        worker = make_worker(store, demo.profile, data_dir, options=slow_poll, wakeup=wakeup)
         task = asyncio.create_task(worker.run())
         await asyncio.sleep(0.2)  # the worker has drained nothing and sleeps on its event
         await submit(store, demo.profile)
@@ -287,7 +280,7 @@ def test_a_commit_elsewhere_wakes_the_worker_by_notify(
 
     async def scenario() -> float:
         worker_store, service_store = await open_store(database), await open_store(database)
-        worker = make_worker(worker_store, demo.profile, data_dir, database, options=slow_poll)
+        worker = make_worker(worker_store, demo.profile, data_dir, options=slow_poll)
         task = asyncio.create_task(worker.run())
         await asyncio.sleep(0.5)  # listening, drained nothing, asleep for a minute
         started = time.monotonic()
@@ -326,7 +319,7 @@ def test_a_stop_swallowed_by_a_library_still_stops_the_worker(
             return await claim(*args)
 
         store.claim_due_deliveries = claim_that_swallows_a_cancel  # type: ignore[method-assign]
-        worker = make_worker(store, demo.profile, data_dir, database, options=slow_poll)
+        worker = make_worker(store, demo.profile, data_dir, options=slow_poll)
         task = asyncio.create_task(worker.run())
         await claiming.wait()
         task.cancel()
@@ -357,7 +350,7 @@ def test_unreachable_partner_does_not_hold_up_the_others(
     async def scenario() -> None:
         store = await open_store(database)
         await submit(store, profile)
-        worker = make_worker(store, profile, data_dir, database, environ={"HOOK_SECRET": "s"})
+        worker = make_worker(store, profile, data_dir, environ={"HOOK_SECRET": "s"})
         await worker.drain()
         await store.close()
 
@@ -382,9 +375,7 @@ def test_partner_back_gets_its_backlog_at_once(
 
     async def scenario() -> None:
         store = await open_store(database)
-        worker = make_worker(
-            store, profile, data_dir, database, options=slow, environ={"HOOK_SECRET": "s"}
-        )
+        worker = make_worker(store, profile, data_dir, options=slow, environ={"HOOK_SECRET": "s"})
         for _ in range(3):
             await submit(store, profile, report(setting=Setting.online))
         await worker.drain()
@@ -413,7 +404,7 @@ def test_deliveries_are_logged_as_a_count_not_a_line_each(
         store = await open_store(database)
         for _ in range(2):
             await submit(store, demo.profile, report())
-        worker = make_worker(store, demo.profile, data_dir, database)
+        worker = make_worker(store, demo.profile, data_dir)
         pending = "SELECT count(*) FROM outbox WHERE status != 'delivered'"
         await run_until(worker, lambda: rows(database, pending) == [(0,)])
         await store.close()
@@ -441,7 +432,7 @@ def test_a_worker_sharing_the_form_s_process_gives_way_while_reports_come_in(
         store = await open_store(database)
         for _ in range(4):
             await submit(store, demo.profile, report())
-        worker = make_worker(store, demo.profile, data_dir, database, busy=lambda: busy)
+        worker = make_worker(store, demo.profile, data_dir, busy=lambda: busy)
         send = worker.attempt
 
         async def counted(row: Any) -> None:
