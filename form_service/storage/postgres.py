@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from psycopg import errors, sql
@@ -45,6 +45,7 @@ from form_service.storage.rows import (
     AUDIT_INSERT,
     DELIVERY_COLUMNS,
     OUTBOX_INSERT,
+    REPORT_STATUS,
     audit_row,
     delivery,
     new_report_rows,
@@ -117,9 +118,16 @@ async def _insert_report(conn: Connection, report: NewReport) -> int | None:
     at = minute_iso(report.created_at)
     cursor = await conn.execute(
         "INSERT INTO reports (report_ref, receipt_hash, token_id, status, created_at,"
-        " content_age) VALUES (%s, %s, %s, 'received', %s, %s)"
+        " content_age, urgent) VALUES (%s, %s, %s, 'received', %s, %s, %s)"
         " ON CONFLICT (token_id) DO NOTHING RETURNING id",
-        (report.report_ref, report.receipt_hash, report.token_id, at, report.content_age),
+        (
+            report.report_ref,
+            report.receipt_hash,
+            report.token_id,
+            at,
+            report.content_age,
+            int(report.urgent),
+        ),
     )
     row = await cursor.fetchone()
     if row is None:
@@ -226,9 +234,7 @@ class PostgresStore:
     async def report_status(self, receipt_hash: str) -> ReportStatus | None:
         try:
             async with self._connection() as conn:
-                cursor = await conn.execute(
-                    "SELECT status FROM reports WHERE receipt_hash = %s", (receipt_hash,)
-                )
+                cursor = await conn.execute(sql_for(REPORT_STATUS, "postgres"), (receipt_hash,))
                 row = await cursor.fetchone()
         except _UNAVAILABLE as error:
             raise StoreUnavailable(f"{type(error).__name__}: {error}") from error
@@ -387,6 +393,29 @@ class PostgresStore:
             )
             rows = await cursor.fetchall()
         return [AuditEvent(*row) for row in rows]
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_PostgresTx]:
+        try:
+            async with self._connection() as conn, conn.transaction():
+                yield _PostgresTx(conn)
+        except _UNAVAILABLE as error:
+            raise StoreUnavailable(f"{type(error).__name__}: {error}") from error
+
+
+class _PostgresTx:
+    dialect: Literal["postgres"] = "postgres"
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    async def fetch(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        cursor = await self.conn.execute(sql_for(statement, "postgres"), tuple(params))
+        return list(await cursor.fetchall())
+
+    async def run(self, statement: str, params: Sequence[Any] = ()) -> int:
+        cursor = await self.conn.execute(sql_for(statement, "postgres"), tuple(params))
+        return cursor.rowcount
 
 
 def _utcnow() -> datetime:

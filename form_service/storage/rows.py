@@ -27,6 +27,15 @@ DELIVERY_COLUMNS = (
 )
 
 
+# The tipster's status: the inbox's stage when staff have acted on the report, else how far
+# delivery got. Outcomes and notes never reach it.
+REPORT_STATUS = (
+    "SELECT CASE WHEN stage = 'closed' THEN 'closed'"
+    " WHEN acknowledged_at IS NOT NULL OR stage <> 'received' THEN 'reviewed'"
+    " ELSE status END FROM reports WHERE receipt_hash = ?"
+)
+
+
 def sql(statement: str, dialect: Dialect) -> str:
     """*statement* with the placeholders of *dialect* (none of ours holds a literal ``?``)."""
     return statement.replace("?", "%s") if dialect == "postgres" else statement

@@ -14,11 +14,11 @@ import asyncio
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Literal, TypeVar
 
 import anyio.to_thread
 
@@ -100,6 +100,8 @@ class SqliteStore:
         self._read_lock = threading.Lock()
         self._clock = clock or _utcnow
         self._wakeups = wakeups_beside(path)
+        self._staff: sqlite3.Connection | None = None
+        self._staff_lock = asyncio.Lock()
 
     @property
     def _conn(self) -> sqlite3.Connection | None:
@@ -126,6 +128,7 @@ class SqliteStore:
             migrate(conn, self._clock())
             self._write_conn = conn
             self._reader = connect(self.path)
+            self._staff = connect(self.path)
 
         await anyio.to_thread.run_sync(start)
         assert self._write_conn is not None
@@ -138,10 +141,10 @@ class SqliteStore:
             if writer is not None:
                 writer.stop()
             with self._read_lock:
-                for conn in (self._reader, self._write_conn):
+                for conn in (self._reader, self._write_conn, self._staff):
                     if conn is not None:
                         conn.close()
-                self._reader = self._write_conn = None
+                self._reader = self._write_conn = self._staff = None
 
         await anyio.to_thread.run_sync(stop)
 
@@ -195,6 +198,48 @@ class SqliteStore:
         await self._write(
             lambda conn: ops.mark_failed(conn, delivery_id, error, next_attempt_at, dead, at)
         )
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_SqliteTx]:
+        """A connection of its own for the team's side: BEGIN IMMEDIATE waits (up to the
+        busy timeout) while the report writer commits, and reports wait likewise for it."""
+        async with self._staff_lock:
+            conn = self._staff
+            if conn is None:
+                raise RuntimeError("the store is closed")
+            tx = _SqliteTx(conn)
+            try:
+                await tx.call(lambda: conn.execute("BEGIN IMMEDIATE"))
+                yield tx
+                await tx.call(lambda: conn.execute("COMMIT"))
+            except sqlite3.OperationalError as error:
+                await _rollback(tx, conn)
+                raise StoreUnavailable(str(error)) from error
+            except BaseException:
+                await _rollback(tx, conn)
+                raise
+
+
+class _SqliteTx:
+    dialect: Literal["sqlite"] = "sqlite"
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    async def call(self, work: Callable[[], T]) -> T:
+        return await anyio.to_thread.run_sync(work)
+
+    async def fetch(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return await self.call(lambda: self.conn.execute(statement, tuple(params)).fetchall())
+
+    async def run(self, statement: str, params: Sequence[Any] = ()) -> int:
+        return await self.call(lambda: self.conn.execute(statement, tuple(params)).rowcount)
+
+
+async def _rollback(tx: _SqliteTx, conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        with suppress(sqlite3.Error):
+            await tx.call(lambda: conn.execute("ROLLBACK"))
 
 
 def _utcnow() -> datetime:

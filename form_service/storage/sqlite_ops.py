@@ -11,6 +11,7 @@ from form_service.storage.rows import (
     AUDIT_INSERT,
     DELIVERY_COLUMNS,
     OUTBOX_INSERT,
+    REPORT_STATUS,
     audit_row,
     delivery,
     new_report_rows,
@@ -26,8 +27,15 @@ def _insert_report(conn: sqlite3.Connection, report: NewReport) -> None:
     at = minute_iso(report.created_at)
     cursor = conn.execute(
         "INSERT INTO reports (report_ref, receipt_hash, token_id, status, created_at,"
-        " content_age) VALUES (?, ?, ?, 'received', ?, ?)",
-        (report.report_ref, report.receipt_hash, report.token_id, at, report.content_age),
+        " content_age, urgent) VALUES (?, ?, ?, 'received', ?, ?, ?)",
+        (
+            report.report_ref,
+            report.receipt_hash,
+            report.token_id,
+            at,
+            report.content_age,
+            int(report.urgent),
+        ),
     )
     assert cursor.lastrowid is not None
     outbox, audit = new_report_rows(
@@ -56,9 +64,7 @@ def save_report(conn: sqlite3.Connection, report: NewReport) -> SaveResult:
 
 
 def report_status(conn: sqlite3.Connection, receipt_hash: str) -> ReportStatus | None:
-    row = conn.execute(
-        "SELECT status FROM reports WHERE receipt_hash = ?", (receipt_hash,)
-    ).fetchone()
+    row = conn.execute(REPORT_STATUS, (receipt_hash,)).fetchone()
     return ReportStatus(row[0]) if row else None
 
 
