@@ -88,6 +88,7 @@ def create_app(settings: Settings, background: Sequence[BackgroundTask] = ()) ->
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         await service.store.open()
+        await service.read_team_key()
         # What is built by now (profile, templates, catalogs) lives as long as the process:
         # kept out of the collector's passes, which then stay short under load (tail latency).
         gc.freeze()

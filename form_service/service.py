@@ -24,7 +24,7 @@ from form_service.storage import staff as staff_records
 from form_service.storage.staff import INTAKE_GROUP
 from form_service.tokens import FormTokens
 
-TEAM_KEY_SECONDS = 60
+TEAM_KEY_SECONDS = 5
 
 
 @dataclass
@@ -44,7 +44,7 @@ class Service:
     """Receipt pages rendered once per (language, danger now), the code put in per report."""
     team_recipients: tuple[str, ...] = ()
     """The intake team's age recipient once its first member enrolled: new reports are
-    sealed to it beside the archive key. Read from the store at start and every minute."""
+    sealed to it beside the archive key. Read at start, then every few seconds until found."""
 
     @classmethod
     def build(cls, settings: Settings, store: Store) -> Service:
@@ -69,15 +69,18 @@ class Service:
             ),
         )
 
+    async def read_team_key(self) -> None:
+        with contextlib.suppress(StoreUnavailable):
+            async with self.store.transaction() as tx:
+                recipient = await staff_records.group_recipient(tx, INTAKE_GROUP)
+            self.team_recipients = (recipient,) if recipient else ()
+
     async def follow_team_key(self) -> None:
         """Keep ``team_recipients`` current: the key is made once, when the first intake
-        user enrols (in this process or another)."""
-        while True:
-            with contextlib.suppress(StoreUnavailable):
-                async with self.store.transaction() as tx:
-                    recipient = await staff_records.group_recipient(tx, INTAKE_GROUP)
-                self.team_recipients = (recipient,) if recipient else ()
-            await asyncio.sleep(TEAM_KEY_SECONDS if self.team_recipients else 5)
+        user enrols (in this process or another), and never changes after."""
+        while not self.team_recipients:
+            await asyncio.sleep(TEAM_KEY_SECONDS)
+            await self.read_team_key()
 
     def language(self, request: Request) -> str | None:
         """The page language from the URL, or None for a prefix that is no profile language."""

@@ -130,11 +130,12 @@ async def _act(request: Request, session: Session, ref: str) -> Response:
         if await records.case(tx, ref) is None:
             return render(request, "message.html", 404, session=session, message_id="no_report")
         detail = await _apply(tx, action, ref, outcome, form.values.get("assignee", ""))
-        if detail is False:
-            return await _case_page(request, session, ref, 422, error="no_such_colleague")
-        await records.append_event(
-            tx, session.user.email, action, now(), ref, detail if isinstance(detail, str) else None
-        )
+        if detail is not False:
+            audit_detail = detail if isinstance(detail, str) else None
+            await records.append_event(tx, session.user.email, action, now(), ref, audit_detail)
+    # The page is read in a transaction of its own, after this one has ended.
+    if detail is False:
+        return await _case_page(request, session, ref, 422, error="no_such_colleague")
     return RedirectResponse(f"/staff/reports/{ref}", status_code=303, headers=NO_STORE)
 
 
@@ -170,7 +171,10 @@ async def _add_note(request: Request, session: Session, ref: str, text: str) -> 
         try:
             team = await team_identity(tx, session)
         except Sealed:
-            return await _case_page(request, session, ref, 403, text, error="no_team_key")
-        await records.add_note(tx, ref, session.user.email, seal_note(team, text), now())
-        await records.append_event(tx, session.user.email, "note_added", now(), ref)
+            team = None
+        if team is not None:
+            await records.add_note(tx, ref, session.user.email, seal_note(team, text), now())
+            await records.append_event(tx, session.user.email, "note_added", now(), ref)
+    if team is None:
+        return await _case_page(request, session, ref, 403, text, error="no_team_key")
     return RedirectResponse(f"/staff/reports/{ref}#notes", status_code=303, headers=NO_STORE)

@@ -11,6 +11,7 @@ beside the file (sqlite_wakeups.py), as PostgreSQL's NOTIFY wakes them for its s
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import sqlite3
 import threading
@@ -203,21 +204,38 @@ class SqliteStore:
     async def transaction(self) -> AsyncIterator[_SqliteTx]:
         """A connection of its own for the team's side: BEGIN IMMEDIATE waits (up to the
         busy timeout) while the report writer commits, and reports wait likewise for it."""
+        if _IN_STAFF_TRANSACTION.get():
+            # The lock below is not re-entrant: a nested block would wait for itself.
+            raise RuntimeError("a staff transaction is already open in this task")
         async with self._staff_lock:
-            conn = self._staff
-            if conn is None:
-                raise RuntimeError("the store is closed")
-            tx = _SqliteTx(conn)
+            token = _IN_STAFF_TRANSACTION.set(True)
             try:
-                await tx.call(lambda: conn.execute("BEGIN IMMEDIATE"))
-                yield tx
-                await tx.call(lambda: conn.execute("COMMIT"))
-            except sqlite3.OperationalError as error:
-                await _rollback(tx, conn)
-                raise StoreUnavailable(str(error)) from error
-            except BaseException:
-                await _rollback(tx, conn)
-                raise
+                async with self._staff_transaction() as tx:
+                    yield tx
+            finally:
+                _IN_STAFF_TRANSACTION.reset(token)
+
+    @asynccontextmanager
+    async def _staff_transaction(self) -> AsyncIterator[_SqliteTx]:
+        conn = self._staff
+        if conn is None:
+            raise RuntimeError("the store is closed")
+        tx = _SqliteTx(conn)
+        try:
+            await tx.call(lambda: conn.execute("BEGIN IMMEDIATE"))
+            yield tx
+            await tx.call(lambda: conn.execute("COMMIT"))
+        except sqlite3.OperationalError as error:
+            await _rollback(tx, conn)
+            raise StoreUnavailable(str(error)) from error
+        except BaseException:
+            await _rollback(tx, conn)
+            raise
+
+
+_IN_STAFF_TRANSACTION: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "in_staff_transaction", default=False
+)
 
 
 class _SqliteTx:
