@@ -24,6 +24,15 @@ from form_service.report_views import report_endpoint
 from form_service.security_headers import SecurityHeaders
 from form_service.service import Service, service_of
 from form_service.settings import Settings
+from form_service.staff.audit_views import audit_endpoint
+from form_service.staff.inbox_views import case_endpoint, inbox_endpoint
+from form_service.staff.sign_in_views import (
+    enrol_endpoint,
+    sign_in_code_endpoint,
+    sign_in_endpoint,
+    sign_out_endpoint,
+)
+from form_service.staff.team_views import team_endpoint
 from form_service.status_views import status_endpoint
 from form_service.storage import open_store
 
@@ -48,11 +57,26 @@ def _routes(settings: Settings) -> list[BaseRoute]:
         Route("/status", status_endpoint, methods=both),
         Route("/{lang}/report", report_endpoint, methods=both),
         Route("/{lang}/status", status_endpoint, methods=both),
+        *_staff_routes(),
         Mount(ASSETS_PATH, app=StaticFiles(directory=asset_dir()), name="form-assets"),
         # Last, so the service's routes win over any file of the same name.
         # Only the public site is compressed: its pages hold no secret, whereas compressing
         # a form page (token + the tipster's echoed text) would invite BREACH-style guessing.
         Mount("/", app=GZipMiddleware(site, minimum_size=500), name="site"),
+    ]
+
+
+def _staff_routes() -> list[BaseRoute]:
+    both = ["GET", "POST"]
+    return [
+        Route("/staff/", inbox_endpoint, methods=["GET"]),
+        Route("/staff/sign-in", sign_in_endpoint, methods=both),
+        Route("/staff/sign-in/code", sign_in_code_endpoint, methods=["POST"]),
+        Route("/staff/sign-out", sign_out_endpoint, methods=["POST"]),
+        Route("/staff/enrol/{secret}", enrol_endpoint, methods=both),
+        Route("/staff/reports/{ref}", case_endpoint, methods=both),
+        Route("/staff/audit", audit_endpoint, methods=["GET"]),
+        Route("/staff/team", team_endpoint, methods=both),
     ]
 
 
@@ -64,6 +88,7 @@ def create_app(settings: Settings, background: Sequence[BackgroundTask] = ()) ->
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         await service.store.open()
+        await service.read_team_key()
         # What is built by now (profile, templates, catalogs) lives as long as the process:
         # kept out of the collector's passes, which then stay short under load (tail latency).
         gc.freeze()
@@ -71,6 +96,7 @@ def create_app(settings: Settings, background: Sequence[BackgroundTask] = ()) ->
         try:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(service.stored.flush_every_minute)
+                tasks.start_soon(service.follow_team_key)
                 for task in background:
                     tasks.start_soon(task, service)
                 yield {"service": service}

@@ -32,8 +32,12 @@ def _recipients(keys: tuple[str, ...]) -> list[object]:
     return [pyrage.x25519.Recipient.from_str(key) for key in keys]
 
 
-def encrypt_for_archive(content: dict[str, object], profile: Profile) -> bytes:
-    recipients = _recipients(tuple(profile.archive.age_recipients))
+def encrypt_for_archive(
+    content: dict[str, object], profile: Profile, team: tuple[str, ...] = ()
+) -> bytes:
+    """The whole report, readable with the offline archive key and, when the intake team
+    has enrolled, with the team's key (which only its members' passwords open)."""
+    recipients = _recipients((*profile.archive.age_recipients, *team))
     data = _ARCHIVE_JSON.encode(content).encode("utf-8")
     return bytes(pyrage.encrypt(data, recipients))
 
@@ -79,11 +83,12 @@ def prepare_report(
     secret: str,
     now: datetime,
     flood: bool = False,
+    team: tuple[str, ...] = (),
 ) -> tuple[NewReport, str]:
     """The rows to store and the receipt code to show once they are committed.
 
     *flood* marks every partner's copy ``flood_suspected``: it was stored while submissions
-    ran above the surge rate."""
+    ran above the surge rate. *team* holds the intake team's age recipient, when it has one."""
     recipients = route_report(report.facts(), profile)
     # One draw from the system's random source for the reference and every delivery id:
     # on a busy virtual machine each draw is a slow system call.
@@ -104,7 +109,8 @@ def prepare_report(
         receipt_hash=receipt_hash(secret, code),
         token_id=token_id,
         created_at=now,
-        content_age=encrypt_for_archive(content, profile),
+        content_age=encrypt_for_archive(content, profile, team),
         outbox=tuple(entries),
+        urgent=report.danger_now,
     )
     return new, code

@@ -112,7 +112,9 @@ async def _store(service: Service, report: Report, token_id: str, flood: bool) -
     keys = service.settings.secret_keys
     profile = service.settings.profile.profile
     for attempt in range(_REF_ATTEMPTS):
-        new, code = prepare_report(report, profile, token_id, keys[0], datetime.now(UTC), flood)
+        new, code = prepare_report(
+            report, profile, token_id, keys[0], datetime.now(UTC), flood, service.team_recipients
+        )
         try:
             result = await service.store.save_report(new)
         except ReferenceTaken:

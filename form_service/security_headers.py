@@ -106,8 +106,9 @@ _OWNED = frozenset(
 )
 
 # The report form, its receipt and the status page, with or without a language prefix:
-# the same paths the service's routes claim (/report, /es/report, /status, /es/status).
-_NO_STORE_PATH = re.compile(r"^(?:/[^/]+)?/(?:report|status)/?$")
+# the same paths the service's routes claim (/report, /es/report, /status, /es/status);
+# and every staff page.
+_NO_STORE_PATH = re.compile(r"^(?:(?:/[^/]+)?/(?:report|status)/?|/staff(?:/.*)?)$")
 
 KIT_TEMPLATES = PACKAGE_ROOT / "templates" / "site"
 

@@ -9,6 +9,7 @@ due outbox rows (and also claims on a timer, for retries and rows left by a cras
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -18,8 +19,12 @@ from form_service.logs import MinuteTally
 from form_service.pages import Pages
 from form_service.ratelimit import LookupLimiter, ReportLimiter
 from form_service.settings import Settings
-from form_service.storage import Store
+from form_service.storage import Store, StoreUnavailable
+from form_service.storage import staff as staff_records
+from form_service.storage.staff import INTAKE_GROUP
 from form_service.tokens import FormTokens
+
+TEAM_KEY_SECONDS = 5
 
 
 @dataclass
@@ -37,6 +42,9 @@ class Service:
     """Stored reports, logged as a count per minute (never a line per report)."""
     receipt_pages: dict[tuple[str, bool], str] = field(default_factory=dict)
     """Receipt pages rendered once per (language, danger now), the code put in per report."""
+    team_recipients: tuple[str, ...] = ()
+    """The intake team's age recipient once its first member enrolled: new reports are
+    sealed to it beside the archive key. Read at start, then every few seconds until found."""
 
     @classmethod
     def build(cls, settings: Settings, store: Store) -> Service:
@@ -60,6 +68,19 @@ class Service:
                 client_surge=settings.report_client_surge,
             ),
         )
+
+    async def read_team_key(self) -> None:
+        with contextlib.suppress(StoreUnavailable):
+            async with self.store.transaction() as tx:
+                recipient = await staff_records.group_recipient(tx, INTAKE_GROUP)
+            self.team_recipients = (recipient,) if recipient else ()
+
+    async def follow_team_key(self) -> None:
+        """Keep ``team_recipients`` current: the key is made once, when the first intake
+        user enrols (in this process or another), and never changes after."""
+        while not self.team_recipients:
+            await asyncio.sleep(TEAM_KEY_SECONDS)
+            await self.read_team_key()
 
     def language(self, request: Request) -> str | None:
         """The page language from the URL, or None for a prefix that is no profile language."""

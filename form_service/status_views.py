@@ -26,8 +26,12 @@ _MAX_CODE_CHARS = 200
 
 def _status_text(status: ReportStatus, lang: str) -> tuple[str, str]:
     _ = translations(lang).gettext
+    if status is ReportStatus.closed:
+        return _("Closed"), _(
+            "The prevention team has finished its work on your report. Thank you for telling us."
+        )
     if status is ReportStatus.reviewed:
-        return _("Reviewed"), _("Someone on the prevention team has reviewed your report.")
+        return _("Being looked at"), _("Someone on the prevention team is looking at your report.")
     if status is ReportStatus.delivered:
         return _("Delivered to the team"), _("The prevention team has received your report.")
     return _("Received"), _(

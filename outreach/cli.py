@@ -17,6 +17,8 @@ from form_service.delivery.admin import audit_line, audit_trail, purge_now
 from form_service.delivery.worker import WorkerOptions, run_standalone, start_worker
 from form_service.logs import setup_logging
 from form_service.settings import Settings
+from form_service.staff import commands as staff_commands
+from form_service.staff.accounts import AccountError
 from outreach.keys import keygen as make_key_pair
 from outreach.loader import LoadedProfile, ProfileError, display_path, load_profile
 from outreach.profile import localize
@@ -193,8 +195,17 @@ def purge(profile_path: str | None) -> None:
 @click.option("--report", "report_ref", metavar="REF", help="Only this report reference.")
 @click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="From this day (UTC).")
 @click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="To this day, included.")
-def audit(profile_path: str | None, report_ref: str | None, since: Any, until: Any) -> None:
+@click.option(
+    "--verify", is_flag=True, help="Check that no row of the staff audit trail was changed."
+)
+def audit(
+    profile_path: str | None, report_ref: str | None, since: Any, until: Any, verify: bool
+) -> None:
     """Print the audit trail: routing, delivery attempts, deliveries, purges (no content)."""
+    if verify:
+        _verify_audit(profile_path)
+        return
+
     events = audit_trail(
         _service_settings(profile_path),
         report_ref,
@@ -205,6 +216,71 @@ def audit(profile_path: str | None, report_ref: str | None, since: Any, until: A
         click.echo(audit_line(event))
     if not events:
         click.echo("No audit events match.", err=True)
+
+
+def _verify_audit(profile_path: str | None) -> None:
+    count, problems = staff_commands.verify_audit(_service_settings(profile_path))
+    for problem in problems:
+        click.echo(f"  {problem}", err=True)
+    if problems:
+        raise click.ClickException(
+            f"The staff audit trail has been changed: {len(problems)} problem(s) in {count} events."
+        )
+    click.echo(f"The staff audit trail is intact: {count} events, each chained to the last.")
+
+
+@main.group()
+def staff() -> None:
+    """Staff accounts for the inbox: add, list, disable, reset."""
+
+
+@staff.command("add")
+@profile_option
+@click.argument("email")
+@click.option("--role", required=True, help="admin, intake, auditor, or partner:<partner id>.")
+def staff_add(profile_path: str | None, email: str, role: str) -> None:
+    """Add an account and print its one-time enrolment link (valid 24 hours)."""
+    try:
+        user, link = staff_commands.add(_service_settings(profile_path), email, role)
+    except AccountError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"Added {user.email} ({user.role}). Send this enrolment link to them alone:")
+    click.echo(link)
+
+
+@staff.command("list")
+@profile_option
+def staff_list(profile_path: str | None) -> None:
+    """List every account, its role and state."""
+    for user in staff_commands.list_users(_service_settings(profile_path)):
+        click.echo(f"{user.email}\t{user.role}\t{user.state}")
+
+
+@staff.command("disable")
+@profile_option
+@click.argument("email")
+def staff_disable(profile_path: str | None, email: str) -> None:
+    """Disable an account and end its sessions."""
+    try:
+        user = staff_commands.disable(_service_settings(profile_path), email)
+    except AccountError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"Disabled {user.email}; their sessions have ended.")
+
+
+@staff.command("reset")
+@profile_option
+@click.argument("email")
+def staff_reset(profile_path: str | None, email: str) -> None:
+    """Reset an account: new password and second factor from a new enrolment link.
+
+    The user loses access to reports until a colleague grants it again (SECURITY.md)."""
+    try:
+        user, link = staff_commands.reset(_service_settings(profile_path), email)
+    except AccountError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"Reset {user.email}. Send this enrolment link to them alone:")
+    click.echo(link)
 
 
 def _run_uvicorn(app: Any, host: str, port: int, workers: int = 1) -> None:

@@ -9,11 +9,13 @@ are timezone-aware UTC datetimes.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Literal, Protocol
 
 from form_service.settings import Settings, SettingsError
 
@@ -31,9 +33,13 @@ class StoreUnavailable(Exception):
 
 
 class ReportStatus(StrEnum):
+    """What the tipster's status page says: the inbox's stage, never its outcome or notes."""
+
     received = "received"
     delivered = "delivered"
     reviewed = "reviewed"
+    """Someone on the team acknowledged or triaged it: "being looked at"."""
+    closed = "closed"
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,8 @@ class NewReport:
     created_at: datetime
     content_age: bytes
     outbox: tuple[OutboxEntry, ...]
+    urgent: bool = False
+    """The tipster said someone may be in danger now: first in the team's inbox."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +100,26 @@ class AuditEvent:
     agreement_id: str | None
     fields: str | None
     outcome: str | None
+
+
+Dialect = Literal["sqlite", "postgres"]
+
+
+class Tx(Protocol):
+    """One transaction of the team's side: statements written once, with ``?`` placeholders.
+
+    The staff pages are few and slow next to reports, so their statements run one by one
+    through this small interface (storage/staff.py) instead of a method per query per
+    backend; both backends implement it over their own connections."""
+
+    @property
+    def dialect(self) -> Dialect: ...
+
+    async def fetch(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of a SELECT (or of INSERT/UPDATE ... RETURNING)."""
+
+    async def run(self, statement: str, params: Sequence[Any] = ()) -> int:
+        """Execute a statement; the number of rows it changed."""
 
 
 class Store(Protocol):
@@ -152,6 +180,11 @@ class Store(Protocol):
         self, report_ref: str | None, since: datetime | None, until: datetime | None
     ) -> list[AuditEvent]:
         """The audit trail in order, of one report and/or from *since* to before *until*."""
+
+    def transaction(self) -> AbstractAsyncContextManager[Tx]:
+        """A transaction for the team's side, committed when the block ends without error.
+
+        Raises StoreUnavailable when the database is down."""
 
 
 def sqlite_path(url: str) -> Path | None:

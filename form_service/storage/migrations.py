@@ -98,4 +98,88 @@ INITIAL = Migration(
     postgres=_typed(_INITIAL, "postgres"),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (INITIAL,)
+# The team's side: staff accounts and their sign-in tokens, the inbox's state of each
+# report, the team keys (the intake team's, each partner's) sealed to each member, notes,
+# and the hash-chained log of what staff did. Reports already stored enter the inbox as
+# received; their content stays readable with the archive key only (it was sealed before
+# any staff key existed).
+_STAFF = (
+    """CREATE TABLE staff_users (
+        id TEXT PRIMARY KEY,
+        email TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('invited', 'active', 'disabled')),
+        password_hash TEXT,
+        kdf_salt {blob},
+        identity_sealed {blob},
+        recipient TEXT,
+        totp_sealed {blob},
+        totp_last_step {ref} NOT NULL DEFAULT 0,
+        failed_at {time},
+        failures INTEGER NOT NULL DEFAULT 0,
+        created_at {time} NOT NULL
+    )""",
+    """CREATE TABLE staff_tokens (
+        id_hash TEXT PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('enrol', 'signin', 'session')),
+        user_id TEXT NOT NULL REFERENCES staff_users (id) ON DELETE CASCADE,
+        sealed {blob},
+        created_at {time} NOT NULL,
+        last_seen_at {time} NOT NULL,
+        expires_at {time} NOT NULL
+    )""",
+    "CREATE INDEX staff_tokens_user ON staff_tokens (user_id, kind)",
+    """CREATE TABLE staff_recovery (
+        user_id TEXT NOT NULL REFERENCES staff_users (id) ON DELETE CASCADE,
+        code_hash TEXT NOT NULL,
+        PRIMARY KEY (user_id, code_hash)
+    )""",
+    """CREATE TABLE staff_audit (
+        id {id},
+        at {time} NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        report_ref TEXT,
+        detail TEXT,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL UNIQUE
+    )""",
+    "CREATE INDEX staff_audit_report ON staff_audit (report_ref)",
+    """CREATE TABLE staff_groups (
+        name TEXT PRIMARY KEY,
+        recipient TEXT NOT NULL,
+        created_at {time} NOT NULL
+    )""",
+    """CREATE TABLE group_keys (
+        name TEXT NOT NULL REFERENCES staff_groups (name),
+        user_id TEXT NOT NULL REFERENCES staff_users (id) ON DELETE CASCADE,
+        sealed {blob} NOT NULL,
+        PRIMARY KEY (name, user_id)
+    )""",
+    "ALTER TABLE reports ADD COLUMN urgent INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE reports ADD COLUMN stage TEXT NOT NULL DEFAULT 'received'"
+    " CHECK (stage IN ('received', 'triaged', 'assigned', 'closed'))",
+    "ALTER TABLE reports ADD COLUMN acknowledged_at {time}",
+    "ALTER TABLE reports ADD COLUMN assigned_to TEXT",
+    "ALTER TABLE reports ADD COLUMN outcome TEXT",
+    "ALTER TABLE reports ADD COLUMN closed_at {time}",
+    "CREATE INDEX reports_stage ON reports (stage, id)",
+    "CREATE INDEX reports_assigned ON reports (assigned_to, id)",
+    """CREATE TABLE case_notes (
+        id {id},
+        report_ref TEXT NOT NULL,
+        author TEXT NOT NULL,
+        at {time} NOT NULL,
+        body_age {blob} NOT NULL
+    )""",
+    "CREATE INDEX case_notes_report ON case_notes (report_ref, id)",
+)
+
+STAFF = Migration(
+    2,
+    "staff accounts, the inbox and its audit log",
+    _typed(_STAFF, "sqlite"),
+    postgres=_typed(_STAFF, "postgres"),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (INITIAL, STAFF)

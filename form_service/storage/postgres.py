@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from psycopg import errors, sql
@@ -128,7 +128,14 @@ async def _insert_report(conn: Connection, report: NewReport) -> int | None:
     at = minute_iso(report.created_at)
     cursor = await conn.execute(
         _REPORT_INSERT,
-        (report.report_ref, report.receipt_hash, report.token_id, at, report.content_age),
+        (
+            report.report_ref,
+            report.receipt_hash,
+            report.token_id,
+            at,
+            report.content_age,
+            int(report.urgent),
+        ),
     )
     row = await cursor.fetchone()
     if row is None:
@@ -335,6 +342,29 @@ class PostgresStore:
                 for_postgres(q.AUDIT_EVENTS), rows.audit_filter(report_ref, since, until)
             )
             return rows.audit_events(await cursor.fetchall())
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_PostgresTx]:
+        try:
+            async with self._connection() as conn, conn.transaction():
+                yield _PostgresTx(conn)
+        except _UNAVAILABLE as error:
+            raise StoreUnavailable(f"{type(error).__name__}: {error}") from error
+
+
+class _PostgresTx:
+    dialect: Literal["postgres"] = "postgres"
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    async def fetch(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        cursor = await self.conn.execute(for_postgres(statement), tuple(params))
+        return list(await cursor.fetchall())
+
+    async def run(self, statement: str, params: Sequence[Any] = ()) -> int:
+        cursor = await self.conn.execute(for_postgres(statement), tuple(params))
+        return cursor.rowcount
 
 
 def _utcnow() -> datetime:

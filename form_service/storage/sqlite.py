@@ -15,14 +15,15 @@ frame. It is not the writer's: commits do not queue behind a checkpoint waiting 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Literal, TypeVar
 
 import anyio.to_thread
 
@@ -113,6 +114,8 @@ class SqliteStore:
         self._checkpoint_lock = threading.Lock()
         self._clock = clock or _utcnow
         self._wakeups = wakeups_beside(path)
+        self._staff: sqlite3.Connection | None = None
+        self._staff_lock = asyncio.Lock()
 
     @property
     def _conn(self) -> sqlite3.Connection | None:
@@ -150,6 +153,7 @@ class SqliteStore:
             migrate(conn, self._clock())
             self._write_conn = conn
             self._reader = connect(self.path)
+            self._staff = connect(self.path)
 
         await anyio.to_thread.run_sync(start)
         assert self._write_conn is not None
@@ -162,10 +166,10 @@ class SqliteStore:
             if writer is not None:
                 writer.stop()
             with self._read_lock, self._checkpoint_lock:
-                for conn in (self._reader, self._write_conn, self._checkpoint_conn):
+                for conn in (self._reader, self._write_conn, self._checkpoint_conn, self._staff):
                     if conn is not None:
                         conn.close()
-                self._reader = self._write_conn = self._checkpoint_conn = None
+                self._reader = self._write_conn = self._checkpoint_conn = self._staff = None
 
         await anyio.to_thread.run_sync(stop)
 
@@ -243,6 +247,65 @@ class SqliteStore:
         self, report_ref: str | None, since: datetime | None, until: datetime | None
     ) -> list[AuditEvent]:
         return await self._read(lambda conn: ops.events(conn, report_ref, since, until))
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_SqliteTx]:
+        """A connection of its own for the team's side: BEGIN IMMEDIATE waits (up to the
+        busy timeout) while the report writer commits, and reports wait likewise for it."""
+        if _IN_STAFF_TRANSACTION.get():
+            # The lock below is not re-entrant: a nested block would wait for itself.
+            raise RuntimeError("a staff transaction is already open in this task")
+        async with self._staff_lock:
+            token = _IN_STAFF_TRANSACTION.set(True)
+            try:
+                async with self._staff_transaction() as tx:
+                    yield tx
+            finally:
+                _IN_STAFF_TRANSACTION.reset(token)
+
+    @asynccontextmanager
+    async def _staff_transaction(self) -> AsyncIterator[_SqliteTx]:
+        conn = self._staff
+        if conn is None:
+            raise RuntimeError("the store is closed")
+        tx = _SqliteTx(conn)
+        try:
+            await tx.call(lambda: conn.execute("BEGIN IMMEDIATE"))
+            yield tx
+            await tx.call(lambda: conn.execute("COMMIT"))
+        except sqlite3.OperationalError as error:
+            await _rollback(tx, conn)
+            raise StoreUnavailable(str(error)) from error
+        except BaseException:
+            await _rollback(tx, conn)
+            raise
+
+
+_IN_STAFF_TRANSACTION: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "in_staff_transaction", default=False
+)
+
+
+class _SqliteTx:
+    dialect: Literal["sqlite"] = "sqlite"
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    async def call(self, work: Callable[[], T]) -> T:
+        return await anyio.to_thread.run_sync(work)
+
+    async def fetch(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return await self.call(lambda: self.conn.execute(statement, tuple(params)).fetchall())
+
+    async def run(self, statement: str, params: Sequence[Any] = ()) -> int:
+        return await self.call(lambda: self.conn.execute(statement, tuple(params)).rowcount)
+
+
+async def _rollback(tx: _SqliteTx, conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        with suppress(sqlite3.Error):
+            await tx.call(lambda: conn.execute("ROLLBACK"))
 
 
 def _utcnow() -> datetime:

@@ -22,7 +22,7 @@ def for_postgres(statement: str) -> str:
 
 REPORT_INSERT = (
     "INSERT INTO reports (report_ref, receipt_hash, token_id, status, created_at,"
-    " content_age) VALUES (?, ?, ?, 'received', ?, ?)"
+    " content_age, urgent) VALUES (?, ?, ?, 'received', ?, ?, ?)"
 )
 OUTBOX_INSERT = (
     "INSERT INTO outbox (id, report_id, partner_id, rule_id, agreement_id, payload,"
@@ -38,7 +38,13 @@ EARLIER_REPORT = "SELECT report_ref, receipt_hash FROM reports WHERE token_id = 
 
 # -- a report's status ---------------------------------------------------------------------
 
-REPORT_STATUS = "SELECT status FROM reports WHERE receipt_hash = ?"
+# The tipster's status: the inbox's stage when staff have acted on the report, else how far
+# delivery got. Outcomes and notes never reach it.
+REPORT_STATUS = (
+    "SELECT CASE WHEN stage = 'closed' THEN 'closed'"
+    " WHEN acknowledged_at IS NOT NULL OR stage <> 'received' THEN 'reviewed'"
+    " ELSE status END FROM reports WHERE receipt_hash = ?"
+)
 MARK_REVIEWED = "UPDATE reports SET status = 'reviewed' WHERE report_ref = ?"
 INTAKE_DELIVERED = "UPDATE reports SET status = 'delivered' WHERE id = ? AND status = 'received'"
 

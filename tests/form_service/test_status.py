@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import ipaddress
 import time
 from collections.abc import Callable
@@ -31,7 +33,7 @@ def test_a_code_in_the_url_is_ignored(client: TestClient) -> None:
     assert "Received" not in page and code not in page
 
 
-def test_status_received_delivered_reviewed(client: TestClient) -> None:
+def test_status_follows_delivery_then_the_inbox(client: TestClient) -> None:
     receipt = submit(client)
     code = code_of(receipt.text)
     status, page = check(client, code)
@@ -46,7 +48,19 @@ def test_status_received_delivered_reviewed(client: TestClient) -> None:
             client.portal.call(store.mark_delivered, row.delivery_id)
     assert "<h2>Delivered to the team</h2>" in check(client, code)[1]
     client.portal.call(store.mark_reviewed, ref)
-    assert "<h2>Reviewed</h2>" in check(client, code)[1]
+    assert "<h2>Being looked at</h2>" in check(client, code)[1]
+    client.portal.call(_close, store, ref)
+    page = check(client, code)[1]
+    assert "<h2>Closed</h2>" in page and "referral" not in page.lower()
+
+
+async def _close(store: Any, ref: str) -> None:
+    from datetime import UTC, datetime
+
+    from form_service.storage import staff as records
+
+    async with store.transaction() as tx:
+        await records.close(tx, ref, "referral", datetime.now(UTC))
 
 
 async def _only_ref(store: object) -> str:

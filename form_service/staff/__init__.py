@@ -1,0 +1,1 @@
+"""The team's side of the service: staff accounts, sign-in, the inbox and its audit trail."""

@@ -1,0 +1,66 @@
+"""What ``outreach staff`` and ``outreach audit --verify`` do, each on a store of its own."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from form_service.settings import Settings
+from form_service.staff import accounts
+from form_service.storage import Store, open_store
+from form_service.storage import staff as records
+from form_service.storage.staff import StaffUser
+
+T = TypeVar("T")
+
+
+def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
+    async def run() -> T:
+        store = open_store(settings)
+        await store.open()
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def enrolment_link(settings: Settings, secret: str) -> str:
+    base = str(settings.profile.profile.agency.site_url).rstrip("/")
+    return f"{base}/staff/enrol/{secret}"
+
+
+def add(settings: Settings, email: str, role: str) -> tuple[StaffUser, str]:
+    partners = {p.id for p in settings.profile.profile.partners}
+    role = accounts.check_role(role, partners)
+    now = datetime.now(UTC)
+    user, secret = _with_store(settings, lambda s: accounts.add_user(s, email, role, now))
+    return user, enrolment_link(settings, secret)
+
+
+def reset(settings: Settings, email: str) -> tuple[StaffUser, str]:
+    now = datetime.now(UTC)
+    user, secret = _with_store(settings, lambda s: accounts.reset_user(s, email, now))
+    return user, enrolment_link(settings, secret)
+
+
+def disable(settings: Settings, email: str) -> StaffUser:
+    now = datetime.now(UTC)
+    return _with_store(settings, lambda s: accounts.disable_user(s, email, now))
+
+
+def list_users(settings: Settings) -> list[StaffUser]:
+    return _with_store(settings, accounts.list_users)
+
+
+def verify_audit(settings: Settings) -> tuple[int, list[str]]:
+    """(events checked, problems): a changed, removed or inserted row is a problem."""
+
+    async def verify(store: Store) -> tuple[int, list[str]]:
+        async with store.transaction() as tx:
+            return await records.event_count(tx), await records.verify_chain(tx)
+
+    return _with_store(settings, verify)

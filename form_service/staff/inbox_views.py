@@ -1,0 +1,180 @@
+"""The inbox and a case's page: read, acknowledge, assign, note and close reports."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from form_service.pages import NO_STORE
+from form_service.service import service_of
+from form_service.staff.accounts import Session
+from form_service.staff.cases import Sealed, open_content, open_notes, seal_note, team_identity
+from form_service.staff.web import forbidden, now, read_staff_form, render, staff_page
+from form_service.storage import Tx
+from form_service.storage import staff as records
+
+PAGE_SIZE = 50
+NOTE_MAX_CHARS = 10_000
+OVERDUE_AFTER = timedelta(days=3)
+"""An open report older than this is listed as overdue."""
+
+OUTCOMES = ("support", "referral", "no_concern", "duplicate", "false_report")
+"""How a case ends: support or intervention, a referral, no concern found, a duplicate,
+or a false or prank report. Closing asks for one."""
+
+_ACTIONS = ("acknowledge", "triage", "assign", "close", "reopen", "note")
+
+
+@staff_page("admin", "intake", "auditor", "partner")
+async def inbox_endpoint(request: Request, session: Session) -> Response:
+    if session.user.role != "intake":
+        return render(request, "home.html", session=session)
+    view = request.query_params.get("view", "open")
+    if view not in records.INBOX_VIEWS:
+        view = "open"
+    before = _int(request.query_params.get("before"))
+    params: tuple[object, ...] = ()
+    if view == "mine":
+        params = (session.user.id,)
+    elif view == "overdue":
+        params = ((now() - OVERDUE_AFTER).strftime("%Y-%m-%dT%H:%MZ"),)
+    async with service_of(request).store.transaction() as tx:
+        urgent = await records.urgent_unacknowledged(tx)
+        cases = await records.inbox_page(tx, view, params, before, PAGE_SIZE + 1)
+    more = len(cases) > PAGE_SIZE
+    cases = cases[:PAGE_SIZE]
+    return render(
+        request,
+        "inbox.html",
+        session=session,
+        view=view,
+        views=list(records.INBOX_VIEWS),
+        urgent=urgent,
+        cases=cases,
+        next_before=cases[-1].id if more and cases else None,
+        first_page=before is None,
+    )
+
+
+def _int(raw: str | None) -> int | None:
+    return int(raw) if raw is not None and raw.isdigit() and len(raw) < 19 else None
+
+
+@staff_page("intake", "admin", "auditor", "partner")
+async def case_endpoint(request: Request, session: Session) -> Response:
+    ref = request.path_params["ref"]
+    if session.user.role != "intake":
+        return await forbidden(request, session, ref[:40])
+    if request.method == "POST":
+        return await _act(request, session, ref)
+    return await _case_page(request, session, ref)
+
+
+async def _case_page(
+    request: Request,
+    session: Session,
+    ref: str,
+    status_code: int = 200,
+    note_text: str = "",
+    error: str | None = None,
+) -> Response:
+    async with service_of(request).store.transaction() as tx:
+        found = await records.case(tx, ref)
+        if found is None:
+            return render(request, "message.html", 404, session=session, message_id="no_report")
+        if status_code == 200:
+            await records.append_event(tx, session.user.email, "viewed", now(), ref)
+        deliveries = await records.deliveries(tx, found.summary.id)
+        viewers = await records.viewers(tx, ref)
+        notes = await records.notes(tx, ref)
+        colleagues = [u for u in await records.users(tx) if u.role == "intake"]
+        try:
+            team = await team_identity(tx, session)
+            content = open_content(team, found.content_age)
+            opened_notes = open_notes(team, notes)
+        except Sealed:
+            content, opened_notes = None, []
+    return render(
+        request,
+        "case.html",
+        status_code,
+        session=session,
+        case=found,
+        content=content,
+        deliveries=deliveries,
+        viewers=viewers,
+        notes=opened_notes,
+        colleagues=colleagues,
+        outcomes=OUTCOMES,
+        note_text=note_text,
+        error=error,
+        note_max=NOTE_MAX_CHARS,
+    )
+
+
+async def _act(request: Request, session: Session, ref: str) -> Response:
+    form = await read_staff_form(request, ("action", "outcome", "note", "assignee"), session)
+    if isinstance(form, Response):
+        return form
+    action = form.values.get("action", "")
+    if action not in _ACTIONS:
+        return await _case_page(request, session, ref, 400, error="unknown_action")
+    if action == "note":
+        return await _add_note(request, session, ref, form.values.get("note", ""))
+    outcome = form.values.get("outcome", "")
+    if action == "close" and outcome not in OUTCOMES:
+        return await _case_page(request, session, ref, 422, error="outcome_needed")
+    async with service_of(request).store.transaction() as tx:
+        if await records.case(tx, ref) is None:
+            return render(request, "message.html", 404, session=session, message_id="no_report")
+        detail = await _apply(tx, action, ref, outcome, form.values.get("assignee", ""))
+        if detail is not False:
+            audit_detail = detail if isinstance(detail, str) else None
+            await records.append_event(tx, session.user.email, action, now(), ref, audit_detail)
+    # The page is read in a transaction of its own, after this one has ended.
+    if detail is False:
+        return await _case_page(request, session, ref, 422, error="no_such_colleague")
+    return RedirectResponse(f"/staff/reports/{ref}", status_code=303, headers=NO_STORE)
+
+
+async def _apply(tx: Tx, action: str, ref: str, outcome: str, assignee: str) -> str | bool | None:
+    """Carry out *action*; the audit detail (never content), or False when refused."""
+    if action == "acknowledge":
+        await records.acknowledge(tx, ref, now())
+    elif action == "triage":
+        await records.acknowledge(tx, ref, now())
+        await records.set_stage(tx, ref, "triaged")
+    elif action == "assign":
+        user = await records.user_by(tx, user_id=assignee) if assignee else None
+        if user is None or user.role != "intake" or user.state != "active":
+            return False
+        await records.assign(tx, ref, user.id)
+        return user.email
+    elif action == "close":
+        await records.close(tx, ref, outcome, now())
+        return outcome
+    elif action == "reopen":
+        await records.reopen(tx, ref)
+    return None
+
+
+async def _add_note(request: Request, session: Session, ref: str, text: str) -> Response:
+    if not text.strip():
+        return await _case_page(request, session, ref, 422, text, error="note_empty")
+    if len(text) > NOTE_MAX_CHARS:
+        return await _case_page(request, session, ref, 422, text, error="note_too_long")
+    async with service_of(request).store.transaction() as tx:
+        if await records.case(tx, ref) is None:
+            return render(request, "message.html", 404, session=session, message_id="no_report")
+        try:
+            team = await team_identity(tx, session)
+        except Sealed:
+            team = None
+        if team is not None:
+            await records.add_note(tx, ref, session.user.email, seal_note(team, text), now())
+            await records.append_event(tx, session.user.email, "note_added", now(), ref)
+    if team is None:
+        return await _case_page(request, session, ref, 403, text, error="no_team_key")
+    return RedirectResponse(f"/staff/reports/{ref}#notes", status_code=303, headers=NO_STORE)
