@@ -88,7 +88,7 @@ def create_app(settings: Settings, background: Sequence[BackgroundTask] = ()) ->
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         await service.store.open()
-        await service.read_team_key()
+        await service.read_staff_keys()
         # What is built by now (profile, templates, catalogs) lives as long as the process:
         # kept out of the collector's passes, which then stay short under load (tail latency).
         gc.freeze()
@@ -96,7 +96,7 @@ def create_app(settings: Settings, background: Sequence[BackgroundTask] = ()) ->
         try:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(service.stored.flush_every_minute)
-                tasks.start_soon(service.follow_team_key)
+                tasks.start_soon(service.follow_staff_keys)
                 for task in background:
                     tasks.start_soon(task, service)
                 yield {"service": service}

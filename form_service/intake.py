@@ -10,6 +10,7 @@ import functools
 import json
 import os
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import pyrage
@@ -17,7 +18,8 @@ import pyrage
 from form_service.receipts import new_report_ref, receipt_code, receipt_hash
 from form_service.report import Report
 from form_service.sharing import FieldValues, partner_payload
-from form_service.storage import NewReport, OutboxEntry
+from form_service.staff.keys import encrypt_to
+from form_service.storage import NewReport, OutboxEntry, PartnerShare
 from form_service.times import minute_iso
 from outreach.profile import Profile
 from outreach.routing import Recipient, route_report
@@ -76,6 +78,43 @@ def _outbox_entry(
     )
 
 
+@dataclass(frozen=True)
+class Readers:
+    """The staff keys a new report is sealed to, besides the archive key."""
+
+    team: tuple[str, ...] = ()
+    """The intake team's age recipient, once its first member has enrolled."""
+    partners: dict[str, str] = field(default_factory=dict)
+    """Partner id -> the age recipient of that partner's staff users, once one enrolled."""
+
+
+def partner_view(entry: OutboxEntry, readers: Readers) -> bytes | None:
+    """A partner's copy for its users' inbox: exactly its payload, sealed to their key."""
+    recipient = readers.partners.get(entry.partner_id)
+    return encrypt_to(entry.payload.encode("utf-8"), [recipient]) if recipient else None
+
+
+def outbox_entries(
+    report: Report,
+    profile: Profile,
+    recipients: list[Recipient],
+    report_ref: str,
+    now: datetime,
+    flood: bool = False,
+    entropy: bytes | None = None,
+) -> list[OutboxEntry]:
+    """One outbox row per recipient; *entropy* (16 random bytes each) makes the ids."""
+    random = entropy if entropy is not None else os.urandom(16 * len(recipients))
+    entries = []
+    values: dict[str, FieldValues] = {}  # shared by the partners that read one language
+    for index, recipient in enumerate(recipients):
+        delivery_id = str(uuid.UUID(bytes=random[16 * index : 16 * index + 16], version=4))
+        entries.append(
+            _outbox_entry(report, profile, recipient, delivery_id, report_ref, now, flood, values)
+        )
+    return entries
+
+
 def prepare_report(
     report: Report,
     profile: Profile,
@@ -83,34 +122,36 @@ def prepare_report(
     secret: str,
     now: datetime,
     flood: bool = False,
-    team: tuple[str, ...] = (),
+    readers: Readers = Readers(),
 ) -> tuple[NewReport, str]:
     """The rows to store and the receipt code to show once they are committed.
 
     *flood* marks every partner's copy ``flood_suspected``: it was stored while submissions
-    ran above the surge rate. *team* holds the intake team's age recipient, when it has one."""
+    ran above the surge rate. Partners chosen only by rules with ``review: true`` get no
+    copy now: the report waits, held for them, until an intake user releases it."""
     recipients = route_report(report.facts(), profile)
+    now_sent = [r for r in recipients if not r.review]
     # One draw from the system's random source for the reference and every delivery id:
     # on a busy virtual machine each draw is a slow system call.
-    entropy = os.urandom(5 + 16 * len(recipients))
+    entropy = os.urandom(5 + 16 * len(now_sent))
     report_ref = new_report_ref(entropy)
     code = receipt_code(secret, token_id)
-    entries = []
-    values: dict[str, FieldValues] = {}  # shared by the partners that read one language
-    for index, recipient in enumerate(recipients):
-        start = 5 + 16 * index
-        delivery_id = str(uuid.UUID(bytes=entropy[start : start + 16], version=4))
-        entries.append(
-            _outbox_entry(report, profile, recipient, delivery_id, report_ref, now, flood, values)
-        )
+    entries = outbox_entries(report, profile, now_sent, report_ref, now, flood, entropy[5:])
+    shares = [PartnerShare(r.partner_id, r.rule_id, held=True) for r in recipients if r.review]
+    shares += [
+        PartnerShare(e.partner_id, e.rule_id, held=False, view_age=partner_view(e, readers))
+        for e in entries
+        if not e.is_intake
+    ]
     content = {"report_ref": report_ref, "received_at": minute_iso(now), **report.content()}
     new = NewReport(
         report_ref=report_ref,
         receipt_hash=receipt_hash(secret, code),
         token_id=token_id,
         created_at=now,
-        content_age=encrypt_for_archive(content, profile, team),
+        content_age=encrypt_for_archive(content, profile, readers.team),
         outbox=tuple(entries),
         urgent=report.danger_now,
+        shares=tuple(shares),
     )
     return new, code

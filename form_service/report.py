@@ -33,6 +33,24 @@ class Report:
     consent_to_share_contact: bool
     language: str
 
+    @classmethod
+    def from_content(cls, content: dict[str, Any]) -> Report:
+        """The report again, from its sealed copy (what ``content`` wrote)."""
+        contact = content["contact"]
+        return cls(
+            description=content["description"],
+            area=content["location"]["area"],
+            area_detail=content["location"]["detail"],
+            setting=Setting(content["setting"]),
+            concern=Concern(content["concern"]),
+            when=content["when"],
+            people=content["people"],
+            danger_now=bool(content["danger_now"]),
+            contact=Contact(contact["name"], contact["phone"], contact["email"]),
+            consent_to_share_contact=bool(content["consent_to_share_contact"]),
+            language=content["language"],
+        )
+
     def facts(self) -> RoutingFacts:
         return RoutingFacts(self.area, self.setting, self.concern, self.danger_now)
 

@@ -113,7 +113,7 @@ async def _store(service: Service, report: Report, token_id: str, flood: bool) -
     profile = service.settings.profile.profile
     for attempt in range(_REF_ATTEMPTS):
         new, code = prepare_report(
-            report, profile, token_id, keys[0], datetime.now(UTC), flood, service.team_recipients
+            report, profile, token_id, keys[0], datetime.now(UTC), flood, service.readers
         )
         try:
             result = await service.store.save_report(new)

@@ -15,16 +15,17 @@ from typing import cast
 
 from starlette.requests import Request
 
+from form_service.intake import Readers
 from form_service.logs import MinuteTally
 from form_service.pages import Pages
 from form_service.ratelimit import LookupLimiter, ReportLimiter
 from form_service.settings import Settings
 from form_service.storage import Store, StoreUnavailable
 from form_service.storage import staff as staff_records
-from form_service.storage.staff import INTAKE_GROUP
+from form_service.storage.staff import INTAKE_GROUP, PARTNER_PREFIX
 from form_service.tokens import FormTokens
 
-TEAM_KEY_SECONDS = 5
+STAFF_KEYS_SECONDS = 5
 
 
 @dataclass
@@ -42,9 +43,9 @@ class Service:
     """Stored reports, logged as a count per minute (never a line per report)."""
     receipt_pages: dict[tuple[str, bool], str] = field(default_factory=dict)
     """Receipt pages rendered once per (language, danger now), the code put in per report."""
-    team_recipients: tuple[str, ...] = ()
-    """The intake team's age recipient once its first member enrolled: new reports are
-    sealed to it beside the archive key. Read at start, then every few seconds until found."""
+    readers: Readers = field(default_factory=Readers)
+    """The staff keys new reports are sealed to: the intake team's and each partner's, once
+    their first user enrolled. Read at start, then every few seconds."""
 
     @classmethod
     def build(cls, settings: Settings, store: Store) -> Service:
@@ -69,18 +70,24 @@ class Service:
             ),
         )
 
-    async def read_team_key(self) -> None:
+    async def read_staff_keys(self) -> None:
         with contextlib.suppress(StoreUnavailable):
             async with self.store.transaction() as tx:
-                recipient = await staff_records.group_recipient(tx, INTAKE_GROUP)
-            self.team_recipients = (recipient,) if recipient else ()
+                groups = await staff_records.group_recipients(tx)
+            team = groups.get(INTAKE_GROUP)
+            partners = {
+                name.removeprefix(PARTNER_PREFIX): recipient
+                for name, recipient in groups.items()
+                if name.startswith(PARTNER_PREFIX)
+            }
+            self.readers = Readers((team,) if team else (), partners)
 
-    async def follow_team_key(self) -> None:
-        """Keep ``team_recipients`` current: the key is made once, when the first intake
-        user enrols (in this process or another), and never changes after."""
-        while not self.team_recipients:
-            await asyncio.sleep(TEAM_KEY_SECONDS)
-            await self.read_team_key()
+    async def follow_staff_keys(self) -> None:
+        """Keep ``readers`` current: a team key is made when the first user of the intake
+        team or of a partner enrols, in this process or another, and never changes after."""
+        while True:
+            await asyncio.sleep(STAFF_KEYS_SECONDS)
+            await self.read_staff_keys()
 
     def language(self, request: Request) -> str | None:
         """The page language from the URL, or None for a prefix that is no profile language."""

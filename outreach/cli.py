@@ -75,7 +75,9 @@ def check(profile_path: str | None) -> None:
     rows: dict[tuple[str, ...], list[str]] = {}
     for facts in all_facts(profile):
         chosen = [
-            r.partner_id if r.rule_id == INTAKE_RULE else f"{r.partner_id} [{r.rule_id}]"
+            r.partner_id
+            if r.rule_id == INTAKE_RULE
+            else f"{r.partner_id} [{r.rule_id}{', after review' if r.review else ''}]"
             for r in route_report(facts, profile)
         ]
         key = tuple(chosen)

@@ -270,6 +270,9 @@ class RoutingRule(_Strict):
     id: Identifier
     match: RuleMatch = RuleMatch()
     send_to: list[str] = Field(min_length=1)
+    review: bool = False
+    """True: the rule's partners receive a report only once an intake user has read it and
+    released it from the inbox. False: they receive it at once."""
 
 
 class Routing(_Strict):

@@ -37,6 +37,9 @@ class RoutingFacts:
 class Recipient:
     partner_id: str
     rule_id: str
+    review: bool = False
+    """Held until an intake user releases the report: every rule that chose this partner
+    asks for review. One rule that delivers at once is enough to deliver at once."""
 
 
 def _matches(rule: RoutingRule, facts: RoutingFacts) -> bool:
@@ -58,7 +61,9 @@ def route_report(facts: RoutingFacts, profile: Profile) -> list[Recipient]:
     for rule in profile.routing.rules:
         if _matches(rule, facts):
             for partner_id in rule.send_to:
-                recipients.setdefault(partner_id, Recipient(partner_id, rule.id))
+                chosen = recipients.get(partner_id)
+                if chosen is None or (chosen.review and not rule.review):
+                    recipients[partner_id] = Recipient(partner_id, rule.id, rule.review)
     return list(recipients.values())
 
 

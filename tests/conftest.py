@@ -37,8 +37,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def delivering_at_once(loaded: LoadedProfile) -> LoadedProfile:
+    """*loaded* with no rule held for review: every partner a rule chooses receives the
+    report as soon as it is stored. The delivery and sharing suites test that path; the
+    demo's own choice (review for all but danger now) is tested with ``reviewed_demo``."""
+    rules = [rule.model_copy(update={"review": False}) for rule in loaded.profile.routing.rules]
+    routing = loaded.profile.routing.model_copy(update={"rules": rules})
+    profile = loaded.profile.model_copy(update={"routing": routing})
+    return LoadedProfile(profile=profile, folder=loaded.folder, path=loaded.path)
+
+
 @pytest.fixture(scope="session")
 def demo() -> LoadedProfile:
+    return delivering_at_once(load_profile(DEMO_PROFILE))
+
+
+@pytest.fixture(scope="session")
+def reviewed_demo() -> LoadedProfile:
+    """The demo agency exactly as shipped: partners after review, danger now at once."""
     return load_profile(DEMO_PROFILE)
 
 
@@ -88,7 +104,14 @@ def new_agency(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Callable[.
 
 @pytest.fixture
 def demo_copy(tmp_path: Path) -> Path:
-    """A copy of the demo agency folder that a test may change."""
+    """A copy of the demo agency folder that a test may change, with every routing rule
+    delivering at once (as ``demo``): the suites that run the real service check delivery."""
     target = tmp_path / "agencies" / "demo"
     shutil.copytree(DEMO_PROFILE, target)
+
+    def deliver_at_once(data: dict[str, Any]) -> None:
+        for rule in data["routing"]["rules"]:
+            rule.pop("review", None)
+
+    edit_yaml(target / "agency.yml", deliver_at_once)
     return target

@@ -25,10 +25,16 @@ from form_service.staff import keys, passwords, totp
 from form_service.staff.keys import Identity, SealError
 from form_service.storage import Store, Tx
 from form_service.storage import staff as records
-from form_service.storage.staff import INTAKE_GROUP, Credentials, Enrolment, StaffUser
+from form_service.storage.staff import (
+    INTAKE_GROUP,
+    PARTNER_PREFIX,
+    Credentials,
+    Enrolment,
+    StaffUser,
+)
 
 ROLES = ("admin", "intake", "auditor")
-PARTNER_ROLE = "partner:"
+PARTNER_ROLE = PARTNER_PREFIX
 
 ENROL_HOURS = 24
 SIGN_IN_STEP_MINUTES = 5

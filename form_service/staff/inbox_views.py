@@ -11,9 +11,12 @@ from form_service.pages import NO_STORE
 from form_service.service import service_of
 from form_service.staff.accounts import Session
 from form_service.staff.cases import Sealed, open_content, open_notes, seal_note, team_identity
+from form_service.staff.partner_views import partner_case, partner_inbox
+from form_service.staff.release import release
 from form_service.staff.web import forbidden, now, read_staff_form, render, staff_page
 from form_service.storage import Tx
 from form_service.storage import staff as records
+from outreach.profile import localize
 
 PAGE_SIZE = 50
 NOTE_MAX_CHARS = 10_000
@@ -24,11 +27,13 @@ OUTCOMES = ("support", "referral", "no_concern", "duplicate", "false_report")
 """How a case ends: support or intervention, a referral, no concern found, a duplicate,
 or a false or prank report. Closing asks for one."""
 
-_ACTIONS = ("acknowledge", "triage", "assign", "close", "reopen", "note")
+_ACTIONS = ("acknowledge", "triage", "assign", "close", "reopen", "note", "release")
 
 
 @staff_page("admin", "intake", "auditor", "partner")
 async def inbox_endpoint(request: Request, session: Session) -> Response:
+    if session.user.partner_id is not None:
+        return await partner_inbox(request, session)
     if session.user.role != "intake":
         return render(request, "home.html", session=session)
     view = request.query_params.get("view", "open")
@@ -65,6 +70,8 @@ def _int(raw: str | None) -> int | None:
 @staff_page("intake", "admin", "auditor", "partner")
 async def case_endpoint(request: Request, session: Session) -> Response:
     ref = request.path_params["ref"]
+    if session.user.partner_id is not None:
+        return await partner_case(request, session, ref)
     if session.user.role != "intake":
         return await forbidden(request, session, ref[:40])
     if request.method == "POST":
@@ -87,6 +94,7 @@ async def _case_page(
         if status_code == 200:
             await records.append_event(tx, session.user.email, "viewed", now(), ref)
         deliveries = await records.deliveries(tx, found.summary.id)
+        shares = await records.shares(tx, ref)
         viewers = await records.viewers(tx, ref)
         notes = await records.notes(tx, ref)
         colleagues = [u for u in await records.users(tx) if u.role == "intake"]
@@ -107,6 +115,8 @@ async def _case_page(
         viewers=viewers,
         notes=opened_notes,
         colleagues=colleagues,
+        shares={share.partner_id: share for share in shares},
+        partners=_partners(request),
         outcomes=OUTCOMES,
         note_text=note_text,
         error=error,
@@ -114,8 +124,21 @@ async def _case_page(
     )
 
 
+def _partners(request: Request) -> list[tuple[str, str]]:
+    """(id, name) of every partner a report can be released to: all but the intake team."""
+    profile = service_of(request).settings.profile.profile
+    lang = profile.default_language
+    return [
+        (partner.id, localize(partner.name, lang, lang))
+        for partner in profile.partners
+        if partner.id != profile.routing.intake
+    ]
+
+
 async def _act(request: Request, session: Session, ref: str) -> Response:
-    form = await read_staff_form(request, ("action", "outcome", "note", "assignee"), session)
+    shares = tuple(f"share-{partner_id}" for partner_id, _ in _partners(request))
+    known = ("action", "outcome", "note", "assignee", *shares)
+    form = await read_staff_form(request, known, session)
     if isinstance(form, Response):
         return form
     action = form.values.get("action", "")
@@ -123,6 +146,9 @@ async def _act(request: Request, session: Session, ref: str) -> Response:
         return await _case_page(request, session, ref, 400, error="unknown_action")
     if action == "note":
         return await _add_note(request, session, ref, form.values.get("note", ""))
+    if action == "release":
+        chosen = {name.removeprefix("share-") for name in shares if form.values.get(name) == "1"}
+        return await _release(request, session, ref, chosen)
     outcome = form.values.get("outcome", "")
     if action == "close" and outcome not in OUTCOMES:
         return await _case_page(request, session, ref, 422, error="outcome_needed")
@@ -158,6 +184,30 @@ async def _apply(tx: Tx, action: str, ref: str, outcome: str, assignee: str) -> 
     elif action == "reopen":
         await records.reopen(tx, ref)
     return None
+
+
+async def _release(request: Request, session: Session, ref: str, chosen: set[str]) -> Response:
+    service = service_of(request)
+    async with service.store.transaction() as tx:
+        found = await records.case(tx, ref)
+        if found is None:
+            return render(request, "message.html", 404, session=session, message_id="no_report")
+        try:
+            content = open_content(await team_identity(tx, session), found.content_age)
+        except Sealed:
+            content = None
+        if content is not None:
+            profile = service.settings.profile.profile
+            done = await release(
+                tx, found, content, chosen, profile, service.readers, session.user.email, now()
+            )
+            await records.append_event(
+                tx, session.user.email, "released", now(), ref, done.detail()
+            )
+    if content is None:
+        return await _case_page(request, session, ref, 403, error="no_team_key")
+    service.wakeup.set()  # the delivery worker of this process looks at once; others poll
+    return RedirectResponse(f"/staff/reports/{ref}#partners", status_code=303, headers=NO_STORE)
 
 
 async def _add_note(request: Request, session: Session, ref: str, text: str) -> Response:

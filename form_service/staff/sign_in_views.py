@@ -63,7 +63,7 @@ async def enrol_endpoint(request: Request) -> Response:
         done = await enrol(service.store, invited, values["password"], totp_secret, step, now())
     except SignInRefused:
         return render(request, "message.html", 404, message_id="link_expired")
-    await service.read_team_key()  # the first intake user's enrolment makes the team key
+    await service.read_staff_keys()  # a team's first enrolment makes the team's key
     return render(request, "recovery_codes.html", 200, codes=done.recovery_codes)
 
 

@@ -57,6 +57,19 @@ class OutboxEntry:
 
 
 @dataclass(frozen=True)
+class PartnerShare:
+    """A partner's part in a new report: held for review, or shared at once.
+
+    ``view_age`` is what the partner's agreement lets it see, sealed to the key of the
+    partner's own staff users (None while none has enrolled); it serves their inbox."""
+
+    partner_id: str
+    rule_id: str
+    held: bool
+    view_age: bytes | None = None
+
+
+@dataclass(frozen=True)
 class NewReport:
     report_ref: str
     receipt_hash: str
@@ -66,6 +79,8 @@ class NewReport:
     outbox: tuple[OutboxEntry, ...]
     urgent: bool = False
     """The tipster said someone may be in danger now: first in the team's inbox."""
+    shares: tuple[PartnerShare, ...] = ()
+    """Every partner but the intake team: held for review, or shared with the outbox."""
 
 
 @dataclass(frozen=True)

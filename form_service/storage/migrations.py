@@ -165,6 +165,19 @@ _STAFF = (
     "ALTER TABLE reports ADD COLUMN closed_at {time}",
     "CREATE INDEX reports_stage ON reports (stage, id)",
     "CREATE INDEX reports_assigned ON reports (assigned_to, id)",
+    """CREATE TABLE partner_shares (
+        report_ref TEXT NOT NULL,
+        partner_id TEXT NOT NULL,
+        rule_id TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('held', 'shared', 'withheld')),
+        view_age {blob},
+        shared_at {time},
+        released_by TEXT,
+        outcome TEXT,
+        closed_at {time},
+        PRIMARY KEY (report_ref, partner_id)
+    )""",
+    "CREATE INDEX partner_shares_partner ON partner_shares (partner_id, state, report_ref)",
     """CREATE TABLE case_notes (
         id {id},
         report_ref TEXT NOT NULL,

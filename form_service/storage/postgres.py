@@ -147,6 +147,8 @@ async def _insert_report(conn: Connection, report: NewReport) -> int | None:
     async with conn.cursor() as many:
         await many.executemany(for_postgres(q.OUTBOX_INSERT), outbox)
         await many.executemany(_AUDIT, audit)
+        if report.shares:
+            await many.executemany(for_postgres(q.SHARE_INSERT), rows.share_rows(report, at))
     return report_id
 
 

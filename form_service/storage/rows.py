@@ -62,6 +62,21 @@ def new_report_rows(
     return outbox, audit
 
 
+def share_rows(report: NewReport, at: str) -> list[tuple[Any, ...]]:
+    """Values for SHARE_INSERT: each partner's part, held or shared at the report's minute."""
+    return [
+        (
+            report.report_ref,
+            share.partner_id,
+            share.rule_id,
+            "held" if share.held else "shared",
+            share.view_age,
+            None if share.held else at,
+        )
+        for share in report.shares
+    ]
+
+
 def claimed_delivery(row: tuple[Any, ...]) -> ClaimedDelivery:
     """A ClaimedDelivery from the CLAIMED_COLUMNS of a row."""
     delivery_id, ref, partner_id, rule_id, agreement_id, payload, attempts, is_intake = row

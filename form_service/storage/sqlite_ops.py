@@ -56,6 +56,8 @@ def _insert_report(conn: sqlite3.Connection, report: NewReport) -> None:
     )
     conn.executemany(q.OUTBOX_INSERT, outbox)
     conn.executemany(q.AUDIT_INSERT, audit)
+    if report.shares:
+        conn.executemany(q.SHARE_INSERT, rows.share_rows(report, at))
 
 
 def save_report(conn: sqlite3.Connection, report: NewReport) -> SaveResult:

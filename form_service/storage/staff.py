@@ -15,10 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from form_service.storage import Tx
-from form_service.times import minute_iso, stamp
+from form_service.storage import OutboxEntry, Tx
+from form_service.storage import statements as q
+from form_service.storage.rows import audit_row
+from form_service.times import minute_iso, minute_start_stamp, stamp
 
 GENESIS = "0" * 64
+PARTNER_PREFIX = "partner:"
+"""A partner's staff role and key group: partner:<partner id>."""
 INTAKE_GROUP = "intake"
 """The team key every intake user holds: reports are sealed to it and to the archive key."""
 
@@ -559,3 +563,131 @@ async def viewers(tx: Tx, report_ref: str) -> list[tuple[str, str]]:
         (report_ref,),
     )
     return [(str(actor), str(at)) for actor, at in rows]
+
+
+# -- partners' parts in a report: held for review, shared, or withheld at release ---------
+
+
+@dataclass(frozen=True)
+class Share:
+    report_ref: str
+    partner_id: str
+    rule_id: str
+    state: str
+    view_age: bytes | None
+    shared_at: str | None
+    released_by: str | None
+    outcome: str | None
+    closed_at: str | None
+
+
+_SHARE_COLUMNS = (
+    "report_ref, partner_id, rule_id, state, view_age, shared_at, released_by, outcome, closed_at"
+)
+
+
+def _share(row: tuple[Any, ...]) -> Share:
+    return Share(row[0], row[1], row[2], row[3], _bytes(row[4]), *row[5:])
+
+
+async def shares(tx: Tx, report_ref: str) -> list[Share]:
+    rows = await tx.fetch(
+        f"SELECT {_SHARE_COLUMNS} FROM partner_shares WHERE report_ref = ? ORDER BY partner_id",
+        (report_ref,),
+    )
+    return [_share(row) for row in rows]
+
+
+async def share(tx: Tx, report_ref: str, partner_id: str) -> Share | None:
+    """A partner's part in a live report, only once it was shared with the partner."""
+    rows = await tx.fetch(
+        f"SELECT {_SHARE_COLUMNS} FROM partner_shares s WHERE report_ref = ? AND partner_id = ?"
+        " AND state = 'shared' AND EXISTS (SELECT 1 FROM reports r"
+        f" WHERE r.report_ref = s.report_ref AND r.{_LIVE})",
+        (report_ref, partner_id),
+    )
+    return _share(rows[0]) if rows else None
+
+
+async def shared_with(tx: Tx, partner_id: str, limit: int = 200) -> list[Share]:
+    """The reports shared with a partner, newest first."""
+    rows = await tx.fetch(
+        f"SELECT {_SHARE_COLUMNS} FROM partner_shares s WHERE partner_id = ? AND state = 'shared'"
+        f" AND EXISTS (SELECT 1 FROM reports r WHERE r.report_ref = s.report_ref AND r.{_LIVE})"
+        " ORDER BY shared_at DESC, report_ref DESC LIMIT ?",
+        (partner_id, limit),
+    )
+    return [_share(row) for row in rows]
+
+
+async def mark_shared(
+    tx: Tx,
+    report_ref: str,
+    partner_id: str,
+    rule_id: str,
+    view_age: bytes | None,
+    released_by: str,
+    now: datetime,
+) -> None:
+    changed = await tx.run(
+        "UPDATE partner_shares SET state = 'shared', view_age = ?, shared_at = ?,"
+        " released_by = ? WHERE report_ref = ? AND partner_id = ? AND state <> 'shared'",
+        (view_age, minute_iso(now), released_by, report_ref, partner_id),
+    )
+    if changed == 0:
+        await tx.run(
+            "INSERT INTO partner_shares (report_ref, partner_id, rule_id, state, view_age,"
+            " shared_at, released_by) VALUES (?, ?, ?, 'shared', ?, ?, ?)",
+            (report_ref, partner_id, rule_id, view_age, minute_iso(now), released_by),
+        )
+
+
+async def withhold(tx: Tx, report_ref: str, partner_id: str) -> None:
+    await tx.run(
+        "UPDATE partner_shares SET state = 'withheld' WHERE report_ref = ? AND partner_id = ?"
+        " AND state = 'held'",
+        (report_ref, partner_id),
+    )
+
+
+async def close_share(
+    tx: Tx, report_ref: str, partner_id: str, outcome: str, now: datetime
+) -> None:
+    await tx.run(
+        "UPDATE partner_shares SET outcome = ?, closed_at = ? WHERE report_ref = ?"
+        " AND partner_id = ?",
+        (outcome, minute_iso(now), report_ref, partner_id),
+    )
+
+
+async def add_delivery(
+    tx: Tx, report_id: int, entry: OutboxEntry, report_ref: str, now: datetime
+) -> None:
+    """A partner's copy of a released report, waiting in the outbox for the worker."""
+    created = minute_start_stamp(now)
+    await tx.run(
+        q.OUTBOX_INSERT,
+        (
+            entry.delivery_id,
+            report_id,
+            entry.partner_id,
+            entry.rule_id,
+            entry.agreement_id,
+            entry.payload,
+            created,
+            created,
+            int(entry.is_intake),
+        ),
+    )
+    await tx.run(
+        q.AUDIT_INSERT,
+        audit_row(
+            minute_iso(now),
+            report_ref,
+            "routed",
+            partner_id=entry.partner_id,
+            rule_id=entry.rule_id,
+            agreement_id=entry.agreement_id,
+            fields=",".join(entry.fields),
+        ),
+    )

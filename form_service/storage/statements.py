@@ -24,6 +24,10 @@ REPORT_INSERT = (
     "INSERT INTO reports (report_ref, receipt_hash, token_id, status, created_at,"
     " content_age, urgent) VALUES (?, ?, ?, 'received', ?, ?, ?)"
 )
+SHARE_INSERT = (
+    "INSERT INTO partner_shares (report_ref, partner_id, rule_id, state, view_age, shared_at)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
 OUTBOX_INSERT = (
     "INSERT INTO outbox (id, report_id, partner_id, rule_id, agreement_id, payload,"
     " status, attempts, next_attempt_at, created_at, is_intake)"

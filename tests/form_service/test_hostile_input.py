@@ -276,7 +276,7 @@ DOCUMENTED = documented_addresses()
 def test_the_guide_documents_every_service_route(hostile: tuple[TestClient, Settings]) -> None:
     client, _ = hostile
     paths = {getattr(route, "path", "") for route in client.app.routes}  # type: ignore[attr-defined]
-    documented = {p.replace("<lang>", "{lang}") for p in DOCUMENTED}
+    documented = {re.sub(r"<(\w+)>", r"{\1}", p) for p in DOCUMENTED}
     assert {"/report", "/{lang}/report", "/status", "/{lang}/status", "/healthz"} <= paths
     assert paths - {"/assets-form", ""} <= documented
 

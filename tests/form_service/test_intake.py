@@ -105,3 +105,17 @@ def test_each_partner_reads_the_report_in_its_own_language(keyed_demo: LoadedPro
     # The intake team reads English; Eastwood's schools read Spanish (the demo profile).
     assert names["intake-team"] == "Eastwood Valley"
     assert names["eastwood-schools"] == "Valle de Eastwood"
+
+
+def test_partners_of_review_rules_are_held_not_sent(reviewed_demo: LoadedProfile) -> None:
+    school = replace(REPORT, setting=Setting.school, concern=Concern.harm_others)
+    ordinary = replace(school, danger_now=False)  # two review rules choose two partners
+    new, _ = prepare_report(ordinary, reviewed_demo.profile, "e" * 32, "secret", NOW)
+    assert [e.partner_id for e in new.outbox] == ["intake-team"]
+    held = {(s.partner_id, s.rule_id) for s in new.shares if s.held}
+    assert held == {("harbor-schools", "schools-north-south"), ("sheriff-tau", "harm-to-others")}
+    urgent, _ = prepare_report(
+        replace(school, danger_now=True), reviewed_demo.profile, "f" * 32, "secret", NOW
+    )
+    assert [e.partner_id for e in urgent.outbox] == ["intake-team", "sheriff-tau"]
+    assert {s.partner_id for s in urgent.shares if s.held} == {"harbor-schools"}

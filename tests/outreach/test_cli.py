@@ -37,7 +37,7 @@ def test_check_prints_partners_and_routing() -> None:
     assert "agencies/demo/agency.yml: OK (Harbor County Prevention Team)" in result.output
     assert "sheriff-tau (law_enforcement) via maildir; agreement HC-ISA-05" in result.output
     assert "Routing (every kind of report and who receives it):" in result.output
-    assert "intake-team, harbor-schools [schools-north-south]" in result.output
+    assert "intake-team, harbor-schools [schools-north-south, after review]" in result.output
 
 
 def test_check_reports_every_problem_without_a_traceback(demo_copy: Path) -> None:

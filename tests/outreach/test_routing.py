@@ -37,16 +37,22 @@ TABLE = [
         S.school,
         C.harm_others,
         True,
-        {"eastwood-schools": "schools-east", "sheriff-tau": "harm-to-others"},
+        # The sheriff's unit is chosen by two rules; danger-now delivers at once, so it wins.
+        {"eastwood-schools": "schools-east", "sheriff-tau": "danger-now"},
     ),
 ]
 
 
 @pytest.mark.parametrize(("area", "setting", "concern", "danger", "expected"), TABLE)
 def test_demo_routing_table(
-    demo: Any, area: str, setting: Setting, concern: Concern, danger: bool, expected: dict[str, str]
+    reviewed_demo: Any,
+    area: str,
+    setting: Setting,
+    concern: Concern,
+    danger: bool,
+    expected: dict[str, str],
 ) -> None:
-    recipients = route_report(RoutingFacts(area, setting, concern, danger), demo.profile)
+    recipients = route_report(RoutingFacts(area, setting, concern, danger), reviewed_demo.profile)
     assert recipients[0].partner_id == "intake-team" and recipients[0].rule_id == INTAKE_RULE
     assert {r.partner_id: r.rule_id for r in recipients[1:]} == expected
 
@@ -65,3 +71,16 @@ def test_a_partner_is_listed_once_under_its_first_rule(demo: Any) -> None:
     ids = [r.partner_id for r in recipients]
     assert ids.count("sheriff-tau") == 1
     assert {r.partner_id: r.rule_id for r in recipients}["sheriff-tau"] == "harm-to-others"
+
+
+@pytest.mark.parametrize(
+    ("danger", "held"),
+    [(False, {"eastwood-schools", "sheriff-tau"}), (True, {"eastwood-schools"})],
+)
+def test_review_rules_hold_a_partner_unless_another_rule_sends_at_once(
+    reviewed_demo: Any, danger: bool, held: set[str]
+) -> None:
+    facts = RoutingFacts("east", S.school, C.harm_others, danger)
+    recipients = route_report(facts, reviewed_demo.profile)
+    assert {r.partner_id for r in recipients if r.review} == held
+    assert not recipients[0].review  # the intake team always at once

@@ -119,17 +119,24 @@ def test_worker_killed_mid_batch_delivers_every_row_after_restart(
 
 @pytest.mark.parametrize("delivery", ["inside serve", "own process"])
 def test_report_through_the_form_reaches_the_maildirs(
-    data_dir: Path, database: Database, tmp_path: Path, worker_process: Any, delivery: str
+    data_dir: Path,
+    database: Database,
+    tmp_path: Path,
+    worker_process: Any,
+    delivery: str,
+    demo_copy: Path,
 ) -> None:
     site = tmp_path / "site"
     site.mkdir()
     (site / "index.html").write_text("<h1>site</h1>", encoding="utf-8")
     port = free_port()
     env = _env(data_dir, **database.env())
-    serve = ["serve", "--no-build", "--out", str(site), "--port", str(port)]
+    # The demo with every rule delivering at once (demo_copy): no partner waits for review.
+    profile = ("--profile", str(demo_copy))
+    serve = ["serve", *profile, "--no-build", "--out", str(site), "--port", str(port)]
     if delivery == "own process":
         # Polling alone would find the report only after 30 s: the commit must wake it.
-        worker_process("worker", "--poll-seconds", "30", env=env)
+        worker_process("worker", *profile, "--poll-seconds", "30", env=env)
         serve.append("--no-worker")
     worker_process(*serve, env=env)
     base = f"http://127.0.0.1:{port}"
