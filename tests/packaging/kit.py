@@ -63,6 +63,12 @@ def set_kit_version(tree: Path, version: str) -> None:
     pyproject.write_text(_VERSION.sub(f'version = "{version}"', text, count=1), encoding="utf-8")
 
 
+def next_version(version: str) -> str:
+    """*version* with its last number one higher: 0.1.0 -> 0.1.1."""
+    head, _, last = version.rpartition(".")
+    return f"{head}.{int(last) + 1}" if head else str(int(last) + 1)
+
+
 def build_wheel(tree: Path, out: Path) -> Path:
     """The wheel of *tree*, in *out*, next to the build's log (build.log)."""
     built = run(
