@@ -17,12 +17,13 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from outreach.assets import templates
 from outreach.i18n import translations
 from outreach.languages import is_rtl, native_name
-from outreach.loader import PACKAGE_ROOT, LoadedProfile
+from outreach.loader import LoadedProfile
 from outreach.profile import localize
 
-FORM_TEMPLATES = PACKAGE_ROOT / "templates" / "form"
+FORM_TEMPLATES = templates("form")
 FORM_ASSETS = FORM_TEMPLATES / "static"
 ASSETS_PATH = "/assets-form"
 

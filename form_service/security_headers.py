@@ -35,7 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from form_service.logs import log_event
 from form_service.pages import ASSETS_PATH
 from form_service.settings import Settings
-from outreach.loader import PACKAGE_ROOT
+from outreach.assets import templates
 
 # connect-src 'self': the pages run no script, so nothing of theirs connects anywhere. But
 # Chromium checks a DevTools fetch made in a page against it, and that is how Lighthouse
@@ -110,7 +110,7 @@ _OWNED = frozenset(
 # and every staff page.
 _NO_STORE_PATH = re.compile(r"^(?:(?:/[^/]+)?/(?:report|status)/?|/staff(?:/.*)?)$")
 
-KIT_TEMPLATES = PACKAGE_ROOT / "templates" / "site"
+KIT_TEMPLATES = templates("site")
 
 # <script ...>body</script>, as a browser ends it: at the first "</script".
 _SCRIPT = re.compile(r"<script\b([^>]*)>(.*?)</script\s*>", re.I | re.S)

@@ -15,13 +15,13 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from outreach.assets import demo_profile
 from outreach.languages import is_valid_language
 from outreach.profile import UNKNOWN_AREA, Profile, ReportField
 from outreach.routing import routing_gaps
 
 PROFILE_FILE = "agency.yml"
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-DEMO_PROFILE = PACKAGE_ROOT / "agencies" / "demo"
+DEMO_PROFILE = demo_profile()
 
 
 class ProfileError(Exception):

@@ -24,11 +24,11 @@ import jinja2
 
 from form_service.delivery.payload import DeliveryPayload, ReportFields
 from form_service.delivery.sealing import seal
+from outreach.assets import templates
 from outreach.i18n import N_, translations
-from outreach.loader import PACKAGE_ROOT
 from outreach.profile import Partner, Profile, localize
 
-TEMPLATES = PACKAGE_ROOT / "templates" / "mail"
+TEMPLATES = templates("mail")
 SEALED_NAME = "report.txt.age"
 CONTEXT = "mail"
 _DIGEST_NAMESPACE = uuid.UUID("6f1d3c2e-8a4b-5e7f-9c01-2d3e4f5a6b7c")

@@ -21,15 +21,16 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from form_service.form_input import BodyTooLarge, NotAForm, ParsedForm, read_form
-from form_service.pages import ASSETS_PATH, FORM_TEMPLATES, NO_STORE
+from form_service.pages import ASSETS_PATH, NO_STORE
 from form_service.service import service_of
 from form_service.staff.accounts import Session, session_for
 from form_service.storage import staff as records
+from outreach.assets import templates
 from outreach.i18n import translations
 from outreach.languages import is_rtl
 from outreach.profile import localize
 
-STAFF_TEMPLATES = FORM_TEMPLATES.parent / "staff"
+STAFF_TEMPLATES = templates("staff")
 MAX_FORM_BYTES = 512 * 1024
 """Room for a long note and then some: a longer one is answered on the page, text kept."""
 

@@ -30,17 +30,18 @@ from mkdocs.commands.build import build
 from mkdocs.config import load_config
 from mkdocs.exceptions import MkDocsException
 
+from outreach.assets import base_config, base_docs, templates
 from outreach.i18n import translations
 from outreach.languages import is_rtl, name_in, native_name
-from outreach.loader import PACKAGE_ROOT, LoadedProfile, display_path
+from outreach.loader import LoadedProfile, display_path
 from outreach.profile import localize
 from outreach.site.directory import directory_page
 from outreach.site.lazy_search import defer_search
 from outreach.site.page_context import PageError, SiteLinks, page_context, render_markdown
 
-BASE_CONFIG = PACKAGE_ROOT / "mkdocs.yml"
-BASE_DOCS = PACKAGE_ROOT / "docs"
-THEME_DIR = PACKAGE_ROOT / "templates" / "site"
+BASE_CONFIG = base_config()
+BASE_DOCS = base_docs()
+THEME_DIR = templates("site")
 MATERIAL_LANGUAGES = Path(material.__path__[0]) / "templates" / "partials" / "languages"
 DIRECTORY_PAGE = "partners.md"
 

@@ -14,7 +14,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import BrowserContext, Locator, Page, Request, Response
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from outreach.loader import PACKAGE_ROOT
+from outreach.assets import base_config
 
 CHROMIUM = "/usr/bin/chromium"
 # Root in CI (no sandbox); no GPU; and nothing that phones home: the network is closed.
@@ -27,7 +27,7 @@ LAUNCH_ARGS = [
     "--no-first-run",
 ]
 
-NAV_PAGES: list[str] = yaml.safe_load((PACKAGE_ROOT / "mkdocs.yml").read_text())["nav"]
+NAV_PAGES: list[str] = yaml.safe_load(base_config().read_text())["nav"]
 SITE_LANGUAGES = ("en", "es")
 DEFAULT_LANGUAGE = "en"
 

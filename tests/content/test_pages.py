@@ -13,10 +13,10 @@ import textstat
 import textstat.backend.counts._count_syllables as syllables
 import yaml
 
-from outreach.loader import PACKAGE_ROOT
+from outreach.assets import base_config, base_docs
 from tests.content.page_text import Article, read_article
 
-NAV = yaml.safe_load((PACKAGE_ROOT / "mkdocs.yml").read_text())["nav"]
+NAV = yaml.safe_load(base_config().read_text())["nav"]
 WRITTEN = [p for p in NAV if p != "partners.md"]  # the directory page is generated
 LANGS = ["en", "es"]
 
@@ -35,7 +35,7 @@ def test_every_page_exists_in_both_languages() -> None:
     assert len(WRITTEN) == 12
     for lang in LANGS:
         for name in WRITTEN:
-            assert (PACKAGE_ROOT / "docs" / lang / name).is_file(), f"docs/{lang}/{name}"
+            assert (base_docs() / lang / name).is_file(), f"docs/{lang}/{name}"
 
 
 @pytest.mark.parametrize("name", WRITTEN)
@@ -138,7 +138,7 @@ _SVG_COLOUR = re.compile(
 @pytest.mark.parametrize("lang", LANGS)
 @pytest.mark.parametrize("name", WRITTEN)
 def test_drawings_name_no_colour_of_their_own(lang: str, name: str) -> None:
-    text = (PACKAGE_ROOT / "docs" / lang / name).read_text(encoding="utf-8")
+    text = (base_docs() / lang / name).read_text(encoding="utf-8")
     for svg in re.findall(r"<svg\b.*?</svg>", text, re.S):
         assert _SVG_COLOUR.findall(svg) == []
 
@@ -199,10 +199,10 @@ def test_base_pages_hold_no_agency_values(demo: Any) -> None:
     literal |= {"555-01", "example.org", profile.agency.liaison.name}
     for partner in profile.partners:
         literal |= set(_texts(partner.name))
-    for path in sorted((PACKAGE_ROOT / "docs").rglob("*.md")):
+    for path in sorted(base_docs().rglob("*.md")):
         text = path.read_text(encoding="utf-8")
         for value in literal:
-            assert value not in text, f"{path.relative_to(PACKAGE_ROOT)} names {value!r}"
+            assert value not in text, f"{path.relative_to(base_docs().parent)} names {value!r}"
 
 
 def test_home_page_says_what_to_report_how_and_what_happens(demo_site: Path) -> None:

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 import yaml
 
-from outreach.loader import PACKAGE_ROOT, load_profile
+from outreach.assets import base_config
+from outreach.loader import load_profile
 from outreach.site.sitegen import BuildError, build_site
 
-NAV_PAGES = yaml.safe_load((PACKAGE_ROOT / "mkdocs.yml").read_text())["nav"]
+NAV_PAGES = yaml.safe_load(base_config().read_text())["nav"]
 
 
 def page_url(name: str) -> str:
