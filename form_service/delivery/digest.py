@@ -65,9 +65,6 @@ class FloodDigests:
         now = self._clock()
         return self.holding or any(end > now for end in self._window_ends.values())
 
-    def held_count(self) -> int:
-        return sum(len(window.held) for window in self._windows.values())
-
     def digestible(self, row: Delivery, profile: Profile) -> DeliveryPayload | None:
         """The row's payload when it is to wait for its partner's digest, else None."""
         if self.window_seconds <= 0 or row.payload is None or _FLAG not in row.payload:
