@@ -10,7 +10,9 @@ from outreach.routing import RoutingFacts
 
 
 @dataclass(frozen=True)
-class Contact:
+class ReporterContact:
+    """How the tipster may be reached, as they typed it; every part optional."""
+
     name: str = ""
     phone: str = ""
     email: str = ""
@@ -29,7 +31,7 @@ class Report:
     when: str
     people: str
     danger_now: bool
-    contact: Contact
+    contact: ReporterContact
     consent_to_share_contact: bool
     language: str
 

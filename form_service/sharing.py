@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from form_service.delivery.payload import Contact, DeliveryPayload, Location, ReportFields
+from form_service.delivery.payload import DeliveryPayload, Location, ReportFields, SharedContact
 from form_service.report import Report
 from outreach.profile import UNKNOWN_AREA, Partner, Profile, ReportField, localize
 from outreach.routing import Recipient
@@ -39,7 +39,7 @@ def _field_value(field: ReportField, report: Report, lang: str, profile: Profile
         return Location(area=report.area, area_name=name, detail=report.area_detail)
     if field is ReportField.contact:
         contact = report.contact
-        return Contact(name=contact.name, phone=contact.phone, email=contact.email)
+        return SharedContact(name=contact.name, phone=contact.phone, email=contact.email)
     value = getattr(report, field)
     return value.value if field in _ENUM_VALUED else value
 

@@ -44,7 +44,10 @@ class Location(_Strict):
     detail: str = ""
 
 
-class Contact(_Strict):
+class SharedContact(_Strict):
+    """The reporter's contact details as a partner receives them (form_service/sharing.py
+    decides when)."""
+
     name: str = ""
     phone: str = ""
     email: str = ""
@@ -58,7 +61,7 @@ class ReportFields(_Strict):
     when: str | None = None
     people: str | None = None
     danger_now: bool | None = None
-    contact: Contact | None = None
+    contact: SharedContact | None = None
 
     def names(self) -> list[str]:
         """The fields present, in the report's order (what the audit trail records)."""

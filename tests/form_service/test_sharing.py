@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from form_service.delivery.payload import parse_payload
-from form_service.report import Contact
+from form_service.report import ReporterContact
 from form_service.sharing import partner_payload, shared_fields
 from outreach.loader import LoadedProfile
 from outreach.routing import Recipient
@@ -52,7 +52,7 @@ def test_fields_per_partner(
     report = replace(
         REPORT,
         consent_to_share_contact=consent,
-        contact=REPORT.contact if contact else Contact(),
+        contact=REPORT.contact if contact else ReporterContact(),
     )
     payload = partner_payload(
         report,

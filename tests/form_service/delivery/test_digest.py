@@ -22,7 +22,7 @@ from form_service.delivery.payload import parse_payload
 from form_service.delivery.retry import RetryPolicy
 from form_service.delivery.worker import DeliveryWorker
 from form_service.intake import prepare_report
-from form_service.report import Contact, Report
+from form_service.report import Report, ReporterContact
 from form_service.storage import Delivery, NewReport, Store
 from outreach.loader import LoadedProfile
 from outreach.profile import Concern, Profile, Setting
@@ -54,7 +54,7 @@ def infrastructure_report(n: int, **changes: Any) -> Report:
         concern=Concern.harm_others,
         description=f"Digest report number {n} about the water plant.",
         people=PEOPLE.format(n=n),
-        contact=Contact(name=CONTACT.format(n=n)),
+        contact=ReporterContact(name=CONTACT.format(n=n)),
         consent_to_share_contact=False,
         **changes,
     )
