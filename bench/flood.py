@@ -123,7 +123,7 @@ FLOOD_SETTINGS = (
 
 def default_limits() -> dict[str, str]:
     """The service's default flood settings: this run sets them and checks against them."""
-    return {v.name: v.default for v in SETTINGS if v.name in FLOOD_SETTINGS}
+    return {s.env: s.default for s in SETTINGS if s.env in FLOOD_SETTINGS}
 
 
 async def tipster(

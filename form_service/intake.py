@@ -26,7 +26,6 @@ from outreach.routing import Recipient, route_report
 
 # Made once: json.dumps with any option builds a new encoder on every call.
 _ARCHIVE_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
-_PAYLOAD_JSON = json.JSONEncoder(ensure_ascii=False)
 
 
 @functools.cache
@@ -71,10 +70,9 @@ def _outbox_entry(
         partner_id=recipient.partner_id,
         rule_id=recipient.rule_id,
         agreement_id=partner.agreement.id,
-        payload=_PAYLOAD_JSON.encode(payload),
+        payload=payload.to_json(),
         is_intake=is_intake,
-        # The payload holds exactly the shared fields, in ReportField order.
-        fields=tuple(payload["fields"]),
+        fields=tuple(payload.fields.names()),
     )
 
 

@@ -49,10 +49,6 @@ def normalize_code(typed: str) -> str:
     return cleaned.replace("\u2010", "").replace("\u2011", "").replace("\u2013", "")
 
 
-def looks_like_code(normalized: str) -> bool:
-    return len(normalized) == CODE_LENGTH and all(c in CROCKFORD for c in normalized)
-
-
 def receipt_hash(secret: str, code: str) -> str:
     return _mac(secret, "receipt-hash:" + normalize_code(code)).hex()
 

@@ -10,7 +10,9 @@ from outreach.routing import RoutingFacts
 
 
 @dataclass(frozen=True)
-class Contact:
+class ReporterContact:
+    """How the tipster may be reached, as they typed it; every part optional."""
+
     name: str = ""
     phone: str = ""
     email: str = ""
@@ -29,7 +31,7 @@ class Report:
     when: str
     people: str
     danger_now: bool
-    contact: Contact
+    contact: ReporterContact
     consent_to_share_contact: bool
     language: str
 
@@ -46,7 +48,7 @@ class Report:
             when=content["when"],
             people=content["people"],
             danger_now=bool(content["danger_now"]),
-            contact=Contact(contact["name"], contact["phone"], contact["email"]),
+            contact=ReporterContact(contact["name"], contact["phone"], contact["email"]),
             consent_to_share_contact=bool(content["consent_to_share_contact"]),
             language=content["language"],
         )

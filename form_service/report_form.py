@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from babel.numbers import format_decimal
 
-from form_service.report import Contact, Report
+from form_service.report import Report, ReporterContact
 from outreach.profile import UNKNOWN_AREA, Concern, Profile, Setting
 
 MAX_DESCRIPTION = 10_000
@@ -138,7 +138,7 @@ def validate_report(
         when=values["when"].strip(),
         people=values["people"].strip(),
         danger_now=values["danger_now"] == "yes",
-        contact=Contact(
+        contact=ReporterContact(
             name=values["contact_name"].strip(),
             phone=values["contact_phone"].strip(),
             email=values["contact_email"].strip(),

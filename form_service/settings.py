@@ -1,8 +1,10 @@
 """One frozen settings object for the service, read from OUTREACH_* environment variables.
 
-``SETTINGS`` is the single table of variables: from_env reads it, the operator guide
-documents every entry of it (a test checks that), and each value is checked here so a
-bad one stops the service with a sentence naming the variable.
+``SETTINGS`` is the one table of settings: each row names the variable, the field of
+``Settings`` it fills, how its text is read and checked, its default and its help. The
+defaults of ``Settings``, ``Settings.from_env`` and the operator guide's table
+(guide/report-service.md, checked by tests/form_service/test_settings.py) all come from it,
+and a bad value stops the service with a sentence naming the variable.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 import click
 
-from outreach.loader import LoadedProfile
+from outreach.loader import LoadedProfile, ProfileError, load_profile
 
 SECRET_FILE = "secret_key"  # noqa: S105 (a file name, not a secret)
 DATABASE_FILE = "reports.sqlite3"
@@ -31,130 +33,325 @@ class SettingsError(click.ClickException):
     """A bad OUTREACH_* value; a ClickException so `outreach serve` prints one sentence."""
 
 
+# Readers: (variable name, its text, stripped) -> the value, or SettingsError naming it.
+
+
+def _text(name: str, raw: str) -> str:
+    return raw
+
+
+def _lower(name: str, raw: str) -> str:
+    return raw.lower()
+
+
+def _items(name: str, raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _path(name: str, raw: str) -> Path:
+    return Path(raw).resolve()
+
+
+def _number(kind: Callable[[str], Any]) -> Callable[[str, str], Any]:
+    def read(name: str, raw: str) -> Any:
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r}: not a number") from None
+        if value < 0:
+            raise SettingsError(f"{name}={raw!r}: must not be negative")
+        return value
+
+    return read
+
+
+def _switch(name: str, raw: str) -> bool:
+    if raw not in ("0", "1"):
+        raise SettingsError(f"{name}={raw!r}: use 1 (on) or 0 (off)")
+    return raw == "1"
+
+
+def _networks(name: str, raw: str) -> tuple[IPNetwork, ...]:
+    networks = []
+    for item in _items(name, raw):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise SettingsError(f"{name}: {item!r} is not an IP address or network") from None
+    return tuple(networks)
+
+
+def _profile(name: str, raw: str) -> LoadedProfile:
+    try:
+        return load_profile(raw or None)
+    except ProfileError as error:
+        raise SettingsError(f"{name}: {error}") from None
+
+
 @dataclass(frozen=True)
-class Variable:
-    name: str
+class Setting:
+    env: str
+    field: str
+    """The field of Settings it fills."""
+    read: Callable[[str, str], Any]
     default: str
+    """The text used when the variable is unset or empty."""
     help: str
+    """Markdown, as the guide's table shows it."""
+    shown: str = ""
+    """The guide's Default column, when it is not simply the default text."""
+
+    def value(self, environ: Mapping[str, str]) -> Any:
+        raw = environ.get(self.env, "").strip() or self.default
+        return self.read(self.env, raw)
+
+    def default_value(self) -> Any:
+        return self.read(self.env, self.default)
 
 
-SETTINGS: tuple[Variable, ...] = (
-    Variable("OUTREACH_DATA_DIR", "./var", "Folder for the database, the dev secret and mail."),
-    Variable(
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "OUTREACH_PROFILE",
+        "profile",
+        _profile,
+        "",
+        "The agency profile the service serves: its folder or its `agency.yml`. The `outreach` "
+        "commands take `--profile` instead, and `outreach serve --workers N` sets this for "
+        "its processes.",
+        shown="the demo agency",
+    ),
+    Setting(
+        "OUTREACH_SITE_DIR",
+        "site_dir",
+        _path,
+        "var/site",
+        "The built outreach site the service serves besides its own pages (`outreach build "
+        "--out`). `outreach serve` takes `--out` instead, and sets this for its processes.",
+    ),
+    Setting(
+        "OUTREACH_DATA_DIR",
+        "data_dir",
+        _path,
+        "./var",
+        "Folder for the database, the development secret and the delivery maildirs.",
+    ),
+    Setting(
         "OUTREACH_DATABASE_URL",
-        f"sqlite:///<data dir>/{DATABASE_FILE}",
-        "Where reports are stored (sqlite:///relative or sqlite:////absolute path, "
-        "or postgresql://user@host/database).",
+        "database_url",
+        _text,
+        "",
+        "Where reports are stored: `sqlite:///relative/path` or `sqlite:////absolute/path` on "
+        "one machine, or `postgresql://user@host/database` for several processes or machines "
+        "(see [Several machines on PostgreSQL](deploy-postgresql.md)).",
+        shown=f"`sqlite:///<data dir>/{DATABASE_FILE}`",
     ),
-    Variable(
+    Setting(
         "OUTREACH_DATABASE_POOL_SIZE",
+        "database_pool_size",
+        _number(int),
         "10",
-        "PostgreSQL: most connections one process holds (service and its worker together).",
+        "PostgreSQL only: the most connections one process (service and its delivery worker "
+        "together) keeps open.",
     ),
-    Variable(
+    Setting(
         "OUTREACH_DATABASE_TIMEOUT_SECONDS",
+        "database_timeout_seconds",
+        _number(float),
         "5",
-        "How long a request waits for the database before the tipster is asked to retry (503).",
+        "How long a report waits for the database. Past it, or when the database is down, "
+        "read-only or full, the tipster gets a 503 page that keeps their text and says nothing "
+        "was saved.",
     ),
-    Variable(
+    Setting(
         "OUTREACH_SECRET_KEY",
-        f"generated into <data dir>/{SECRET_FILE}",
-        "Comma-separated secrets: the first signs form tokens and receipts, all verify.",
+        "secret_keys",
+        _items,
+        "",
+        "One secret, or several separated by commas. The **first** signs new form tokens and "
+        "makes new receipt codes; **all** are accepted when checking.",
+        shown=f"generated into `<data dir>/{SECRET_FILE}`",
     ),
-    Variable("OUTREACH_MIN_FILL_SECONDS", "3", "A form sent sooner after loading is refused."),
-    Variable("OUTREACH_MAX_TOKEN_AGE_SECONDS", "14400", "A form older than this is refused."),
-    Variable(
+    Setting(
+        "OUTREACH_MIN_FILL_SECONDS",
+        "min_fill_seconds",
+        _number(float),
+        "3",
+        "A form sent back sooner than this after it was shown is refused as too fast (bots "
+        "fill forms instantly).",
+    ),
+    Setting(
+        "OUTREACH_MAX_TOKEN_AGE_SECONDS",
+        "max_token_age_seconds",
+        _number(int),
+        "14400",
+        "A form older than this is refused; the tipster's text is shown again with a fresh form.",
+        shown="`14400` (4 hours)",
+    ),
+    Setting(
         "OUTREACH_TRUSTED_PROXIES",
-        "(none)",
-        "Comma-separated proxy addresses or networks whose X-Forwarded-For is believed.",
+        "trusted_proxies",
+        _networks,
+        "",
+        "Comma-separated addresses or networks (`10.0.0.0/8`) of your reverse proxies. Only "
+        "from these is `X-Forwarded-For` believed, and only to rate-limit status look-ups.",
+        shown="none",
     ),
-    Variable("OUTREACH_MAX_BODY_BYTES", "65536", "Larger request bodies are refused (413)."),
-    Variable("OUTREACH_MAX_FIELDS", "30", "Requests with more form fields are refused (400)."),
-    Variable(
+    Setting(
+        "OUTREACH_MAX_BODY_BYTES",
+        "max_body_bytes",
+        _number(int),
+        "65536",
+        "A request body larger than this is refused with 413 before it is read.",
+    ),
+    Setting(
+        "OUTREACH_MAX_FIELDS",
+        "max_fields",
+        _number(int),
+        "30",
+        "A form with more fields than this is refused with 400.",
+    ),
+    Setting(
         "OUTREACH_STATUS_MIN_SECONDS",
+        "status_min_seconds",
+        _number(float),
         "0.5",
-        "Every status lookup takes at least this long, right code or wrong.",
+        "Every status look-up takes at least this long, whether the code is right or wrong.",
     ),
-    Variable(
+    Setting(
         "OUTREACH_STATUS_CLIENT_LIMIT",
+        "status_client_limit",
+        _number(int),
         "20",
-        "Status lookups one client may make per window.",
+        "Status look-ups one client may make per window.",
     ),
-    Variable(
+    Setting(
         "OUTREACH_STATUS_GLOBAL_LIMIT",
+        "status_global_limit",
+        _number(int),
         "600",
-        "Status lookups everyone together may make per window.",
+        "Status look-ups all clients together may make per window.",
     ),
-    Variable("OUTREACH_STATUS_WINDOW_SECONDS", "600", "The rate-limit window for status lookups."),
-    Variable(
+    Setting(
+        "OUTREACH_STATUS_WINDOW_SECONDS",
+        "status_window_seconds",
+        _number(float),
+        "600",
+        "The length of the rate-limit window.",
+    ),
+    Setting(
         "OUTREACH_REPORT_CLIENT_BURST",
+        "report_client_burst",
+        _number(int),
         "20",
-        "Reports one client (one address) may send at once before its rate applies.",
+        "Reports one client (one address) may send at once before its hourly rate applies.",
     ),
-    Variable(
+    Setting(
         "OUTREACH_REPORT_CLIENT_PER_HOUR",
+        "report_client_per_hour",
+        _number(float),
         "60",
-        "Reports one client may send per hour once its burst is used up.",
+        "Reports one client may send per hour once its burst is used up. A school behind one "
+        "address gets 20 at once and 60 more an hour.",
     ),
-    Variable(
+    Setting(
         "OUTREACH_REPORT_GLOBAL_PER_MINUTE",
+        "report_global_per_minute",
+        _number(int),
         "120",
-        "Reports everyone together may send per minute; more get 429.",
+        "Reports all clients together may send per minute; this protects the database. More "
+        "get 429.",
     ),
-    Variable(
+    Setting(
         "OUTREACH_REPORT_SURGE_PER_MINUTE",
+        "report_surge_per_minute",
+        _number(int),
         "60",
-        "Report submissions per minute (refused ones included) above which stored reports "
-        "are flagged as a possible flood.",
+        "Report submissions per minute, refused ones included, above which the reports stored "
+        "in that minute and the next are flagged as a possible flood.",
     ),
-    Variable(
+    Setting(
         "OUTREACH_REPORT_CLIENT_SURGE",
+        "report_client_surge",
+        _number(int),
         "3",
         "Reports one client may send beyond its hourly rate before its next ones are flagged "
-        "as a possible flood; 0 flags only by the overall surge rate.",
+        "as a possible flood too, so one address's burst is flagged before the overall count "
+        "notices it. A school sending a report every few minutes is never flagged. `0` flags "
+        "only by the overall surge rate.",
     ),
-    Variable(
+    Setting(
         "OUTREACH_FLOOD_DIGEST_SECONDS",
+        "flood_digest_seconds",
+        _number(float),
         "300",
-        "Flagged reports reach each e-mail or maildir partner as one digest message per this "
-        "many seconds; 0 sends them one by one.",
+        "Reports flagged as a possible flood reach each e-mail or Maildir partner as one "
+        "digest message per this many seconds instead of one message each (see "
+        "[Floods](delivery.md#floods-one-digest-instead-of-a-message-per-report)). `0` sends "
+        "them one by one.",
+        shown="`300` (5 minutes)",
     ),
-    Variable(
+    Setting(
+        "OUTREACH_DELIVERY_WORKER",
+        "delivery_worker",
+        _switch,
+        "1",
+        "`1`: each process of the service also delivers reports to partners. `0`: delivery "
+        "is left to `outreach worker` (`outreach serve --no-worker` sets this).",
+    ),
+    Setting(
         "OUTREACH_ALLOWED_HOSTS",
-        "(none)",
-        "Extra comma-separated Host names to answer to, besides the site_url host, "
-        "agency.hosts and localhost; other Hosts get 400. '*' answers any.",
+        "allowed_hosts",
+        _items,
+        "",
+        "Extra host names to answer to, comma-separated. The host of `agency.site_url`, "
+        "`agency.hosts`, `localhost` and `127.0.0.1` are always allowed; `*` allows any. "
+        "Other `Host` headers get 400.",
+        shown="none",
     ),
-    Variable("OUTREACH_LOG_LEVEL", "info", "Log level of the server and the service."),
+    Setting(
+        "OUTREACH_LOG_LEVEL",
+        "log_level",
+        _lower,
+        "info",
+        "`debug`, `info`, `warning`, `error` or `critical`.",
+    ),
 )
+
+_BY_FIELD = {setting.field: setting for setting in SETTINGS}
+
+
+def _default(field: str) -> Any:
+    return _BY_FIELD[field].default_value()
 
 
 @dataclass(frozen=True)
 class Settings:
+    # Required here (tests and commands always name them); from_env reads them too.
     profile: LoadedProfile
     site_dir: Path
     data_dir: Path
-    database_url: str = ""
-    database_pool_size: int = 10
-    database_timeout_seconds: float = 5.0
-    secret_keys: tuple[str, ...] = ()
-    min_fill_seconds: float = 3.0
-    max_token_age_seconds: int = 4 * 3600
-    trusted_proxies: tuple[IPNetwork, ...] = ()
-    max_body_bytes: int = 64 * 1024
-    max_fields: int = 30
-    status_min_seconds: float = 0.5
-    status_client_limit: int = 20
-    status_global_limit: int = 600
-    status_window_seconds: float = 600.0
-    report_client_burst: int = 20
-    report_client_per_hour: float = 60.0
-    report_global_per_minute: int = 120
-    report_surge_per_minute: int = 60
-    report_client_surge: int = 3
-    flood_digest_seconds: float = 300.0
-    allowed_hosts: tuple[str, ...] = ()
-    log_level: str = "info"
+    database_url: str = _default("database_url")
+    database_pool_size: int = _default("database_pool_size")
+    database_timeout_seconds: float = _default("database_timeout_seconds")
+    secret_keys: tuple[str, ...] = _default("secret_keys")
+    min_fill_seconds: float = _default("min_fill_seconds")
+    max_token_age_seconds: int = _default("max_token_age_seconds")
+    trusted_proxies: tuple[IPNetwork, ...] = _default("trusted_proxies")
+    max_body_bytes: int = _default("max_body_bytes")
+    max_fields: int = _default("max_fields")
+    status_min_seconds: float = _default("status_min_seconds")
+    status_client_limit: int = _default("status_client_limit")
+    status_global_limit: int = _default("status_global_limit")
+    status_window_seconds: float = _default("status_window_seconds")
+    report_client_burst: int = _default("report_client_burst")
+    report_client_per_hour: float = _default("report_client_per_hour")
+    report_global_per_minute: int = _default("report_global_per_minute")
+    report_surge_per_minute: int = _default("report_surge_per_minute")
+    report_client_surge: int = _default("report_client_surge")
+    flood_digest_seconds: float = _default("flood_digest_seconds")
+    delivery_worker: bool = _default("delivery_worker")
+    allowed_hosts: tuple[str, ...] = _default("allowed_hosts")
+    log_level: str = _default("log_level")
 
     def __post_init__(self) -> None:
         if not self.secret_keys:
@@ -173,69 +370,23 @@ class Settings:
     @classmethod
     def from_env(
         cls,
-        profile: LoadedProfile,
-        site_dir: Path,
+        profile: LoadedProfile | None = None,
+        site_dir: Path | None = None,
         environ: Mapping[str, str] = os.environ,
     ) -> Settings:
-        data_dir = Path(environ.get("OUTREACH_DATA_DIR", "var")).resolve()
-        read = _Reader(environ)
-        hosts = read.items("OUTREACH_ALLOWED_HOSTS")
-        return cls(
-            profile=profile,
-            site_dir=site_dir.resolve(),
-            data_dir=data_dir,
-            database_url=environ.get("OUTREACH_DATABASE_URL", "").strip(),
-            database_pool_size=read.number("OUTREACH_DATABASE_POOL_SIZE", int, 10),
-            database_timeout_seconds=read.number("OUTREACH_DATABASE_TIMEOUT_SECONDS", float, 5.0),
-            secret_keys=read.items("OUTREACH_SECRET_KEY") or (dev_secret(data_dir),),
-            min_fill_seconds=read.number("OUTREACH_MIN_FILL_SECONDS", float, 3.0),
-            max_token_age_seconds=read.number("OUTREACH_MAX_TOKEN_AGE_SECONDS", int, 4 * 3600),
-            trusted_proxies=read.networks("OUTREACH_TRUSTED_PROXIES"),
-            max_body_bytes=read.number("OUTREACH_MAX_BODY_BYTES", int, 64 * 1024),
-            max_fields=read.number("OUTREACH_MAX_FIELDS", int, 30),
-            status_min_seconds=read.number("OUTREACH_STATUS_MIN_SECONDS", float, 0.5),
-            status_client_limit=read.number("OUTREACH_STATUS_CLIENT_LIMIT", int, 20),
-            status_global_limit=read.number("OUTREACH_STATUS_GLOBAL_LIMIT", int, 600),
-            status_window_seconds=read.number("OUTREACH_STATUS_WINDOW_SECONDS", float, 600.0),
-            report_client_burst=read.number("OUTREACH_REPORT_CLIENT_BURST", int, 20),
-            report_client_per_hour=read.number("OUTREACH_REPORT_CLIENT_PER_HOUR", float, 60.0),
-            report_global_per_minute=read.number("OUTREACH_REPORT_GLOBAL_PER_MINUTE", int, 120),
-            report_surge_per_minute=read.number("OUTREACH_REPORT_SURGE_PER_MINUTE", int, 60),
-            report_client_surge=read.number("OUTREACH_REPORT_CLIENT_SURGE", int, 3),
-            flood_digest_seconds=read.number("OUTREACH_FLOOD_DIGEST_SECONDS", float, 300.0),
-            allowed_hosts=hosts + default_hosts(profile) if hosts else (),
-            log_level=environ.get("OUTREACH_LOG_LEVEL", "info").strip().lower() or "info",
-        )
-
-
-class _Reader:
-    def __init__(self, environ: Mapping[str, str]) -> None:
-        self.environ = environ
-
-    def items(self, name: str) -> tuple[str, ...]:
-        raw = self.environ.get(name, "")
-        return tuple(item.strip() for item in raw.split(",") if item.strip())
-
-    def number(self, name: str, kind: Callable[[str], Any], default: Any) -> Any:
-        raw = self.environ.get(name, "").strip()
-        if not raw:
-            return default
-        try:
-            value = kind(raw)
-        except ValueError:
-            raise SettingsError(f"{name}={raw!r}: not a number") from None
-        if value < 0:
-            raise SettingsError(f"{name}={raw!r}: must not be negative")
-        return value
-
-    def networks(self, name: str) -> tuple[IPNetwork, ...]:
-        networks = []
-        for item in self.items(name):
-            try:
-                networks.append(ipaddress.ip_network(item, strict=False))
-            except ValueError:
-                raise SettingsError(f"{name}: {item!r} is not an IP address or network") from None
-        return tuple(networks)
+        """Every setting from *environ*; a *profile* or *site_dir* given (a command's
+        options) is used instead of its variable."""
+        given: dict[str, Any] = {}
+        if profile is not None:
+            given["profile"] = profile
+        if site_dir is not None:
+            given["site_dir"] = site_dir.resolve()
+        values = {s.field: s.value(environ) for s in SETTINGS if s.field not in given} | given
+        # No secret set: the one kept in the data dir, made on the first start.
+        values["secret_keys"] = values["secret_keys"] or (dev_secret(values["data_dir"]),)
+        hosts = values["allowed_hosts"]
+        values["allowed_hosts"] = hosts + default_hosts(values["profile"]) if hosts else ()
+        return cls(**values)
 
 
 def sqlite_url(path: Path) -> str:

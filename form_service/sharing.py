@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from form_service.delivery.payload import DeliveryPayload, Location, ReportFields, SharedContact
 from form_service.report import Report
-from form_service.times import minute_iso
 from outreach.profile import UNKNOWN_AREA, Partner, Profile, ReportField, localize
 from outreach.routing import Recipient
 
@@ -35,14 +35,11 @@ _NAMES = {f: str(f) for f in _ALL_FIELDS}
 
 def _field_value(field: ReportField, report: Report, lang: str, profile: Profile) -> Any:
     if field is ReportField.location:
-        return {
-            "area": report.area,
-            "area_name": area_name(report.area, lang, profile),
-            "detail": report.area_detail,
-        }
+        name = area_name(report.area, lang, profile)
+        return Location(area=report.area, area_name=name, detail=report.area_detail)
     if field is ReportField.contact:
         contact = report.contact
-        return {"name": contact.name, "phone": contact.phone, "email": contact.email}
+        return SharedContact(name=contact.name, phone=contact.phone, email=contact.email)
     value = getattr(report, field)
     return value.value if field in _ENUM_VALUED else value
 
@@ -81,8 +78,8 @@ def partner_payload(
     received_at: datetime,
     flood_suspected: bool = False,
     values: dict[str, FieldValues] | None = None,
-) -> dict[str, Any]:
-    """The outbox payload for one partner, exactly as the service contract describes it.
+) -> DeliveryPayload:
+    """The outbox payload for one partner, checked against the contract as it is made.
 
     *values*: a dict the caller keeps for one report, so that its partners share the
     field values of each language instead of building them again."""
@@ -91,18 +88,17 @@ def partner_payload(
     is_intake = recipient.partner_id == profile.routing.intake
     fields = shared_fields(partner, report, is_intake)
     shared = _values(report, lang, profile, {} if values is None else values)
-    payload: dict[str, Any] = {
-        "delivery_id": delivery_id,
-        "report_ref": report_ref,
-        "partner_id": partner.id,
-        "agreement_id": partner.agreement.id,
-        "agreement_title": partner.agreement.title,
-        "rule_id": recipient.rule_id,
-        "language": lang,
-        "urgent": report.danger_now,
-        "received_at": minute_iso(received_at),
-        "fields": {_NAMES[f]: shared[f] for f in fields},
-    }
-    if flood_suspected:
-        payload["flood_suspected"] = True
-    return payload
+    return DeliveryPayload(
+        delivery_id=delivery_id,
+        report_ref=report_ref,
+        partner_id=partner.id,
+        agreement_id=partner.agreement.id,
+        agreement_title=partner.agreement.title,
+        rule_id=recipient.rule_id,
+        language=lang,
+        urgent=report.danger_now,
+        # To the minute, as every time tied to a report (form_service/times.py).
+        received_at=received_at.replace(second=0, microsecond=0),
+        fields=ReportFields(**{_NAMES[f]: shared[f] for f in fields}),
+        flood_suspected=True if flood_suspected else None,
+    )

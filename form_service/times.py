@@ -4,7 +4,6 @@ A report and whatever is written with it or a moment after (its outbox rows, its
 delivery, the audit trail) are timed to the minute: a finer time would only help match a
 report to one visitor in some network or proxy log. Scheduling (retries, leases) needs
 finer times; ``stamp`` writes those. Both compare correctly as strings among their own kind.
-Formatted field by field: twice as fast as strftime, and called for every partner.
 """
 
 from __future__ import annotations
@@ -14,17 +13,12 @@ from datetime import datetime
 
 def minute_iso(moment: datetime) -> str:
     """ISO 8601 UTC to the minute, e.g. 2026-03-04T05:06Z."""
-    m = moment
-    return f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}Z"
+    return moment.strftime("%Y-%m-%dT%H:%MZ")
 
 
 def stamp(moment: datetime) -> str:
     """To the microsecond, e.g. 2026-03-04T05:06:07.000000Z, for the store's scheduling."""
-    m = moment
-    return (
-        f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}"
-        f":{m.second:02d}.{m.microsecond:06d}Z"
-    )
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def minute_start_stamp(moment: datetime) -> str:

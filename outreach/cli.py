@@ -12,7 +12,6 @@ import uvicorn
 
 from form_service import http_limits as limits
 from form_service.app import create_app
-from form_service.asgi import serve_environment
 from form_service.delivery.admin import audit_line, audit_trail, purge_now
 from form_service.delivery.worker import WorkerOptions, run_standalone, start_worker
 from form_service.logs import setup_logging
@@ -141,11 +140,15 @@ def serve(
         raise click.ClickException(f"No built site in {out}; run without --no-build first.")
     settings = Settings.from_env(profile=loaded, site_dir=site)  # checked (and secret made) once
     click.echo(f"Serving {display_path(loaded.path)} at http://{host}:{port}/ (Ctrl+C stops)")
+    deliver = settings.delivery_worker and not no_worker
     if workers > 1:
-        os.environ.update(serve_environment(loaded.path, site, deliver=not no_worker))
+        # Each process builds its app from these public settings (form_service/asgi.py).
+        os.environ["OUTREACH_PROFILE"] = str(loaded.path)
+        os.environ["OUTREACH_SITE_DIR"] = str(site.resolve())
+        os.environ["OUTREACH_DELIVERY_WORKER"] = "1" if deliver else "0"
         _run_uvicorn("form_service.asgi:app_from_environment", host, port, workers)
         return
-    app = create_app(settings, background=() if no_worker else (start_worker,))
+    app = create_app(settings, background=(start_worker,) if deliver else ())
     _run_uvicorn(app, host, port)
 
 

@@ -37,10 +37,6 @@ def catalog_path(lang: str) -> Path:
     return LOCALE_DIR / lang.replace("-", "_") / "LC_MESSAGES" / f"{DOMAIN}.po"
 
 
-def has_catalog(lang: str) -> bool:
-    return catalog_path(lang).is_file()
-
-
 @functools.cache
 def translations(lang: str) -> gettext.NullTranslations:
     """Translations for *lang*; English source strings when no catalog exists."""

@@ -215,7 +215,9 @@ class MaildirDelivery(_Strict):
     """Folder name under the service's data dir (maildir/<folder>)."""
 
 
-class Delivery(_Strict):
+class DeliveryConfig(_Strict):
+    """How a partner is to receive its reports (a channel and its settings)."""
+
     channel: Literal["email", "webhook", "maildir"]
     language: str | None = None
     """Language of delivered messages; default: the profile's default language."""
@@ -252,7 +254,7 @@ class Partner(_Strict):
     public: PublicContact = PublicContact()
     listed: bool = True
     """Whether the partner appears in the public directory."""
-    delivery: Delivery
+    delivery: DeliveryConfig
     agreement: SharingAgreement
 
 

@@ -22,18 +22,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from form_service.delivery.dispatch import DIGEST_CHANNELS
-from form_service.delivery.payload import DeliveryPayload, PayloadError, parse_payload
-from form_service.storage import ClaimedDelivery
+from form_service.delivery.dispatch import DIGEST_CHANNELS, OutgoingDelivery
 from outreach.profile import Profile
-
-_FLAG = '"flood_suspected"'
-
-
-@dataclass(frozen=True)
-class HeldDelivery:
-    row: ClaimedDelivery
-    payload: DeliveryPayload
 
 
 @dataclass
@@ -41,7 +31,7 @@ class _Window:
     closes: float
     """When the digest goes out (monotonic seconds): the window's end, or earlier when a
     held row's lease would otherwise run out first."""
-    held: dict[str, HeldDelivery] = field(default_factory=dict)
+    held: dict[str, OutgoingDelivery] = field(default_factory=dict)
 
 
 class FloodDigests:
@@ -65,39 +55,35 @@ class FloodDigests:
         now = self._clock()
         return self.holding or any(end > now for end in self._window_ends.values())
 
-    def held_count(self) -> int:
-        return sum(len(window.held) for window in self._windows.values())
-
-    def digestible(self, row: ClaimedDelivery, profile: Profile) -> DeliveryPayload | None:
-        """The row's payload when it is to wait for its partner's digest, else None."""
-        if self.window_seconds <= 0 or row.payload is None or _FLAG not in row.payload:
-            return None
-        try:
-            payload = parse_payload(row.payload)
-            partner = profile.partner(row.partner_id)
-        except (PayloadError, KeyError):
-            return None  # sent on its own, where the attempt records the problem
+    def digestible(self, delivery: OutgoingDelivery, profile: Profile) -> bool:
+        """True when *delivery* is to wait for its partner's digest."""
+        payload = delivery.payload
         # Someone may be in danger now: such a report never waits for a digest, flood or not.
-        if not payload.flood_suspected or payload.urgent or payload.partner_id != row.partner_id:
-            return None
-        return payload if partner.delivery.channel in DIGEST_CHANNELS else None
+        if self.window_seconds <= 0 or not payload.flood_suspected or payload.urgent:
+            return False
+        try:
+            partner = profile.partner(payload.partner_id)
+        except KeyError:
+            return False  # sent on its own, where the attempt records the problem
+        return partner.delivery.channel in DIGEST_CHANNELS
 
-    def hold(self, row: ClaimedDelivery, payload: DeliveryPayload, send_by: float) -> bool:
-        """Hold *row* for its partner's digest, which goes out no later than *send_by*;
-        False when the partner has no window open: then the row goes now and opens one."""
+    def hold(self, delivery: OutgoingDelivery, send_by: float) -> bool:
+        """Hold *delivery* for its partner's digest, which goes out no later than *send_by*;
+        False when the partner has no window open: then it goes now and opens one."""
         now = self._clock()
-        window = self._windows.get(row.partner_id)
+        partner_id = delivery.row.partner_id
+        window = self._windows.get(partner_id)
         if window is None:
-            ends = self._window_ends.get(row.partner_id, now)
+            ends = self._window_ends.get(partner_id, now)
             if ends <= now:
-                self._window_ends[row.partner_id] = now + self.window_seconds
+                self._window_ends[partner_id] = now + self.window_seconds
                 return False
-            window = self._windows[row.partner_id] = _Window(ends)
+            window = self._windows[partner_id] = _Window(ends)
         window.closes = min(window.closes, send_by)
-        window.held[row.delivery_id] = HeldDelivery(row, payload)
+        window.held[delivery.row.delivery_id] = delivery
         return True
 
-    def due(self, *, flush: bool = False) -> list[list[HeldDelivery]]:
+    def due(self, *, flush: bool = False) -> list[list[OutgoingDelivery]]:
         """Take the digests whose time has come (all of them when *flush*), one per partner."""
         now = self._clock()
         ready = [p for p, w in self._windows.items() if flush or w.closes <= now]

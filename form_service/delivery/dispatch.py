@@ -1,14 +1,16 @@
-"""One delivery attempt: parse the outbox payload, pick the partner's channel, send."""
+"""One delivery attempt: a claimed row's payload, parsed once, sent on its partner's channel."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 from form_service.delivery import maildir, smtp, webhook
 from form_service.delivery.channel import DeliveryFailed, DeliverySettings
 from form_service.delivery.message import RenderedMessage, render_digest
 from form_service.delivery.payload import DeliveryPayload, PayloadError, parse_payload
+from form_service.storage import ClaimedDelivery
 from outreach.profile import Partner
 
 Send = Callable[[DeliveryPayload, Partner, DeliverySettings], Awaitable[None]]
@@ -22,6 +24,28 @@ DIGEST_CHANNELS: dict[str, SendRendered] = {
 }
 
 
+@dataclass(frozen=True)
+class OutgoingDelivery:
+    """A claimed outbox row with its payload, parsed once, right after the claim."""
+
+    row: ClaimedDelivery
+    payload: DeliveryPayload
+
+
+def outgoing(row: ClaimedDelivery) -> OutgoingDelivery:
+    """*row* with its payload parsed; DeliveryFailed when it has none, the payload breaks the
+    contract, or it names another partner than its row."""
+    if row.payload is None:
+        raise DeliveryFailed("the outbox row has no payload")
+    try:
+        payload = parse_payload(row.payload)
+    except PayloadError as error:
+        raise DeliveryFailed(str(error)) from None
+    if payload.partner_id != row.partner_id:
+        raise DeliveryFailed("payload names another partner than its outbox row")
+    return OutgoingDelivery(row, payload)
+
+
 def partner_of(payload: DeliveryPayload, settings: DeliverySettings) -> Partner:
     try:
         return settings.profile.partner(payload.partner_id)
@@ -29,17 +53,12 @@ def partner_of(payload: DeliveryPayload, settings: DeliverySettings) -> Partner:
         raise DeliveryFailed(f"partner {payload.partner_id} is not in the profile") from None
 
 
-async def deliver(payload_text: str, settings: DeliverySettings) -> DeliveryPayload:
+async def deliver(payload: DeliveryPayload, settings: DeliverySettings) -> None:
     """Send one payload to its partner; DeliveryFailed when it did not get there."""
-    try:
-        payload = parse_payload(payload_text)
-    except PayloadError as error:
-        raise DeliveryFailed(str(error)) from None
     partner = partner_of(payload, settings)
     await _within_timeout(
         partner, settings, CHANNELS[partner.delivery.channel](payload, partner, settings)
     )
-    return payload
 
 
 async def deliver_digest(payloads: Sequence[DeliveryPayload], settings: DeliverySettings) -> None:

@@ -47,16 +47,6 @@ async def send_rendered(
 def store(folder: Path, key: str, data: bytes) -> bool:
     """Put the message *data* in the Maildir *folder* under *key*; False when it was already
     there."""
-    try:
-        return _store(folder, key, data)
-    except FileNotFoundError:
-        # The folder went away after this process made it (someone cleared the mail):
-        # made again, and the message goes in.
-        _made.discard(folder)
-        return _store(folder, key, data)
-
-
-def _store(folder: Path, key: str, data: bytes) -> bool:
     _make_folder(folder)
     if already_there(folder, key):
         return False
@@ -78,42 +68,18 @@ def _store(folder: Path, key: str, data: bytes) -> bool:
 
 def already_there(folder: Path, key: str) -> bool:
     """In new/, or already read and moved to cur/ by a mail client."""
-    return (folder / "new" / key).exists() or key in _read_keys(folder / "cur")
-
-
-# Folders this process has made or found: each delivery would otherwise ask the disk five
-# times whether they exist.
-_made: set[Path] = set()
+    if (folder / "new" / key).exists():
+        return True
+    # A file in cur/ is named key:2,flags.
+    return any(name.split(":", 1)[0] == key for name in os.listdir(folder / "cur"))
 
 
 def _make_folder(folder: Path) -> None:
-    if folder in _made:
-        return
+    # Every time: someone may have cleared the mail since the last message.
     # Mail about reports is for its readers only: folders are the owner's alone.
     folder.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     for path in (folder, folder / "tmp", folder / "new", folder / "cur"):
         path.mkdir(exist_ok=True, mode=0o700)
-    _made.add(folder)
-
-
-# cur/ of each folder: (its stat when listed, the keys of the messages in it). A folder
-# holds thousands of messages after a busy month, and listing it for every delivery made
-# each one slower than the last; it is listed again only when a mail client changed it.
-# (A move within the same clock tick as a listing could go unseen until the next change;
-# the Message-ID, which is the delivery id, still lets the reader drop that rare repeat.)
-_listed: dict[Path, tuple[tuple[int, int, int], frozenset[str]]] = {}
-
-
-def _read_keys(cur: Path) -> frozenset[str]:
-    """The keys of the messages in *cur* (a file there is named key:2,flags)."""
-    info = cur.stat()
-    stamp = (info.st_ino, info.st_mtime_ns, info.st_size)
-    known = _listed.get(cur)
-    if known is not None and known[0] == stamp:
-        return known[1]
-    keys = frozenset(name.split(":", 1)[0] for name in os.listdir(cur))
-    _listed[cur] = (stamp, keys)
-    return keys
 
 
 def _fsync_dir(path: Path) -> None:

@@ -13,9 +13,9 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.headerregistry import Address, BaseHeader, HeaderRegistry
+from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import SMTP, EmailPolicy
+from email.policy import SMTP
 from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,59 +34,10 @@ CONTEXT = "mail"
 _DIGEST_NAMESPACE = uuid.UUID("6f1d3c2e-8a4b-5e7f-9c01-2d3e4f5a6b7c")
 
 
-class _HeaderClasses(HeaderRegistry):
-    """The stdlib registry builds a new class for every header it parses; build each once."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._made: dict[str, type[BaseHeader]] = {}
-
-    def __getitem__(self, name: str) -> type[BaseHeader]:
-        key = name.lower()
-        if key not in self._made:
-            self._made[key] = super().__getitem__(name)
-        return self._made[key]
-
-
-_PER_MESSAGE = frozenset({"subject", "message-id", "x-outreach-report"})
-
-
-class _RepeatingHeaders(EmailPolicy):
-    """SMTP's policy, with the headers that repeat from message to message (sender, flags,
-    the date within a second, the body's content type) parsed and folded once: the e-mail
-    API spends most of a message's time on them, and a backlog after an outage is
-    thousands of messages. Header objects and their folded text never change. Values that
-    belong to one report (subject, ids) are not kept."""
-
-    def header_store_parse(self, name: str, value: Any) -> tuple[str, Any]:
-        if type(value) is str and name.lower() not in _PER_MESSAGE:
-            return _stored(self, name, value)
-        return super().header_store_parse(name, value)
-
-    def fold_binary(self, name: str, value: Any) -> bytes:
-        if name.lower() in _PER_MESSAGE:
-            return super().fold_binary(name, value)
-        # A parsed header folds from its own text; a plain string by the policy's rules.
-        return _folded(self, name, hasattr(value, "name"), value)
-
-
-@functools.lru_cache(maxsize=256)
-def _stored(policy: EmailPolicy, name: str, value: str) -> tuple[str, Any]:
-    # The parent refuses CR and LF here, so a value is checked before it is ever kept.
-    return EmailPolicy.header_store_parse(policy, name, value)
-
-
-@functools.lru_cache(maxsize=256)
-def _folded(policy: EmailPolicy, name: str, parsed: bool, value: str) -> bytes:
-    return EmailPolicy.fold_binary(policy, name, value)
-
-
 # Unfolded headers: a folded Message-ID reads back with a leading space in some parsers,
 # and a receiver matching duplicates by it would then miss them. The body is always
 # quoted-printable, so this limit applies to headers only.
-_POLICY = _RepeatingHeaders(
-    linesep=SMTP.linesep, max_line_length=998, header_factory=_HeaderClasses()
-)
+_POLICY = SMTP.clone(max_line_length=998)
 # C0/C1 controls other than tab and newline: terminal escapes or stray CRs in a mail body.
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -288,9 +239,7 @@ def agency_sender(profile: Profile) -> Address:
     return sender_address(profile.agency.short_name, profile.agency.email)
 
 
-@functools.lru_cache(maxsize=64)
 def sender_address(display_name: str, addr_spec: str) -> Address:
-    """The From address, parsed once per name and address (Address objects never change)."""
     return Address(display_name=one_line(display_name), addr_spec=addr_spec)
 
 

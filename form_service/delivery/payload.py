@@ -1,18 +1,26 @@
-"""The outbox payload: what one partner may see of one report, parsed strictly.
+"""The outbox payload: what one partner may see of one report, held to the contract.
 
-Anything the contract does not name is refused rather than passed on, so a payload can
-never carry a field to a partner that no one meant to send. Identifiers that may reach a
-mail header are held to patterns that cannot contain line breaks.
+Sharing builds it as this model, so it is checked as it is made; the outbox keeps its
+JSON, and the delivery worker parses that once, right after claiming the row. Anything the
+contract does not name is refused rather than passed on, so a payload can never carry a
+field to a partner that no one meant to send. Identifiers that may reach a mail header are
+held to patterns that cannot contain line breaks.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+)
 
 from outreach.profile import ReportField
 
@@ -36,7 +44,10 @@ class Location(_Strict):
     detail: str = ""
 
 
-class Contact(_Strict):
+class SharedContact(_Strict):
+    """The reporter's contact details as a partner receives them (form_service/sharing.py
+    decides when)."""
+
     name: str = ""
     phone: str = ""
     email: str = ""
@@ -50,11 +61,14 @@ class ReportFields(_Strict):
     when: str | None = None
     people: str | None = None
     danger_now: bool | None = None
-    contact: Contact | None = None
+    contact: SharedContact | None = None
 
     def names(self) -> list[str]:
         """The fields present, in the report's order (what the audit trail records)."""
-        return [field.value for field in ReportField if getattr(self, field.value) is not None]
+        return [name for name in _FIELD_NAMES if getattr(self, name) is not None]
+
+
+_FIELD_NAMES = tuple(field.value for field in ReportField)
 
 
 class DeliveryPayload(_Strict):
@@ -84,11 +98,18 @@ class DeliveryPayload(_Strict):
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
 
+    @field_serializer("received_at", when_used="json")
+    def _minute(self, value: datetime) -> str:
+        return value.strftime("%Y-%m-%dT%H:%MZ")
+
     def to_json(self) -> str:
-        """The payload as partners receive it: only keys that carry a value."""
-        data: dict[str, Any] = self.model_dump(mode="json", exclude_none=True)
-        data["received_at"] = self.received_at.strftime("%Y-%m-%dT%H:%MZ")
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        """The payload as the outbox keeps it and partners receive it: only keys that carry
+        a value, the time to the minute."""
+        return self.model_dump_json(exclude_none=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What to_json writes, as a dict."""
+        return self.model_dump(mode="json", exclude_none=True)
 
 
 def parse_payload(text: str | bytes) -> DeliveryPayload:

@@ -44,7 +44,7 @@ def webhook_body(payload: DeliveryPayload, partner: Partner) -> bytes:
     recipient = partner.delivery.age_recipient
     if recipient is None:
         return payload.to_json().encode("utf-8")
-    data = json.loads(payload.to_json())
+    data = payload.to_dict()
     fields = json.dumps(data.pop("fields"), ensure_ascii=False).encode("utf-8")
     data["fields_age"] = seal(fields, recipient).decode("ascii")
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

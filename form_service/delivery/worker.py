@@ -28,9 +28,8 @@ import anyio
 
 from form_service.delivery.alerts import alert_dead
 from form_service.delivery.channel import DeliveryFailed, DeliverySettings
-from form_service.delivery.digest import FloodDigests, HeldDelivery
-from form_service.delivery.dispatch import deliver, deliver_digest
-from form_service.delivery.payload import PayloadError, parse_payload
+from form_service.delivery.digest import FloodDigests
+from form_service.delivery.dispatch import OutgoingDelivery, deliver, deliver_digest, outgoing
 from form_service.delivery.retry import RetryPolicy
 from form_service.delivery.smtp_sessions import SmtpSessions
 from form_service.logs import MinuteTally, log_event
@@ -209,44 +208,48 @@ class DeliveryWorker:
         self, batch: list[ClaimedDelivery], send_by: float, *, flush: bool
     ) -> set[asyncio.Task[None]]:
         """Attempts for the claimed rows, but flagged ones that wait for their partner's
-        digest; and the digests now due."""
+        digest; and the digests now due. Each row's payload is parsed here, once."""
         sends: list[Coroutine[Any, Any, None]] = []
         for row in batch:
-            payload = self.digests.digestible(row, self.settings.profile)
-            if payload is None or not self.digests.hold(row, payload, send_by):
-                sends.append(self.attempt(row))
+            try:
+                delivery = outgoing(row)
+            except DeliveryFailed as failure:
+                # Unknown urgency: an alert that it was given up errs on the side of urgent.
+                sends.append(self._failed(row, failure.reason, urgent=True))
+                continue
+            digestible = self.digests.digestible(delivery, self.settings.profile)
+            if not digestible or not self.digests.hold(delivery, send_by):
+                sends.append(self.attempt(delivery))
         sends += [self._send_digest(held) for held in self.digests.due(flush=flush)]
         return {asyncio.create_task(send) for send in sends}
 
-    async def _send_digest(self, held: list[HeldDelivery]) -> None:
+    async def _send_digest(self, held: list[OutgoingDelivery]) -> None:
         """One message for a partner's held rows; then each row is recorded on its own."""
         if len(held) == 1:
-            await self.attempt(held[0].row)  # one report: the usual message, under its own id
+            await self.attempt(held[0])  # one report: the usual message, under its own id
             return
         try:
             await deliver_digest([h.payload for h in held], self.settings)
         except Exception as error:  # DeliveryFailed, or a bug: the rows are retried either way
             reason = error.reason if isinstance(error, DeliveryFailed) else None
             for h in held:
-                await self._failed(h.row, reason or f"internal error: {type(error).__name__}")
+                why = reason or f"internal error: {type(error).__name__}"
+                await self._failed(h.row, why, urgent=h.payload.urgent)
             return
         log_event("flood_digest_sent", partner=held[0].row.partner_id, reports=len(held))
         for h in held:
             await self._succeeded(h.row)
 
-    async def attempt(self, row: ClaimedDelivery) -> None:
+    async def attempt(self, delivery: OutgoingDelivery) -> None:
         """One attempt at one row, recorded as delivered or failed (then retried or dead)."""
+        row, urgent = delivery.row, delivery.payload.urgent
         try:
-            if row.payload is None:
-                raise DeliveryFailed("the outbox row has no payload")
-            payload = await deliver(row.payload, self.settings)
-            if payload.partner_id != row.partner_id:
-                raise DeliveryFailed("payload names another partner than its outbox row")
+            await deliver(delivery.payload, self.settings)
         except DeliveryFailed as failure:
-            await self._failed(row, failure.reason)
+            await self._failed(row, failure.reason, urgent=urgent)
             return
         except Exception as error:  # a bug in one row must not stop the others
-            await self._failed(row, f"internal error: {type(error).__name__}")
+            await self._failed(row, f"internal error: {type(error).__name__}", urgent=urgent)
             return
         await self._succeeded(row)
 
@@ -280,7 +283,7 @@ class DeliveryWorker:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
-    async def _failed(self, row: ClaimedDelivery, reason: str) -> None:
+    async def _failed(self, row: ClaimedDelivery, reason: str, *, urgent: bool) -> None:
         policy = self.options.retry
         dead = policy.gives_up(row.attempts)
         delay = 0.0 if dead else policy.delay(row.attempts)
@@ -298,7 +301,7 @@ class DeliveryWorker:
             retry_in_seconds=round(delay),
         )
         if dead:
-            await alert_dead(row, _urgent(row), reason, self.settings)
+            await alert_dead(row, urgent, reason, self.settings)
 
     async def _recovered(self, partner_id: str) -> None:
         # The partner answers again: its backlog need not sit out the rest of its backoff.
@@ -362,13 +365,6 @@ async def _settle(inflight: set[asyncio.Task[None]], grace_seconds: float = 5.0)
         task.cancel()
     with anyio.CancelScope(shield=True):
         await asyncio.gather(*inflight, return_exceptions=True)
-
-
-def _urgent(row: ClaimedDelivery) -> bool:
-    try:
-        return parse_payload(row.payload or "").urgent
-    except PayloadError:
-        return True  # unknown: the alert errs on the side of being read first
 
 
 def delivery_settings(settings: Settings) -> DeliverySettings:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 from typing import Any
 
-from form_service.report import Contact, Report
+from form_service.report import Report, ReporterContact
 from outreach.profile import Concern, Setting
 
 REPORT = Report(
@@ -21,12 +21,12 @@ REPORT = Report(
     when="Yesterday after class",
     people="A student in 10th grade",
     danger_now=True,
-    contact=Contact(name="Ann Example", phone="555-0199", email="ann@example.org"),
+    contact=ReporterContact(name="Ann Example", phone="555-0199", email="ann@example.org"),
     consent_to_share_contact=False,
     language="en",
 )
 
-FORM_REPORT = replace(REPORT, danger_now=False, contact=Contact())
+FORM_REPORT = replace(REPORT, danger_now=False, contact=ReporterContact())
 """What VALID_FORM files: no contact details, nobody in danger right now."""
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from form_service.report import Contact, Report
+from form_service.report import Report, ReporterContact
 from form_service.report_form import Invalid, clean_text, validate_report
 from outreach.i18n import translations
 from outreach.loader import LoadedProfile
@@ -35,7 +35,7 @@ def test_a_valid_report(demo: LoadedProfile, filed: Report) -> None:
 def test_not_sure_and_optional_fields_left_empty(demo: LoadedProfile) -> None:
     report = check(demo, area="unknown", area_detail="", when="", people="", concern="not_sure")
     assert isinstance(report, Report)
-    assert report.area == "unknown" and report.contact == Contact()
+    assert report.area == "unknown" and report.contact == ReporterContact()
 
 
 @pytest.mark.parametrize("description", ["", "   ", "\n\t \r\n"])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+import re
 import stat
 from pathlib import Path
 
@@ -76,6 +78,7 @@ def test_values_are_read(demo: LoadedProfile, tmp_path: Path) -> None:
         ("OUTREACH_MAX_FIELDS", "-1", "OUTREACH_MAX_FIELDS='-1': must not be negative"),
         ("OUTREACH_TRUSTED_PROXIES", "proxy.local", "'proxy.local' is not an IP address"),
         ("OUTREACH_LOG_LEVEL", "chatty", "OUTREACH_LOG_LEVEL='chatty'"),
+        ("OUTREACH_DELIVERY_WORKER", "yes", "OUTREACH_DELIVERY_WORKER='yes': use 1 (on) or 0"),
     ],
 )
 def test_bad_values_name_the_variable(
@@ -86,15 +89,54 @@ def test_bad_values_name_the_variable(
     assert message in error.value.message
 
 
-def test_every_setting_is_documented_in_the_guide() -> None:
-    guide = (REPO / "guide" / "report-service.md").read_text(encoding="utf-8")
-    missing = [v.name for v in SETTINGS if f"`{v.name}`" not in guide]
-    assert missing == []
+def test_profile_site_and_delivery_come_from_the_environment(
+    demo: LoadedProfile, tmp_path: Path
+) -> None:
+    environ = {
+        "OUTREACH_PROFILE": str(demo.folder),
+        "OUTREACH_SITE_DIR": str(tmp_path / "site"),
+        "OUTREACH_DATA_DIR": str(tmp_path / "data"),
+        "OUTREACH_DELIVERY_WORKER": "0",
+    }
+    settings = Settings.from_env(environ=environ)
+    assert settings.profile.path == demo.path
+    assert settings.site_dir == (tmp_path / "site").resolve()
+    assert settings.delivery_worker is False
+    assert from_env(demo, tmp_path).delivery_worker is True
 
 
-def test_every_variable_read_is_in_the_table() -> None:
-    import re
+def test_a_missing_profile_is_named(tmp_path: Path) -> None:
+    environ = {"OUTREACH_PROFILE": str(tmp_path / "nowhere"), "OUTREACH_DATA_DIR": str(tmp_path)}
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env(environ=environ)
+    assert error.value.message.startswith("OUTREACH_PROFILE: ")
+    assert "no agency profile here" in error.value.message
 
+
+def test_the_table_fills_every_field_and_gives_its_default() -> None:
+    assert sorted(s.field for s in SETTINGS) == sorted(f.name for f in dataclasses.fields(Settings))
+    for field in dataclasses.fields(Settings):
+        if field.default is not dataclasses.MISSING:
+            setting = next(s for s in SETTINGS if s.field == field.name)
+            assert field.default == setting.default_value(), setting.env
+
+
+def guide_table() -> list[str]:
+    """The guide's settings table as SETTINGS says it must read."""
+    rows = ["| Variable | Default | What it does |", "| --- | --- | --- |"]
+    for s in SETTINGS:
+        rows.append(f"| `{s.env}` | {s.shown or f'`{s.default}`'} | {s.help} |")
+    return rows
+
+
+def test_the_guide_documents_every_setting_as_the_table_says() -> None:
+    guide = (REPO / "guide" / "report-service.md").read_text(encoding="utf-8").splitlines()
+    start = guide.index("| Variable | Default | What it does |")
+    end = guide.index("", start)
+    assert guide[start:end] == guide_table()
+
+
+def test_every_variable_named_here_is_in_the_table() -> None:
     source = (REPO / "form_service" / "settings.py").read_text(encoding="utf-8")
-    read = set(re.findall(r'"(OUTREACH_[A-Z_]+)"', source))
-    assert read == {v.name for v in SETTINGS}
+    named = set(re.findall(r'"(OUTREACH_[A-Z_]+)"', source))
+    assert named == {s.env for s in SETTINGS}

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from form_service.report import Contact
+from form_service.delivery.payload import parse_payload
+from form_service.report import ReporterContact
 from form_service.sharing import partner_payload, shared_fields
 from outreach.loader import LoadedProfile
 from outreach.routing import Recipient
@@ -16,6 +17,7 @@ from tests.form_service.samples import report
 ALL = ["description", "location", "setting", "concern", "when", "people", "danger_now"]
 REPORT = report(area="east")
 NOW = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+DELIVERY_ID = "4f6c1e5a-0b7d-4c2e-9a31-6d2f8e7b5c40"
 
 # (partner, consent given, contact given) -> fields the partner receives
 TABLE = [
@@ -50,17 +52,17 @@ def test_fields_per_partner(
     report = replace(
         REPORT,
         consent_to_share_contact=consent,
-        contact=REPORT.contact if contact else Contact(),
+        contact=REPORT.contact if contact else ReporterContact(),
     )
     payload = partner_payload(
         report,
         demo.profile,
         Recipient(partner_id, "some-rule"),
-        delivery_id="d-1",
+        delivery_id=DELIVERY_ID,
         report_ref="R-TEST0001",
         received_at=NOW,
     )
-    assert list(payload["fields"]) == expected
+    assert payload.fields.names() == expected
     fields = shared_fields(demo.profile.partner(partner_id), report, partner_id == "intake-team")
     assert [f.value for f in fields] == expected
 
@@ -81,12 +83,12 @@ def test_payload_shape(demo: LoadedProfile) -> None:
         REPORT,
         demo.profile,
         Recipient("eastwood-schools", "schools-east"),
-        delivery_id="4f6c",
+        delivery_id=DELIVERY_ID,
         report_ref="R-TEST0001",
         received_at=NOW,
     )
-    assert payload == {
-        "delivery_id": "4f6c",
+    assert payload.to_dict() == {
+        "delivery_id": DELIVERY_ID,
         "report_ref": "R-TEST0001",
         "partner_id": "eastwood-schools",
         "agreement_id": "HC-ISA-02",
@@ -109,6 +111,8 @@ def test_payload_shape(demo: LoadedProfile) -> None:
             "danger_now": True,
         },
     }
+    # What the outbox keeps reads back as the same payload.
+    assert parse_payload(payload.to_json()) == payload
 
 
 def test_intake_gets_contact_even_if_its_agreement_needs_consent(demo: LoadedProfile) -> None:
@@ -124,16 +128,17 @@ def test_unknown_area_has_no_name(demo: LoadedProfile) -> None:
         replace(REPORT, area="unknown"),
         demo.profile,
         Recipient("intake-team", "intake"),
-        delivery_id="x",
-        report_ref="R-X",
+        delivery_id=DELIVERY_ID,
+        report_ref="R-TEST0001",
         received_at=NOW,
     )
-    assert payload["fields"]["location"] == {
+    fields = payload.to_dict()["fields"]
+    assert fields["location"] == {
         "area": "unknown",
         "area_name": "",
         "detail": "Harbor High gym",
     }
-    assert payload["fields"]["contact"] == {
+    assert fields["contact"] == {
         "name": "Ann Example",
         "phone": "555-0199",
         "email": "ann@example.org",

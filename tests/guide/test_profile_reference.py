@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from outreach.loader import load_profile
 from outreach.profile import (
     Concern,
-    Delivery,
+    DeliveryConfig,
     EmailDelivery,
     Partner,
     PartnerKind,
@@ -109,7 +109,7 @@ def _literal_values(model: type[BaseModel], name: str) -> list[str]:
         [setting.value for setting in Setting],
         [concern.value for concern in Concern],
         [field.value for field in ReportField],
-        _literal_values(Delivery, "channel"),
+        _literal_values(DeliveryConfig, "channel"),
         _literal_values(EmailDelivery, "security"),
     ],
     ids=["partner kinds", "settings", "concerns", "report fields", "channels", "security"],

@@ -14,13 +14,15 @@ from typing import Any
 import pyrage
 import pytest
 
+from form_service.delivery.channel import DeliveryFailed
 from form_service.delivery.digest import FloodDigests
+from form_service.delivery.dispatch import OutgoingDelivery, outgoing
 from form_service.delivery.message import render_digest
 from form_service.delivery.payload import parse_payload
 from form_service.delivery.retry import RetryPolicy
 from form_service.delivery.worker import DeliveryWorker
 from form_service.intake import prepare_report
-from form_service.report import Contact, Report
+from form_service.report import Report, ReporterContact
 from form_service.storage import ClaimedDelivery, NewReport, Store
 from outreach.loader import LoadedProfile
 from outreach.profile import Concern, Profile, Setting
@@ -52,7 +54,7 @@ def infrastructure_report(n: int, **changes: Any) -> Report:
         concern=Concern.harm_others,
         description=f"Digest report number {n} about the water plant.",
         people=PEOPLE.format(n=n),
-        contact=Contact(name=CONTACT.format(n=n)),
+        contact=ReporterContact(name=CONTACT.format(n=n)),
         consent_to_share_contact=False,
         **changes,
     )
@@ -264,7 +266,7 @@ def test_a_failed_or_abandoned_digest_loses_no_report(
         # A worker sends the first (the relay is down), holds the rest, and dies.
         dying = make_worker(store, profile, data_dir, options=options, tls_context=tls)
         await dying._drain()
-        assert dying.digests.held_count() == 12  # four reports, each to three partners
+        assert dying.digests.holding
         assert sorted(status for status, _ in intake_rows()) == ["pending"] + ["sending"] * 4
         # Another worker, once the leases have run out: the relay refuses every message.
         later = datetime.now(UTC) + timedelta(seconds=options.lease_seconds + 61)
@@ -332,7 +334,7 @@ class Clock:
         return self.now
 
 
-def _row(partner_id: str = "intake-team", **changes: Any) -> ClaimedDelivery:
+def _claimed(partner_id: str = "intake-team", **changes: Any) -> ClaimedDelivery:
     changes.setdefault("urgent", False)  # urgent reports never wait for a digest
     text = json.dumps(payload(partner_id, flood_suspected=True, **changes))
     return ClaimedDelivery(
@@ -347,16 +349,19 @@ def _row(partner_id: str = "intake-team", **changes: Any) -> ClaimedDelivery:
     )
 
 
+def _row(partner_id: str = "intake-team", **changes: Any) -> OutgoingDelivery:
+    return outgoing(_claimed(partner_id, **changes))
+
+
 def test_a_flagged_message_opens_a_window_and_its_digest_the_next(
     demo: LoadedProfile,
 ) -> None:
     clock = Clock()
     digests = FloodDigests(300, clock=clock)
 
-    def hold(row: ClaimedDelivery, send_by: float = 10_000) -> bool:
-        payload = digests.digestible(row, demo.profile)
-        assert payload is not None
-        return digests.hold(row, payload, send_by)
+    def hold(row: OutgoingDelivery, send_by: float = 10_000) -> bool:
+        assert digests.digestible(row, demo.profile)
+        return digests.hold(row, send_by)
 
     assert not digests.window_open()
     assert hold(_row()) is False  # no window open: it goes at once, and opens one
@@ -368,14 +373,14 @@ def test_a_flagged_message_opens_a_window_and_its_digest_the_next(
     assert digests.due() == [] and digests.seconds_to_next() == 200
     clock.now += 200
     (due,) = digests.due()
-    assert [h.row for h in due] == [second, third]
+    assert due == [second, third]
     assert not digests.holding and digests.seconds_to_next() is None
     # The digest opened the next window; a row whose lease ends first brings it forward.
     fourth = _row()
     assert hold(fourth, send_by=clock.now + 30)
     assert digests.seconds_to_next() == 30
     clock.now += 30
-    assert [h.row for h in digests.due()[0]] == [fourth]
+    assert digests.due()[0] == [fourth]
     # A window that passes with nothing flagged closes: the next flagged row goes at once.
     clock.now += 300
     assert not digests.window_open()
@@ -385,23 +390,24 @@ def test_a_flagged_message_opens_a_window_and_its_digest_the_next(
 
 def test_only_flagged_rows_on_mail_channels_wait(demo: LoadedProfile) -> None:
     digests = FloodDigests(300)
-    assert digests.digestible(_row(), demo.profile) is not None
+    assert digests.digestible(_row(), demo.profile)
     plain = payload()
-    unflagged = replace(_row(), payload=json.dumps(plain))
-    assert digests.digestible(unflagged, demo.profile) is None
+    unflagged = outgoing(replace(_claimed(), payload=json.dumps(plain)))
+    assert not digests.digestible(unflagged, demo.profile)
     hooked = with_partner(
         demo.profile,
         "intake-team",
         channel="webhook",
         webhook={"url": "https://hook.example.org/x", "secret_env": "S"},
     )
-    assert digests.digestible(_row(), hooked) is None
-    assert FloodDigests(0).digestible(_row(), demo.profile) is None
+    assert not digests.digestible(_row(), hooked)
+    assert not FloodDigests(0).digestible(_row(), demo.profile)
     # Someone may be in danger now: never held, flood or not.
-    assert digests.digestible(_row(urgent=True), demo.profile) is None
-    assert digests.digestible(_row(urgent=False), demo.profile) is not None
-    broken = replace(_row(), payload='{"flood_suspected": true}')
-    assert digests.digestible(broken, demo.profile) is None  # sent alone, and fails there
+    assert not digests.digestible(_row(urgent=True), demo.profile)
+    assert digests.digestible(_row(urgent=False), demo.profile)
+    # A payload that breaks the contract fails at the claim, and is never held.
+    with pytest.raises(DeliveryFailed, match="contract"):
+        outgoing(replace(_claimed(), payload='{"flood_suspected": true}'))
 
 
 def test_a_sealed_digest_names_references_only(demo: LoadedProfile) -> None:

@@ -15,7 +15,7 @@ from form_service.delivery.alerts import ALERT_FOLDER
 from form_service.delivery.retry import RetryPolicy
 from form_service.delivery.worker import WorkerOptions
 from form_service.logs import setup_logging
-from form_service.report import Contact
+from form_service.report import ReporterContact
 from outreach.loader import LoadedProfile
 from outreach.profile import Concern, Setting
 from tests.conftest import free_port
@@ -58,7 +58,7 @@ def test_right_partners_get_exactly_their_fields(
         setting=Setting.critical_infrastructure,
         concern=Concern.harm_others,
         people=PEOPLE_CANARY,
-        contact=Contact(name=CONTACT_CANARY),
+        contact=ReporterContact(name=CONTACT_CANARY),
         consent_to_share_contact=False,
     )
 

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from form_service.report import Contact
+from form_service.report import ReporterContact
 from outreach.loader import load_profile
 from outreach.profile import Setting
 from tests.conftest import edit_yaml, free_port
@@ -154,7 +154,7 @@ def test_report_through_the_form_reaches_the_maildirs(
     filed = report(
         description="CANARY-FORM-73 said he will hurt someone at school.",
         area="east",
-        contact=Contact(name="CANARY-NAME-41"),
+        contact=ReporterContact(name="CANARY-NAME-41"),
     )
     fields = {"token": token.group(1), **form_fields(filed)}
     sent = time.monotonic()
