@@ -9,10 +9,10 @@ from form_service.delivery import maildir, smtp, webhook
 from form_service.delivery.channel import DeliveryFailed, DeliverySettings
 from form_service.delivery.message import RenderedMessage, render_digest
 from form_service.delivery.payload import DeliveryPayload, PayloadError, parse_payload
-from outreach.profile import Partner
+from outreach.profile import Delivery, Partner
 
 Send = Callable[[DeliveryPayload, Partner, DeliverySettings], Awaitable[None]]
-SendRendered = Callable[[RenderedMessage, Partner, DeliverySettings], Awaitable[None]]
+SendRendered = Callable[[RenderedMessage, Delivery, DeliverySettings], Awaitable[None]]
 CHANNELS: dict[str, Send] = {"email": smtp.send, "webhook": webhook.send, "maildir": maildir.send}
 # Channels people read: they take a flood digest. A webhook receiver is a program that
 # files each signed delivery by its own id, so it keeps getting them one by one.
@@ -36,8 +36,8 @@ async def deliver(payload_text: str, settings: DeliverySettings) -> DeliveryPayl
     except PayloadError as error:
         raise DeliveryFailed(str(error)) from None
     partner = partner_of(payload, settings)
-    await _within_timeout(
-        partner, settings, CHANNELS[partner.delivery.channel](payload, partner, settings)
+    await within_timeout(
+        partner.delivery, settings, CHANNELS[partner.delivery.channel](payload, partner, settings)
     )
     return payload
 
@@ -51,15 +51,15 @@ async def deliver_digest(payloads: Sequence[DeliveryPayload], settings: Delivery
     if send is None:
         raise DeliveryFailed(f"{partner.delivery.channel}: no digests on this channel")
     rendered = render_digest(payloads, partner, settings.profile)
-    await _within_timeout(partner, settings, send(rendered, partner, settings))
+    await within_timeout(partner.delivery, settings, send(rendered, partner.delivery, settings))
 
 
-async def _within_timeout(
-    partner: Partner, settings: DeliverySettings, sending: Awaitable[None]
+async def within_timeout(
+    delivery: Delivery, settings: DeliverySettings, sending: Awaitable[None]
 ) -> None:
     try:
         # A channel's own timeouts cover the network; this one covers everything else.
         async with asyncio.timeout(settings.timeout * 2):
             await sending
     except TimeoutError:
-        raise DeliveryFailed(f"{partner.delivery.channel}: attempt timed out") from None
+        raise DeliveryFailed(f"{delivery.channel}: attempt timed out") from None

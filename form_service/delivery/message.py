@@ -53,7 +53,7 @@ _PER_MESSAGE = frozenset({"subject", "message-id", "x-outreach-report"})
 
 class _RepeatingHeaders(EmailPolicy):
     """SMTP's policy, with the headers that repeat from message to message (sender, flags,
-    the date within a second, the body's content type) parsed and folded once: the e-mail
+    the date within a minute, the body's content type) parsed and folded once: the e-mail
     API spends most of a message's time on them, and a backlog after an outage is
     thousands of messages. Header objects and their folded text never change. Values that
     belong to one report (subject, ids) are not kept."""
@@ -123,7 +123,8 @@ class RenderedMessage:
 
     delivery_id: str
     report_ref: str
-    """The report's reference; a digest's references, comma-separated."""
+    """The report's reference; a digest's references, comma-separated; empty for a notice
+    to staff, which names no report."""
     urgent: bool
     subject: str
     body: str
@@ -269,10 +270,12 @@ def to_email(
     mail["From"] = str(sender)
     if to:
         mail["To"] = ", ".join(to)
-    mail["Date"] = format_datetime(_now().replace(microsecond=0))
+    # To the minute: a message sent a moment after a report must not time it to the second.
+    mail["Date"] = format_datetime(_now().replace(second=0, microsecond=0))
     mail["Message-ID"] = message_id(message.delivery_id, domain)
     mail["Auto-Submitted"] = "auto-generated"
-    mail["X-Outreach-Report"] = message.report_ref
+    if message.report_ref:
+        mail["X-Outreach-Report"] = message.report_ref
     if message.urgent:
         mail["Importance"] = "high"
         mail["X-Priority"] = "1"
