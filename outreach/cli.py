@@ -20,7 +20,7 @@ from form_service.staff import commands as staff_commands
 from form_service.staff.accounts import AccountError
 from outreach.keys import keygen as make_key_pair
 from outreach.loader import LoadedProfile, ProfileError, display_path, load_profile
-from outreach.profile import localize
+from outreach.profile import DeliveryConfig, Escalation, localize
 from outreach.routing import INTAKE_RULE, all_facts, route_report
 from outreach.scaffold import ScaffoldError, scaffold_agency
 from outreach.site.sitegen import BuildError, build_site
@@ -87,6 +87,30 @@ def check(profile_path: str | None) -> None:
     for recipients, kinds in sorted(rows.items(), key=lambda item: -len(item[1])):
         click.echo(f"  {len(kinds):4d} kinds -> {', '.join(recipients)}")
         click.echo(f"         e.g. {kinds[0]}")
+    _echo_escalation(profile.escalation)
+
+
+def _echo_escalation(escalation: Escalation | None) -> None:
+    if escalation is None:
+        click.echo("\nEscalation: none (unacknowledged danger-now reports wait in the inbox)")
+        return
+    click.echo(
+        f"\nEscalation (a danger-now report unacknowledged after {escalation.after_minutes} min,"
+        f" then every {escalation.repeat_minutes} min, to the next contact):"
+    )
+    for number, contact in enumerate(escalation.contacts, start=1):
+        click.echo(f"  {number}. {_target(contact)}")
+
+
+def _target(delivery: DeliveryConfig) -> str:
+    if delivery.email is not None:
+        return f"email to {', '.join(delivery.email.to)} via {delivery.email.smtp_host}"
+    if delivery.webhook is not None:
+        url = delivery.webhook.url
+        return f"webhook {url.scheme}://{url.host}"
+    if delivery.maildir is not None:
+        return f"maildir {delivery.maildir.folder}"
+    return delivery.channel
 
 
 @main.command()

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from outreach.assets import demo_profile
 from outreach.languages import is_valid_language
-from outreach.profile import UNKNOWN_AREA, Profile, ReportField
+from outreach.profile import UNKNOWN_AREA, DeliveryConfig, Profile, ReportField
 from outreach.routing import routing_gaps
 
 PROFILE_FILE = "agency.yml"
@@ -167,6 +167,8 @@ def _meaning_problems(profile: Profile, folder: Path) -> list[str]:
             if area not in area_ids and area != UNKNOWN_AREA:
                 problems.append(f"routing.rules[{index}].match.areas[{j}]: unknown area '{area}'")
 
+    problems += _escalation_problems(profile)
+
     if profile.agency.logo and not (folder / profile.agency.logo).is_file():
         problems.append(f"agency.logo: no file '{profile.agency.logo}' in {display_path(folder)}")
 
@@ -229,19 +231,31 @@ def _partner_problems(
     for j, area in enumerate(partner.areas):
         if area not in area_ids:
             problems.append(f"{where}.areas[{j}]: unknown area '{area}'")
-    delivery = partner.delivery
+    return problems + _delivery_problems(f"{where}.delivery", partner.delivery, languages)
+
+
+def _delivery_problems(where: str, delivery: DeliveryConfig, languages: list[str]) -> list[str]:
+    problems = []
     for channel in ("email", "webhook", "maildir"):
         present = getattr(delivery, channel) is not None
         if channel == delivery.channel and not present:
-            problems.append(f"{where}.delivery.{channel}: required when channel is '{channel}'")
+            problems.append(f"{where}.{channel}: required when channel is '{channel}'")
         elif channel != delivery.channel and present:
-            problems.append(
-                f"{where}.delivery.{channel}: not used when channel is '{delivery.channel}'"
-            )
+            problems.append(f"{where}.{channel}: not used when channel is '{delivery.channel}'")
     if delivery.language is not None and delivery.language not in languages:
-        problems.append(
-            f"{where}.delivery.language: '{delivery.language}' is not a profile language"
-        )
+        problems.append(f"{where}.language: '{delivery.language}' is not a profile language")
+    return problems
+
+
+def _escalation_problems(profile: Profile) -> list[str]:
+    if profile.escalation is None:
+        return []
+    problems = []
+    for index, contact in enumerate(profile.escalation.contacts):
+        where = f"escalation.contacts[{index}]"
+        problems += _delivery_problems(where, contact, profile.languages)
+        if contact.age_recipient is not None:
+            problems.append(f"{where}.age_recipient: not used; a notice carries no report content")
     return problems
 
 

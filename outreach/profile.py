@@ -283,6 +283,17 @@ class Routing(_Strict):
     rules: list[RoutingRule] = Field(default_factory=list)
 
 
+class Escalation(_Strict):
+    """Who is told, and when, that a danger-now report is still not acknowledged."""
+
+    after_minutes: int = Field(default=10, ge=1, le=1440)
+    """Minutes a danger-now report may wait unacknowledged before the first notice."""
+    repeat_minutes: int = Field(default=10, ge=1, le=1440)
+    """Minutes between notices, each to the next contact, until someone acknowledges."""
+    contacts: list[DeliveryConfig] = Field(min_length=1)
+    """In order; after the last, the first again. Each is a delivery target as partners use."""
+
+
 class Retention(_Strict):
     days: int = Field(ge=1, le=3650)
 
@@ -325,6 +336,8 @@ class Profile(_Strict):
     crisis_lines: list[CrisisLine] = Field(default_factory=list)
     partners: list[Partner] = Field(min_length=1)
     routing: Routing
+    escalation: Escalation | None = None
+    """None: no notices; danger-now reports only wait at the top of the inbox."""
     retention: Retention
     archive: Archive
     site: Site = Site()

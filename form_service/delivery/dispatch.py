@@ -11,10 +11,10 @@ from form_service.delivery.channel import DeliveryFailed, DeliverySettings
 from form_service.delivery.message import RenderedMessage, render_digest
 from form_service.delivery.payload import DeliveryPayload, PayloadError, parse_payload
 from form_service.storage import ClaimedDelivery
-from outreach.profile import Partner
+from outreach.profile import DeliveryConfig, Partner
 
 Send = Callable[[DeliveryPayload, Partner, DeliverySettings], Awaitable[None]]
-SendRendered = Callable[[RenderedMessage, Partner, DeliverySettings], Awaitable[None]]
+SendRendered = Callable[[RenderedMessage, DeliveryConfig, DeliverySettings], Awaitable[None]]
 CHANNELS: dict[str, Send] = {"email": smtp.send, "webhook": webhook.send, "maildir": maildir.send}
 # Channels people read: they take a flood digest. A webhook receiver is a program that
 # files each signed delivery by its own id, so it keeps getting them one by one.
@@ -56,8 +56,8 @@ def partner_of(payload: DeliveryPayload, settings: DeliverySettings) -> Partner:
 async def deliver(payload: DeliveryPayload, settings: DeliverySettings) -> None:
     """Send one payload to its partner; DeliveryFailed when it did not get there."""
     partner = partner_of(payload, settings)
-    await _within_timeout(
-        partner, settings, CHANNELS[partner.delivery.channel](payload, partner, settings)
+    await within_timeout(
+        partner.delivery, settings, CHANNELS[partner.delivery.channel](payload, partner, settings)
     )
 
 
@@ -70,15 +70,15 @@ async def deliver_digest(payloads: Sequence[DeliveryPayload], settings: Delivery
     if send is None:
         raise DeliveryFailed(f"{partner.delivery.channel}: no digests on this channel")
     rendered = render_digest(payloads, partner, settings.profile)
-    await _within_timeout(partner, settings, send(rendered, partner, settings))
+    await within_timeout(partner.delivery, settings, send(rendered, partner.delivery, settings))
 
 
-async def _within_timeout(
-    partner: Partner, settings: DeliverySettings, sending: Awaitable[None]
+async def within_timeout(
+    delivery: DeliveryConfig, settings: DeliverySettings, sending: Awaitable[None]
 ) -> None:
     try:
         # A channel's own timeouts cover the network; this one covers everything else.
         async with asyncio.timeout(settings.timeout * 2):
             await sending
     except TimeoutError:
-        raise DeliveryFailed(f"{partner.delivery.channel}: attempt timed out") from None
+        raise DeliveryFailed(f"{delivery.channel}: attempt timed out") from None

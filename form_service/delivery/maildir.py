@@ -19,19 +19,20 @@ from form_service.delivery.message import (
     to_email,
 )
 from form_service.delivery.payload import DeliveryPayload
-from outreach.profile import Partner
+from outreach.profile import DeliveryConfig, Partner
 
 
 async def send(payload: DeliveryPayload, partner: Partner, settings: DeliverySettings) -> None:
-    await send_rendered(render_message(payload, partner, settings.profile), partner, settings)
+    rendered = render_message(payload, partner, settings.profile)
+    await send_rendered(rendered, partner.delivery, settings)
 
 
 async def send_rendered(
-    rendered: RenderedMessage, partner: Partner, settings: DeliverySettings
+    rendered: RenderedMessage, delivery: DeliveryConfig, settings: DeliverySettings
 ) -> None:
-    config = partner.delivery.maildir
+    config = delivery.maildir
     if config is None:
-        raise DeliveryFailed("partner has no maildir settings")
+        raise DeliveryFailed("no maildir settings")
     profile = settings.profile
     mail = to_email(rendered, sender=agency_sender(profile), to=[], domain=message_domain(profile))
     try:

@@ -74,7 +74,8 @@ class RenderedMessage:
 
     delivery_id: str
     report_ref: str
-    """The report's reference; a digest's references, comma-separated."""
+    """The report's reference; a digest's references, comma-separated; empty for a notice
+    to staff, which names no report."""
     urgent: bool
     subject: str
     body: str
@@ -220,10 +221,12 @@ def to_email(
     mail["From"] = str(sender)
     if to:
         mail["To"] = ", ".join(to)
-    mail["Date"] = format_datetime(_now().replace(microsecond=0))
+    # To the minute: a message sent a moment after a report must not time it to the second.
+    mail["Date"] = format_datetime(_now().replace(second=0, microsecond=0))
     mail["Message-ID"] = message_id(message.delivery_id, domain)
     mail["Auto-Submitted"] = "auto-generated"
-    mail["X-Outreach-Report"] = message.report_ref
+    if message.report_ref:
+        mail["X-Outreach-Report"] = message.report_ref
     if message.urgent:
         mail["Importance"] = "high"
         mail["X-Priority"] = "1"

@@ -20,22 +20,23 @@ from form_service.delivery.message import (
 )
 from form_service.delivery.payload import DeliveryPayload
 from form_service.delivery.smtp_sessions import SmtpSessions
-from outreach.profile import EmailDelivery, Partner
+from outreach.profile import DeliveryConfig, EmailDelivery, Partner
 
 # (use_tls, start_tls) for each security setting; start_tls=True fails without STARTTLS.
 _MODES = {"starttls": (False, True), "tls": (True, False), "plain": (False, False)}
 
 
 async def send(payload: DeliveryPayload, partner: Partner, settings: DeliverySettings) -> None:
-    await send_rendered(render_message(payload, partner, settings.profile), partner, settings)
+    rendered = render_message(payload, partner, settings.profile)
+    await send_rendered(rendered, partner.delivery, settings)
 
 
 async def send_rendered(
-    rendered: RenderedMessage, partner: Partner, settings: DeliverySettings
+    rendered: RenderedMessage, delivery: DeliveryConfig, settings: DeliverySettings
 ) -> None:
-    config = partner.delivery.email
+    config = delivery.email
     if config is None:
-        raise DeliveryFailed("partner has no e-mail settings")
+        raise DeliveryFailed("no e-mail settings")
     username = settings.secret(config.username_env)
     password = settings.secret(config.password_env)
     if config.security == "plain" and (username or password):

@@ -16,9 +16,10 @@ import time
 import httpx
 
 from form_service.delivery.channel import DeliveryFailed, DeliverySettings
+from form_service.delivery.message import RenderedMessage
 from form_service.delivery.payload import DeliveryPayload
 from form_service.delivery.sealing import seal
-from outreach.profile import Partner
+from outreach.profile import DeliveryConfig, Partner
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format marker, not a secret
 
@@ -51,17 +52,32 @@ def webhook_body(payload: DeliveryPayload, partner: Partner) -> bytes:
 
 
 async def send(payload: DeliveryPayload, partner: Partner, settings: DeliverySettings) -> None:
-    config = partner.delivery.webhook
-    if config is None:
-        raise DeliveryFailed("partner has no webhook settings")
-    secret = secret_bytes(settings.secret(config.secret_env) or "")
     body = webhook_body(payload, partner)
+    await post_signed(partner.delivery, payload.delivery_id, body, settings)
+
+
+async def send_notice(
+    rendered: RenderedMessage, delivery: DeliveryConfig, settings: DeliverySettings
+) -> None:
+    """A message that holds no report (a staff notice) as JSON: its subject and text."""
+    data = {"delivery_id": rendered.delivery_id, "subject": rendered.subject, "text": rendered.body}
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    await post_signed(delivery, rendered.delivery_id, body, settings)
+
+
+async def post_signed(
+    delivery: DeliveryConfig, msg_id: str, body: bytes, settings: DeliverySettings
+) -> None:
+    config = delivery.webhook
+    if config is None:
+        raise DeliveryFailed("no webhook settings")
+    secret = secret_bytes(settings.secret(config.secret_env) or "")
     timestamp = int(time.time())
     headers = {
         "content-type": "application/json",
-        "webhook-id": payload.delivery_id,
+        "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(secret, payload.delivery_id, timestamp, body),
+        "webhook-signature": sign(secret, msg_id, timestamp, body),
     }
     try:
         async with httpx.AsyncClient(timeout=settings.timeout, follow_redirects=False) as client:

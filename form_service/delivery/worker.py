@@ -11,6 +11,7 @@ the row to be claimed again when its lease runs out, and the receiver drops the 
 its Message-ID or webhook-id, which is the delivery id.
 
 Rows flagged as a possible flood wait for their partner's digest instead (digest.py).
+Beside it runs the escalation of danger-now reports nobody acknowledges (staff/escalation.py).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from form_service.delivery.retry import RetryPolicy
 from form_service.delivery.smtp_sessions import SmtpSessions
 from form_service.logs import MinuteTally, log_event
 from form_service.settings import Settings
+from form_service.staff.escalation import escalate_forever
 from form_service.storage import ClaimedDelivery, Store, open_store
 
 if TYPE_CHECKING:
@@ -55,6 +57,8 @@ class WorkerOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     digest_seconds: float = 300.0
     """How long a partner's flood-flagged deliveries are gathered into one digest; 0: never."""
+    escalation_seconds: float = 30.0
+    """How often unacknowledged danger-now reports are checked (staff/escalation.py)."""
 
 
 class DeliveryWorker:
@@ -91,17 +95,21 @@ class DeliveryWorker:
         """Deliver until cancelled."""
         listener = asyncio.create_task(self.store.listen_for_reports(self.wakeup))
         tally = asyncio.create_task(self.delivered.flush_every_minute())
+        escalation = asyncio.create_task(
+            escalate_forever(self.store, self.settings, self.clock, self.options.escalation_seconds)
+        )
         try:
             await self._deliver_forever()
         finally:
             listener.cancel()
             tally.cancel()
+            escalation.cancel()
             # A stop (a restart, a deploy) sends what is held rather than leave it leased.
             with anyio.move_on_after(5, shield=True):
                 await asyncio.gather(*(self._send_digest(h) for h in self.digests.due(flush=True)))
             # Shielded: under the app's task group every await here would be cancelled again.
             with anyio.move_on_after(5, shield=True):
-                await asyncio.gather(listener, return_exceptions=True)
+                await asyncio.gather(listener, escalation, return_exceptions=True)
                 await self.sessions.close()
                 if self._checkpointing is not None:
                     await asyncio.gather(self._checkpointing, return_exceptions=True)

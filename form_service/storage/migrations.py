@@ -102,7 +102,8 @@ INITIAL = Migration(
 # report, the team keys (the intake team's, each partner's) sealed to each member, notes,
 # and the hash-chained log of what staff did. Reports already stored enter the inbox as
 # received; their content stays readable with the archive key only (it was sealed before
-# any staff key existed).
+# any staff key existed). Danger-now reports nobody acknowledges are escalated to the
+# profile's contacts, one step at a time.
 _STAFF = (
     """CREATE TABLE staff_users (
         id TEXT PRIMARY KEY,
@@ -186,6 +187,11 @@ _STAFF = (
         body_age {blob} NOT NULL
     )""",
     "CREATE INDEX case_notes_report ON case_notes (report_ref, id)",
+    # Escalation of danger-now reports: notices sent so far, and the minute the next is due.
+    "ALTER TABLE reports ADD COLUMN escalation_step INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE reports ADD COLUMN escalation_due_at {time}",
+    "CREATE INDEX reports_unacknowledged ON reports (id)"
+    " WHERE urgent = 1 AND acknowledged_at IS NULL",
 )
 
 STAFF = Migration(
