@@ -413,6 +413,8 @@ _CASE_COLUMNS = (
 _LIVE = "purged_at IS NULL"
 
 # Each view of the inbox as a WHERE clause; parameters follow in the caller's order.
+# "stage <> 'closed'" here and "urgent = 1" in the danger-now box below are conditions of
+# partial indexes (migration 2): a query uses one only when it says the same.
 INBOX_VIEWS = {
     "all": "1 = 1",
     "new": "stage = 'received'",

@@ -170,3 +170,37 @@ def test_a_failing_postgres_migration_is_rolled_back(database: Database) -> None
         )
     }
     assert database.rows("SELECT max(version) FROM schema_migrations") == [(len(MIGRATIONS),)]
+
+
+class _PlanTx:
+    """A transaction that plans each statement instead of running it."""
+
+    dialect = "sqlite"
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.plans: list[str] = []
+
+    async def fetch(self, statement: str, params: tuple[object, ...] = ()) -> list[object]:
+        plan = self.conn.execute("EXPLAIN QUERY PLAN " + statement, params).fetchall()
+        self.plans.append(" ".join(row[3] for row in plan))
+        return []
+
+
+def test_the_inbox_reads_its_partial_indexes(tmp_path: Path) -> None:
+    """Without them, the danger-now box on every inbox page and an empty overdue view read
+    every report (bench/inbox.py)."""
+    from form_service.storage import staff as records
+
+    async def plans() -> list[str]:
+        with closing(connect(tmp_path / "db.sqlite3")) as conn:
+            migrate(conn, NOW)
+            tx = _PlanTx(conn)
+            await records.urgent_unacknowledged(tx)  # type: ignore[arg-type]
+            for view in ("open", "overdue"):
+                await records.inbox_page(tx, view, ("x",) * (view == "overdue"), None, 51)  # type: ignore[arg-type]
+            return tx.plans
+
+    urgent, open_view, overdue = anyio.run(plans)
+    assert "USING INDEX reports_urgent" in urgent
+    assert "USING INDEX reports_open" in open_view and "USING INDEX reports_open" in overdue
