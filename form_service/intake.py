@@ -112,5 +112,6 @@ def prepare_report(
         content_age=encrypt_for_archive(content, profile, team),
         outbox=tuple(entries),
         urgent=report.danger_now,
+        categories=(report.area, report.setting.value, report.concern.value),
     )
     return new, code

@@ -66,6 +66,8 @@ class NewReport:
     outbox: tuple[OutboxEntry, ...]
     urgent: bool = False
     """The tipster said someone may be in danger now: first in the team's inbox."""
+    categories: tuple[str, str, str] | None = None
+    """(area, setting, concern) ids, kept in the clear for the program figures."""
 
 
 @dataclass(frozen=True)
