@@ -151,5 +151,6 @@ def prepare_report(
         outbox=tuple(entries),
         urgent=report.danger_now,
         shares=tuple(shares),
+        categories=(report.area, report.setting.value, report.concern.value),
     )
     return new, code

@@ -18,6 +18,7 @@ from form_service.logs import setup_logging
 from form_service.settings import Settings
 from form_service.staff import commands as staff_commands
 from form_service.staff.accounts import AccountError
+from form_service.staff.figures import as_csv, as_json
 from outreach.keys import keygen as make_key_pair
 from outreach.loader import LoadedProfile, ProfileError, display_path, load_profile
 from outreach.profile import DeliveryConfig, Escalation, localize
@@ -256,6 +257,24 @@ def _verify_audit(profile_path: str | None) -> None:
             f"The staff audit trail has been changed: {len(problems)} problem(s) in {count} events."
         )
     click.echo(f"The staff audit trail is intact: {count} events, each chained to the last.")
+
+
+@main.command()
+@profile_option
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["csv", "json"]),
+    default="csv",
+    show_default=True,
+    help="CSV: one row per figure (month, dimension, category, value). JSON: one object a month.",
+)
+@click.option("--months", type=click.IntRange(1, 120), default=12, show_default=True)
+def stats(profile_path: str | None, output: str, months: int) -> None:
+    """Print the program figures: reports per month by area, setting, concern and outcome,
+    and the median time to acknowledge and to close. A count from 1 to 4 is "<5"."""
+    figures = staff_commands.figures(_service_settings(profile_path), months, output)
+    click.echo(as_csv(figures) if output == "csv" else as_json(figures), nl=False)
 
 
 @main.group()

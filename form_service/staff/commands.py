@@ -9,6 +9,7 @@ from typing import TypeVar
 
 from form_service.settings import Settings
 from form_service.staff import accounts
+from form_service.staff import figures as program
 from form_service.storage import Store, open_store
 from form_service.storage import staff as records
 from form_service.storage.staff import StaffUser
@@ -64,3 +65,22 @@ def verify_audit(settings: Settings) -> tuple[int, list[str]]:
             return await records.event_count(tx), await records.verify_chain(tx)
 
     return _with_store(settings, verify)
+
+
+def figures(settings: Settings, months: int, output: str) -> program.Figures:
+    """The program figures of the last *months* months, their export on the audit trail.
+
+    A database never created holds no reports: its figures are all zero, and it is not
+    created for them."""
+    profile = settings.profile.profile
+    now = datetime.now(UTC)
+    if not open_store(settings, connections=1).exists():
+        return program.tabulate([], profile, program.month_keys(now, months))
+
+    async def export(store: Store) -> program.Figures:
+        async with store.transaction() as tx:
+            found = await program.read_figures(tx, profile, now, months)
+            await records.append_event(tx, "command line", "figures_exported", now, detail=output)
+        return found
+
+    return _with_store(settings, export)

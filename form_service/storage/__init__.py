@@ -81,6 +81,8 @@ class NewReport:
     """The tipster said someone may be in danger now: first in the team's inbox."""
     shares: tuple[PartnerShare, ...] = ()
     """Every partner but the intake team: held for review, or shared with the outbox."""
+    categories: tuple[str, str, str] | None = None
+    """(area, setting, concern) ids, kept in the clear for the program figures."""
 
 
 @dataclass(frozen=True)

@@ -164,6 +164,14 @@ _STAFF = (
     "ALTER TABLE reports ADD COLUMN assigned_to TEXT",
     "ALTER TABLE reports ADD COLUMN outcome TEXT",
     "ALTER TABLE reports ADD COLUMN closed_at {time}",
+    # Program figures count reports by these coarse categories (ids from the profile's
+    # fixed lists, never the tipster's words): the same facts that decide routing, which
+    # every partner's delivery already reveals. Reports stored before this version have
+    # none. The index serves the figures' months.
+    "ALTER TABLE reports ADD COLUMN area TEXT",
+    "ALTER TABLE reports ADD COLUMN setting TEXT",
+    "ALTER TABLE reports ADD COLUMN concern TEXT",
+    "CREATE INDEX reports_created ON reports (created_at)",
     "CREATE INDEX reports_stage ON reports (stage, id)",
     "CREATE INDEX reports_assigned ON reports (assigned_to, id)",
     # The danger-now box on every inbox page, and the open and overdue views: partial

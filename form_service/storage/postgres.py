@@ -135,6 +135,7 @@ async def _insert_report(conn: Connection, report: NewReport) -> int | None:
             at,
             report.content_age,
             int(report.urgent),
+            *(report.categories or (None, None, None)),
         ),
     )
     row = await cursor.fetchone()

@@ -48,6 +48,7 @@ def _insert_report(conn: sqlite3.Connection, report: NewReport) -> None:
             at,
             report.content_age,
             int(report.urgent),
+            *(report.categories or (None, None, None)),
         ),
     )
     assert cursor.lastrowid is not None

@@ -22,7 +22,8 @@ def for_postgres(statement: str) -> str:
 
 REPORT_INSERT = (
     "INSERT INTO reports (report_ref, receipt_hash, token_id, status, created_at,"
-    " content_age, urgent) VALUES (?, ?, ?, 'received', ?, ?, ?)"
+    " content_age, urgent, area, setting, concern)"
+    " VALUES (?, ?, ?, 'received', ?, ?, ?, ?, ?, ?)"
 )
 SHARE_INSERT = (
     "INSERT INTO partner_shares (report_ref, partner_id, rule_id, state, view_age, shared_at)"
