@@ -114,6 +114,10 @@ def same_origin(request: Request) -> bool:
     if origin is None:
         # An older browser or a script without one: the synchronizer token still applies.
         return True
+    if origin == "null":
+        # What a browser sends from a page with Referrer-Policy: no-referrer, ours included;
+        # then only Sec-Fetch-Site can say the form was this site's own.
+        return site == "same-origin"
     return urlsplit(origin).netloc == request.headers.get("host", "")
 
 
