@@ -63,11 +63,12 @@ def render(
 ) -> HTMLResponse:
     service = service_of(request)
     profile = service.settings.profile.profile
-    lang = profile.default_language
+    # Staff pages have no language in their address: the browser's preference chooses.
+    lang = service.pages.negotiate(request.headers)
     context = {
         "lang": lang,
         "dir": "rtl" if is_rtl(lang) else "ltr",
-        "agency_name": localize(profile.agency.name, lang, lang),
+        "agency_name": localize(profile.agency.name, lang, profile.default_language),
         "css_url": f"{ASSETS_PATH}/form.css",
         "staff_css_url": f"{ASSETS_PATH}/staff.css",
         "session": session,
