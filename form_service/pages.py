@@ -57,13 +57,17 @@ class Pages:
     loaded: LoadedProfile
 
     def negotiate(self, headers: Headers) -> str:
-        """The profile language a browser prefers, for pages outside any language prefix."""
+        """The profile language a browser prefers, for pages outside any language prefix.
+
+        A preference with a region the profile lacks (es-ES, as some browsers send alone)
+        counts as its language (es)."""
         languages = self.loaded.profile.languages
         for item in headers.get("accept-language", "").split(","):
             code = item.split(";")[0].strip().lower()
-            for lang in languages:
-                if code in {lang.lower(), lang.split("-")[0].lower()}:
-                    return lang
+            for wanted in (code, code.split("-")[0]):
+                for lang in languages:
+                    if wanted in {lang.lower(), lang.split("-")[0].lower()}:
+                        return lang
         return self.loaded.profile.default_language
 
     def context(self, lang: str, page: str) -> dict[str, Any]:

@@ -64,11 +64,12 @@ def render(
 ) -> HTMLResponse:
     service = service_of(request)
     profile = service.settings.profile.profile
-    lang = profile.default_language
+    # Staff pages have no language in their address: the browser's preference chooses.
+    lang = service.pages.negotiate(request.headers)
     context = {
         "lang": lang,
         "dir": "rtl" if is_rtl(lang) else "ltr",
-        "agency_name": localize(profile.agency.name, lang, lang),
+        "agency_name": localize(profile.agency.name, lang, profile.default_language),
         "css_url": f"{ASSETS_PATH}/form.css",
         "staff_css_url": f"{ASSETS_PATH}/staff.css",
         "session": session,
@@ -115,6 +116,10 @@ def same_origin(request: Request) -> bool:
     if origin is None:
         # An older browser or a script without one: the synchronizer token still applies.
         return True
+    if origin == "null":
+        # What a browser sends from a page with Referrer-Policy: no-referrer, ours included;
+        # then only Sec-Fetch-Site can say the form was this site's own.
+        return site == "same-origin"
     return urlsplit(origin).netloc == request.headers.get("host", "")
 
 

@@ -42,6 +42,8 @@ class Server:
     base_url: str
     site_dir: Path
     log: Path
+    data_dir: Path
+    """The service's OUTREACH_DATA_DIR: its database, for the `outreach staff` command."""
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -75,9 +77,10 @@ def _serve(workdir: Path, profile: Path | None = None) -> Iterator[Server]:
     port = free_port()
     site = workdir / "site"
     log = workdir / "serve.log"
+    data_dir = workdir / "var"
     env = {
         **os.environ,
-        "OUTREACH_DATA_DIR": str(workdir / "var"),
+        "OUTREACH_DATA_DIR": str(data_dir),
         # The tests fill the form faster than a person; every other limit stays as shipped.
         "OUTREACH_MIN_FILL_SECONDS": "0",
         "OUTREACH_LOG_LEVEL": "warning",
@@ -85,7 +88,7 @@ def _serve(workdir: Path, profile: Path | None = None) -> Iterator[Server]:
     command = [*_DIE_WITH_PYTEST, str(OUTREACH), "serve", "--port", str(port), "--out", str(site)]
     if profile is not None:
         command += ["--profile", str(profile)]
-    server = Server(f"http://127.0.0.1:{port}", site, log)
+    server = Server(f"http://127.0.0.1:{port}", site, log, data_dir)
     with log.open("wb") as out:
         process = subprocess.Popen(
             command, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT

@@ -129,17 +129,26 @@ _TIMERS_AS_MICROTASKS = """
 _TIMERS_BACK = "() => { [window.setTimeout, window.clearTimeout] = window.__savedTimers; }"
 
 
-def axe_violations(page: Page, javascript: bool = True) -> list[str]:
+def _every_rule_options(page: Page) -> dict[str, object]:
+    """Options that turn on every rule axe-core has: best practices and experimental ones too."""
+    page.evaluate(_AXE.axe_script)
+    rules: list[str] = page.evaluate("() => axe.getRules().map((rule) => rule.ruleId)")
+    return {"rules": {rule: {"enabled": True} for rule in rules}, "resultTypes": ["violations"]}
+
+
+def axe_violations(page: Page, javascript: bool = True, every_rule: bool = False) -> list[str]:
     """axe-core's WCAG 2.2 A/AA violations on the page as it is now, one line per element.
 
-    *javascript* False: the page was loaded with JavaScript disabled.
+    *javascript* False: the page was loaded with JavaScript disabled. *every_rule*: every
+    rule axe-core knows, not only the WCAG A/AA ones.
     """
+    options = _every_rule_options(page) if every_rule else AXE_OPTIONS
     if javascript:
-        results = _AXE.run(page, options=AXE_OPTIONS)
+        results = _AXE.run(page, options=options)
     else:
         page.evaluate(_TIMERS_AS_MICROTASKS)
         try:
-            results = _AXE.run(page, options=AXE_OPTIONS)
+            results = _AXE.run(page, options=options)
         finally:
             page.evaluate(_TIMERS_BACK)
     lines = []

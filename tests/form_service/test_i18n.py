@@ -16,18 +16,22 @@ JINJA = {"extensions": "jinja2.ext.i18n", "trim_blocks": "True", "lstrip_blocks"
 
 
 def service_msgids() -> set[str]:
+    """The strings of the report service's pages, the staff pages among them."""
     ids: set[str] = set()
-    for template in sorted((REPO / "templates" / "form").glob("*.html")):
-        found = extract_from_file("jinja2.ext:babel_extract", str(template), options=JINJA)
-        ids |= {message for _, message, _, _ in found}
-    for module in sorted((REPO / "form_service").glob("*.py")):
-        ids |= {message for _, message, _, _ in extract_from_file("python", str(module))}
+    for folder in ("form", "staff"):
+        for template in sorted((REPO / "templates" / folder).glob("*.html")):
+            found = extract_from_file("jinja2.ext:babel_extract", str(template), options=JINJA)
+            ids |= {message for _, message, _, _ in found}
+    for package in ("form_service", "form_service/staff"):
+        for module in sorted((REPO / package).glob("*.py")):
+            ids |= {message for _, message, _, _ in extract_from_file("python", str(module))}
     return ids
 
 
 def test_extraction_finds_the_strings() -> None:
     ids = service_msgids()
     assert {"Send report", "Your receipt code", "Tell us what happened or what you noticed."} <= ids
+    assert {"Sign in", "Danger now: not yet acknowledged", "Close with an outcome"} <= ids
     assert len(ids) > 80
 
 

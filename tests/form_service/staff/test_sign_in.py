@@ -318,6 +318,24 @@ def test_a_post_without_the_token_or_from_another_site_is_refused(
     assert client.get("/staff/").status_code == 200
 
 
+def test_a_null_origin_counts_only_with_sec_fetch_site_same_origin(
+    signed_in: tuple[TestClient, str],
+) -> None:
+    # Under Referrer-Policy: no-referrer a browser sends Origin: null from our own forms.
+    client, _ = signed_in
+    csrf = csrf_of(client.get("/staff/").text)
+    null = {"Origin": "null"}
+    assert client.post("/staff/sign-out", data={"csrf": csrf}, headers=null).status_code == 403
+    cross = client.post(
+        "/staff/sign-out", data={"csrf": csrf}, headers={**null, "Sec-Fetch-Site": "same-site"}
+    )
+    assert cross.status_code == 403
+    own = client.post(
+        "/staff/sign-out", data={"csrf": csrf}, headers={**null, "Sec-Fetch-Site": "same-origin"}
+    )
+    assert own.status_code == 200 and "You are signed out." in own.text
+
+
 def test_a_disabled_account_loses_its_sessions(
     settings: Settings, signed_in: tuple[TestClient, str]
 ) -> None:
