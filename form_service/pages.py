@@ -35,8 +35,13 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 @functools.cache
 def _environment(lang: str) -> Environment:
+    return template_environment(FORM_TEMPLATES, lang)
+
+
+def template_environment(folder: Path, lang: str) -> Environment:
+    """The service's pages from *folder*: autoescaped, strict, translated into *lang*."""
     env = Environment(
-        loader=FileSystemLoader(FORM_TEMPLATES),
+        loader=FileSystemLoader(folder),
         autoescape=select_autoescape(default=True, default_for_string=True),
         undefined=StrictUndefined,
         extensions=["jinja2.ext.i18n"],

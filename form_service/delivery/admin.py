@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TypeVar
 
 from form_service.settings import Settings
-from form_service.storage import AuditEvent, Store, open_store
+from form_service.storage import AuditEvent, Store, open_store, run_on_store
 
 T = TypeVar("T")
 
@@ -17,17 +16,7 @@ def _with_store(settings: Settings, work: Callable[[Store], Awaitable[list[T]]])
     """*work* on the configured store, opened for it alone; nothing for a database never
     created, which is then not created either."""
     store = open_store(settings, connections=1)
-    if not store.exists():
-        return []
-
-    async def run() -> list[T]:
-        await store.open()
-        try:
-            return await work(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
+    return run_on_store(store, work) if store.exists() else []
 
 
 def purge_now(settings: Settings, now: datetime | None = None) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -10,7 +9,7 @@ from typing import TypeVar
 from form_service.settings import Settings
 from form_service.staff import accounts
 from form_service.staff import figures as program
-from form_service.storage import Store, open_store
+from form_service.storage import Store, open_store, run_on_store
 from form_service.storage import staff as records
 from form_service.storage.staff import StaffUser
 
@@ -18,15 +17,7 @@ T = TypeVar("T")
 
 
 def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
-    async def run() -> T:
-        store = open_store(settings)
-        await store.open()
-        try:
-            return await work(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
+    return run_on_store(open_store(settings, connections=1), work)
 
 
 def enrolment_link(settings: Settings, secret: str) -> str:

@@ -16,17 +16,16 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from form_service.form_input import BodyTooLarge, NotAForm, ParsedForm, read_form
-from form_service.pages import ASSETS_PATH, NO_STORE
+from form_service.pages import ASSETS_PATH, NO_STORE, template_environment
 from form_service.service import service_of
 from form_service.staff.accounts import Session, session_for
 from form_service.storage import staff as records
 from outreach.assets import templates
-from outreach.i18n import translations
 from outreach.languages import is_rtl
 from outreach.profile import localize
 
@@ -39,16 +38,7 @@ Handler = Callable[[Request, Session], Awaitable[Response]]
 
 @functools.cache
 def _environment(lang: str) -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(STAFF_TEMPLATES),
-        autoescape=select_autoescape(default=True, default_for_string=True),
-        undefined=StrictUndefined,
-        extensions=["jinja2.ext.i18n"],
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
-    return env
+    return template_environment(STAFF_TEMPLATES, lang)
 
 
 def now() -> datetime:

@@ -9,15 +9,17 @@ are timezone-aware UTC datetimes.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from form_service.settings import Settings, SettingsError
+
+T = TypeVar("T")
 
 
 class ReferenceTaken(Exception):
@@ -202,6 +204,19 @@ class Store(Protocol):
         """A transaction for the team's side, committed when the block ends without error.
 
         Raises StoreUnavailable when the database is down."""
+
+
+def run_on_store(store: Store, work: Callable[[Store], Awaitable[T]]) -> T:
+    """*work* on *store*, opened for it alone and closed after: for a one-off command."""
+
+    async def run() -> T:
+        await store.open()
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
 
 
 def sqlite_path(url: str) -> Path | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from form_service.storage import AuditEvent, ClaimedDelivery, NewReport
+from form_service.storage import AuditEvent, ClaimedDelivery, NewReport, OutboxEntry
 from form_service.storage.statements import AUDIT_INSERT, INTAKE_DELIVERED, MARK_FAILED
 from form_service.times import minute_iso, minute_start_stamp, stamp
 
@@ -32,34 +32,38 @@ def new_report_rows(
     *at* (audit) and *created* (outbox: created, and first due) are both the report's
     minute, *created* written in the outbox's fixed-width form that scheduling compares: a
     finer time of any row written with the report would time the report itself."""
-    outbox = []
+    outbox = [outbox_row(entry, report_id, created) for entry in report.outbox]
     audit = [audit_row(at, report.report_ref, "received")]
-    for entry in report.outbox:
-        outbox.append(
-            (
-                entry.delivery_id,
-                report_id,
-                entry.partner_id,
-                entry.rule_id,
-                entry.agreement_id,
-                entry.payload,
-                created,
-                created,
-                int(entry.is_intake),
-            )
-        )
-        audit.append(
-            audit_row(
-                at,
-                report.report_ref,
-                "routed",
-                partner_id=entry.partner_id,
-                rule_id=entry.rule_id,
-                agreement_id=entry.agreement_id,
-                fields=",".join(entry.fields),
-            )
-        )
+    audit += [routed_row(entry, report.report_ref, at) for entry in report.outbox]
     return outbox, audit
+
+
+def outbox_row(entry: OutboxEntry, report_id: int, created: str) -> tuple[Any, ...]:
+    """Values for OUTBOX_INSERT: one partner's copy, first due when it is created."""
+    return (
+        entry.delivery_id,
+        report_id,
+        entry.partner_id,
+        entry.rule_id,
+        entry.agreement_id,
+        entry.payload,
+        created,
+        created,
+        int(entry.is_intake),
+    )
+
+
+def routed_row(entry: OutboxEntry, report_ref: str, at: str) -> tuple[Any, ...]:
+    """Values for AUDIT_INSERT: which partner got which fields, under which rule."""
+    return audit_row(
+        at,
+        report_ref,
+        "routed",
+        partner_id=entry.partner_id,
+        rule_id=entry.rule_id,
+        agreement_id=entry.agreement_id,
+        fields=",".join(entry.fields),
+    )
 
 
 def share_rows(report: NewReport, at: str) -> list[tuple[Any, ...]]:

@@ -17,7 +17,7 @@ from typing import Any
 
 from form_service.storage import OutboxEntry, Tx
 from form_service.storage import statements as q
-from form_service.storage.rows import audit_row
+from form_service.storage.rows import outbox_row, routed_row
 from form_service.times import minute_iso, minute_start_stamp, stamp
 
 GENESIS = "0" * 64
@@ -666,30 +666,5 @@ async def add_delivery(
     tx: Tx, report_id: int, entry: OutboxEntry, report_ref: str, now: datetime
 ) -> None:
     """A partner's copy of a released report, waiting in the outbox for the worker."""
-    created = minute_start_stamp(now)
-    await tx.run(
-        q.OUTBOX_INSERT,
-        (
-            entry.delivery_id,
-            report_id,
-            entry.partner_id,
-            entry.rule_id,
-            entry.agreement_id,
-            entry.payload,
-            created,
-            created,
-            int(entry.is_intake),
-        ),
-    )
-    await tx.run(
-        q.AUDIT_INSERT,
-        audit_row(
-            minute_iso(now),
-            report_ref,
-            "routed",
-            partner_id=entry.partner_id,
-            rule_id=entry.rule_id,
-            agreement_id=entry.agreement_id,
-            fields=",".join(entry.fields),
-        ),
-    )
+    await tx.run(q.OUTBOX_INSERT, outbox_row(entry, report_id, minute_start_stamp(now)))
+    await tx.run(q.AUDIT_INSERT, routed_row(entry, report_ref, minute_iso(now)))
