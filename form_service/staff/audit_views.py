@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from form_service.service import service_of
 from form_service.staff.accounts import Session
-from form_service.staff.web import render, staff_page
+from form_service.staff.web import before_id, one_page, render, staff_page
 from form_service.storage import staff as records
 
 PAGE_SIZE = 100
@@ -15,18 +15,16 @@ PAGE_SIZE = 100
 
 @staff_page("auditor", "admin")
 async def audit_endpoint(request: Request, session: Session) -> Response:
-    raw = request.query_params.get("before", "")
-    before = int(raw) if raw.isdigit() and len(raw) < 19 else None
+    before = before_id(request)
     async with service_of(request).store.transaction() as tx:
-        events = await records.events(tx, limit=PAGE_SIZE + 1, before=before)
+        read = await records.events(tx, limit=PAGE_SIZE + 1, before=before)
         problems = await records.verify_chain(tx) if before is None else []
-    more = len(events) > PAGE_SIZE
-    events = events[:PAGE_SIZE]
+    events, next_before = one_page(read, PAGE_SIZE)
     return render(
         request,
         "audit.html",
         session=session,
         events=events,
         problems=problems,
-        next_before=events[-1].id if more and events else None,
+        next_before=next_before,
     )

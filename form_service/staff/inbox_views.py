@@ -13,7 +13,15 @@ from form_service.staff.accounts import Session
 from form_service.staff.cases import Sealed, open_content, open_notes, seal_note, team_identity
 from form_service.staff.partner_views import partner_case, partner_inbox
 from form_service.staff.release import release
-from form_service.staff.web import forbidden, now, read_staff_form, render, staff_page
+from form_service.staff.web import (
+    before_id,
+    forbidden,
+    now,
+    one_page,
+    read_staff_form,
+    render,
+    staff_page,
+)
 from form_service.storage import Tx
 from form_service.storage import staff as records
 from outreach.profile import localize
@@ -39,7 +47,7 @@ async def inbox_endpoint(request: Request, session: Session) -> Response:
     view = request.query_params.get("view", "open")
     if view not in records.INBOX_VIEWS:
         view = "open"
-    before = _int(request.query_params.get("before"))
+    before = before_id(request)
     params: tuple[object, ...] = ()
     if view == "mine":
         params = (session.user.id,)
@@ -47,9 +55,8 @@ async def inbox_endpoint(request: Request, session: Session) -> Response:
         params = ((now() - OVERDUE_AFTER).strftime("%Y-%m-%dT%H:%MZ"),)
     async with service_of(request).store.transaction() as tx:
         urgent = await records.urgent_unacknowledged(tx)
-        cases = await records.inbox_page(tx, view, params, before, PAGE_SIZE + 1)
-    more = len(cases) > PAGE_SIZE
-    cases = cases[:PAGE_SIZE]
+        read = await records.inbox_page(tx, view, params, before, PAGE_SIZE + 1)
+    cases, next_before = one_page(read, PAGE_SIZE)
     return render(
         request,
         "inbox.html",
@@ -58,13 +65,9 @@ async def inbox_endpoint(request: Request, session: Session) -> Response:
         views=list(records.INBOX_VIEWS),
         urgent=urgent,
         cases=cases,
-        next_before=cases[-1].id if more and cases else None,
+        next_before=next_before,
         first_page=before is None,
     )
-
-
-def _int(raw: str | None) -> int | None:
-    return int(raw) if raw is not None and raw.isdigit() and len(raw) < 19 else None
 
 
 @staff_page("intake", "admin", "auditor", "partner")

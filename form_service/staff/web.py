@@ -13,7 +13,7 @@ import functools
 import hmac
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from jinja2 import Environment
@@ -39,6 +39,26 @@ Handler = Callable[[Request, Session], Awaitable[Response]]
 @functools.cache
 def _environment(lang: str) -> Environment:
     return template_environment(STAFF_TEMPLATES, lang)
+
+
+class _HasId(Protocol):
+    @property
+    def id(self) -> int: ...
+
+
+Row = TypeVar("Row", bound=_HasId)
+
+
+def before_id(request: Request) -> int | None:
+    """The ``before`` of a paged list: the last id of the page before, or None."""
+    raw = request.query_params.get("before", "")
+    return int(raw) if raw.isdigit() and len(raw) < 19 else None
+
+
+def one_page(rows: list[Row], size: int) -> tuple[list[Row], int | None]:
+    """A page from *size* + 1 rows read, and the ``before`` of the next page (None: last)."""
+    page = rows[:size]
+    return page, page[-1].id if len(rows) > size and page else None
 
 
 def now() -> datetime:

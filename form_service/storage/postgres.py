@@ -128,15 +128,7 @@ async def _insert_report(conn: Connection, report: NewReport) -> int | None:
     at = minute_iso(report.created_at)
     cursor = await conn.execute(
         _REPORT_INSERT,
-        (
-            report.report_ref,
-            report.receipt_hash,
-            report.token_id,
-            at,
-            report.content_age,
-            int(report.urgent),
-            *(report.categories or (None, None, None)),
-        ),
+        rows.report_row(report, at),
     )
     row = await cursor.fetchone()
     if row is None:

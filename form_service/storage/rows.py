@@ -23,6 +23,19 @@ def audit_row(at: str, report_ref: str, event: str, **cols: Any) -> tuple[Any, .
     return (at, report_ref, event, *(cols.get(name) for name in names))
 
 
+def report_row(report: NewReport, at: str) -> tuple[Any, ...]:
+    """Values for REPORT_INSERT; *at* is the report's minute."""
+    return (
+        report.report_ref,
+        report.receipt_hash,
+        report.token_id,
+        at,
+        report.content_age,
+        int(report.urgent),
+        *(report.categories or (None, None, None)),
+    )
+
+
 def new_report_rows(
     report: NewReport, report_id: int, at: str, created: str
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:

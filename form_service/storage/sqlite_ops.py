@@ -41,15 +41,7 @@ def _insert_report(conn: sqlite3.Connection, report: NewReport) -> None:
     at = minute_iso(report.created_at)
     cursor = conn.execute(
         q.REPORT_INSERT,
-        (
-            report.report_ref,
-            report.receipt_hash,
-            report.token_id,
-            at,
-            report.content_age,
-            int(report.urgent),
-            *(report.categories or (None, None, None)),
-        ),
+        rows.report_row(report, at),
     )
     assert cursor.lastrowid is not None
     outbox, audit = rows.new_report_rows(

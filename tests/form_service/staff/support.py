@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyotp
 import pytest
@@ -92,18 +93,20 @@ def enrol(
     return Staff(email, secret, recovery)
 
 
-def sign_in(client: TestClient, clock: CodeClock, staff: Staff, code: str | None = None) -> str:
-    """Sign in; the step page's response, then the inbox (the cookie kept by the client)."""
+def sign_in(client: TestClient, clock: CodeClock, staff: Staff, code: str | None = None) -> Any:
+    """Sign in (the client keeps the cookie); the answer to the code step, a redirect."""
     first = client.post("/staff/sign-in", data={"email": staff.email, "password": staff.password})
     assert first.status_code == 200, first.text
-    step = field_value(first.text, "step")
     answer = client.post(
         "/staff/sign-in/code",
-        data={"step": step, "code": code or clock.next_code(staff.totp_secret)},
+        data={
+            "step": field_value(first.text, "step"),
+            "code": code or clock.next_code(staff.totp_secret),
+        },
         follow_redirects=False,
     )
     assert answer.status_code == 303, answer.text
-    return step
+    return answer
 
 
 def csrf_of(page: str) -> str:

@@ -58,15 +58,7 @@ def test_the_session_cookie_is_host_only_http_only_and_strict(
     with start_client(settings, base_url="https://prevent.harbor-county.example.org") as client:
         _, link = commands.add(settings, "ana@example.org", "intake")
         staff = enrol(client, settings, code_clock, "bo@example.org")
-        first = client.post("/staff/sign-in", data={"email": staff.email, "password": PASSWORD})
-        answer = client.post(
-            "/staff/sign-in/code",
-            data={
-                "step": field_value(first.text, "step"),
-                "code": code_clock.next_code(staff.totp_secret),
-            },
-            follow_redirects=False,
-        )
+        answer = sign_in(client, code_clock, staff)
         cookie = answer.headers["set-cookie"]
         assert cookie.startswith("__Host-outreach-staff=")
         for flag in ("Secure", "HttpOnly", "SameSite=strict", "Path=/"):
@@ -282,15 +274,7 @@ def test_forged_and_fixated_session_ids_open_nothing(
         assert client.get("/staff/", follow_redirects=False).status_code == 303
         client.cookies.clear()
         client.cookies.set("outreach-staff", planted)
-        first = client.post("/staff/sign-in", data={"email": staff.email, "password": PASSWORD})
-        answer = client.post(
-            "/staff/sign-in/code",
-            data={
-                "step": field_value(first.text, "step"),
-                "code": code_clock.next_code(staff.totp_secret),
-            },
-            follow_redirects=False,
-        )
+        answer = sign_in(client, code_clock, staff)
         issued = answer.headers["set-cookie"].split(";")[0].split("=", 1)[1]
         assert issued != planted  # a new id at sign-in, whatever the browser brought
         for forged in ("x", "A" * 43, "../../etc", "", planted):
