@@ -15,7 +15,15 @@ from datetime import datetime
 
 import pyrage
 
-from form_service.receipts import new_report_ref, receipt_code, receipt_hash
+from form_service.conversation import new_thread
+from form_service.receipts import (
+    CODE_BYTES,
+    new_receipt_code,
+    new_report_ref,
+    receipt_hash,
+    seal_code,
+    token_hash,
+)
 from form_service.report import Report
 from form_service.sharing import FieldValues, partner_payload
 from form_service.staff.keys import encrypt_to
@@ -124,6 +132,10 @@ def prepare_report(
 ) -> tuple[NewReport, str]:
     """The rows to store and the receipt code to show once they are committed.
 
+    The code is random; the rows keep only its keyed hash, the code sealed under the form
+    token's id (for a double submit of the form) and the report's thread identity sealed
+    under a key from the code.
+
     *flood* marks every partner's copy ``flood_suspected``: it was stored while submissions
     ran above the surge rate. Partners chosen only by rules with ``review: true`` get no
     copy now: the report waits, held for them, until an intake user releases it."""
@@ -131,10 +143,11 @@ def prepare_report(
     now_sent = [r for r in recipients if not r.review]
     # One draw from the system's random source for the reference and every delivery id:
     # on a busy virtual machine each draw is a slow system call.
-    entropy = os.urandom(5 + 16 * len(now_sent))
+    entropy = os.urandom(5 + CODE_BYTES + 16 * len(now_sent))
     report_ref = new_report_ref(entropy)
-    code = receipt_code(secret, token_id)
-    entries = outbox_entries(report, profile, now_sent, report_ref, now, flood, entropy[5:])
+    code = new_receipt_code(entropy[5:])
+    ids = entropy[5 + CODE_BYTES :]
+    entries = outbox_entries(report, profile, now_sent, report_ref, now, flood, ids)
     shares = [PartnerShare(r.partner_id, r.rule_id, held=True) for r in recipients if r.review]
     shares += [
         PartnerShare(e.partner_id, e.rule_id, held=False, view_age=partner_view(e, readers))
@@ -142,15 +155,19 @@ def prepare_report(
         if not e.is_intake
     ]
     content = {"report_ref": report_ref, "received_at": minute_iso(now), **report.content()}
+    thread = new_thread(code, report_ref)
     new = NewReport(
         report_ref=report_ref,
         receipt_hash=receipt_hash(secret, code),
-        token_id=token_id,
+        token_id=token_hash(token_id),
         created_at=now,
         content_age=encrypt_for_archive(content, profile, readers.team),
         outbox=tuple(entries),
         urgent=report.danger_now,
         shares=tuple(shares),
         categories=(report.area, report.setting.value, report.concern.value),
+        receipt_sealed=seal_code(token_id, code, report_ref),
+        thread_recipient=thread.recipient,
+        thread_sealed=thread.sealed,
     )
     return new, code

@@ -8,11 +8,13 @@ form_service/security_headers.py enforces.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -49,7 +51,22 @@ def template_environment(folder: Path, lang: str) -> Environment:
         lstrip_blocks=True,
     )
     env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
+    env.filters["reveal"] = reveal_hidden
     return env
+
+
+# Characters that change how text reads without showing themselves: bidirectional overrides
+# and isolates, and zero-width characters. In text from the public, staff see each as a
+# visible mark, so a message cannot hide words or show them in another order.
+_HIDDEN = re.compile("[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+
+
+def reveal_hidden(text: str) -> Markup:
+    """*text*, escaped, with every hidden character shown as its code point."""
+    escaped = str(escape(text))
+    return Markup(  # noqa: S704 - built from escaped text and fixed markup only
+        _HIDDEN.sub(lambda m: f'<span class="hidden-char">[U+{ord(m.group()):04X}]</span>', escaped)
+    )
 
 
 def prefix(lang: str, default: str) -> str:
@@ -85,6 +102,7 @@ class Pages:
             "agency_name": localize(profile.agency.name, lang, default),
             "agency_phone": profile.agency.phone,
             "emergency": profile.emergency_number,
+            "response_days": profile.agency.response_days,
             "home_url": base + "/",
             "report_url": base + "/report",
             "status_url": base + "/status",

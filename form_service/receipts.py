@@ -1,8 +1,13 @@
-"""Receipt codes: the only key a tipster ever needs, stored only as a keyed hash.
+"""Receipt codes: the only key a tipster ever needs, random and stored only as a keyed hash.
 
-The code is derived from the form token's id with the service secret, so a double submit
-of the same form shows the same code without the code ever being stored. 100 bits make
-guessing hopeless, which is why a fast keyed hash (HMAC-SHA256) is enough to store it.
+A code is 100 random bits. The database keeps a keyed hash of it (HMAC-SHA256: guessing
+100 bits is hopeless, so a fast hash is enough) and, for a double submit of the same form,
+the code sealed under a key only the form itself carries: its token's id, which the
+database keeps only as a hash. Neither the database nor the service's secrets, nor both,
+can recompute or open a code; the tipster's copy of the form can.
+
+Codes made before this scheme were an HMAC of the form token's id; they are stored the
+same way (the keyed hash) and keep working, and the ids they came from are forgotten.
 """
 
 from __future__ import annotations
@@ -10,13 +15,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import os
 import secrets
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CODE_BITS = 100
 CODE_LENGTH = CODE_BITS // 5
+CODE_BYTES = (CODE_BITS + 7) // 8
 GROUP = 4
 REF_LENGTH = 8
+_NONCE_BYTES = 12
 
 # Letters people confuse with digits, and the separators they type, as Crockford decodes them.
 _NORMALIZE = str.maketrans({"I": "1", "L": "1", "O": "0", "-": None, " ": None})
@@ -36,11 +47,16 @@ def _mac(secret: str, message: str) -> bytes:
     return hmac.new(secret.encode(), message.encode(), hashlib.sha256).digest()
 
 
-def receipt_code(secret: str, token_id: str) -> str:
-    """The code shown to the tipster, e.g. 7K3M-9Q2X-...: 20 characters in groups of four."""
-    # The first CODE_BITS bits of the MAC: 20 digits of 5 bits.
-    raw = _base32(_mac(secret, "receipt:" + token_id)[: (CODE_BITS + 7) // 8], CODE_LENGTH)
-    return "-".join(raw[i : i + GROUP] for i in range(0, CODE_LENGTH, GROUP))
+def format_code(raw: str) -> str:
+    """20 code digits in groups of four: 7K3M-9Q2X-..."""
+    return "-".join(raw[i : i + GROUP] for i in range(0, len(raw), GROUP))
+
+
+def new_receipt_code(entropy: bytes | None = None) -> str:
+    """A new code of CODE_BITS random bits; *entropy* (13 random bytes) lets a caller draw
+    all its randomness at once."""
+    raw = entropy[:CODE_BYTES] if entropy is not None else secrets.token_bytes(CODE_BYTES)
+    return format_code(_base32(raw, CODE_LENGTH))
 
 
 def normalize_code(typed: str) -> str:
@@ -51,6 +67,34 @@ def normalize_code(typed: str) -> str:
 
 def receipt_hash(secret: str, code: str) -> str:
     return _mac(secret, "receipt-hash:" + normalize_code(code)).hex()
+
+
+def token_hash(token_id: str) -> str:
+    """What the database keeps of a form token's id: enough to find a double submit."""
+    return hashlib.sha256(b"form-token:" + token_id.encode()).hexdigest()
+
+
+def _seal_key(token_id: str) -> bytes:
+    return hashlib.sha256(b"receipt-seal:" + token_id.encode()).digest()
+
+
+def seal_code(token_id: str, code: str, report_ref: str) -> bytes:
+    """The code, readable again only with the form token's id (a double submit of it)."""
+    nonce = os.urandom(_NONCE_BYTES)
+    sealed = AESGCM(_seal_key(token_id)).encrypt(nonce, code.encode(), report_ref.encode())
+    return nonce + sealed
+
+
+def open_code(token_id: str, sealed: bytes | None, report_ref: str) -> str | None:
+    """The code sealed by ``seal_code`` with this token id, or None."""
+    if sealed is None:
+        return None
+    key = AESGCM(_seal_key(token_id))
+    try:
+        plain = key.decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], report_ref.encode())
+    except (InvalidTag, ValueError):
+        return None
+    return plain.decode()
 
 
 def new_report_ref(entropy: bytes | None = None) -> str:

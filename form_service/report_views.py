@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -18,7 +17,7 @@ from form_service.intake import prepare_report
 from form_service.logs import log_event
 from form_service.pages import NO_STORE
 from form_service.ratelimit import client_address
-from form_service.receipts import receipt_code, receipt_hash
+from form_service.receipts import open_code
 from form_service.report import Report
 from form_service.report_form import FORM_FIELDS, MAX_DESCRIPTION, Invalid, validate_report
 from form_service.service import Service, service_of
@@ -99,15 +98,6 @@ def _token_notice(problem: TokenProblem, lang: str) -> str:
     )
 
 
-def _stored_code(keys: tuple[str, ...], token_id: str, stored_hash: str) -> str:
-    """The code of an earlier submit of the same form, whichever listed key made it."""
-    for key in keys:
-        code = receipt_code(key, token_id)
-        if hmac.compare_digest(receipt_hash(key, code), stored_hash):
-            return code
-    return receipt_code(keys[0], token_id)
-
-
 async def _store(service: Service, report: Report, token_id: str, flood: bool) -> str:
     keys = service.settings.secret_keys
     profile = service.settings.profile.profile
@@ -126,7 +116,10 @@ async def _store(service: Service, report: Report, token_id: str, flood: bool) -
             service.stored.add(reports=1, partners=len(new.outbox))
             return code
         log_event("report_resubmitted")
-        return _stored_code(keys, token_id, result.receipt_hash)
+        earlier = open_code(token_id, result.receipt_sealed, result.report_ref)
+        if earlier is None:  # sealed by nothing this form holds: only a tampered row
+            raise StoreUnavailable("the earlier report of this form holds no code it opens")
+        return earlier
     raise AssertionError("unreachable")
 
 

@@ -23,6 +23,7 @@ from form_service.settings import Settings
 from form_service.storage import Store, StoreUnavailable
 from form_service.storage import staff as staff_records
 from form_service.storage.staff import INTAKE_GROUP, PARTNER_PREFIX
+from form_service.thread_sessions import ThreadSessions
 from form_service.tokens import FormTokens
 
 STAFF_KEYS_SECONDS = 5
@@ -43,6 +44,8 @@ class Service:
     """Stored reports, logged as a count per minute (never a line per report)."""
     receipt_pages: dict[tuple[str, bool], str] = field(default_factory=dict)
     """Receipt pages rendered once per (language, danger now), the code put in per report."""
+    threads: ThreadSessions = field(default_factory=ThreadSessions)
+    """Tipsters' open conversation pages: a single-use token each, in memory only."""
     readers: Readers = field(default_factory=Readers)
     """The staff keys new reports are sealed to: the intake team's and each partner's, once
     their first user enrolled. Read at start, then every few seconds."""

@@ -1,27 +1,45 @@
-"""The status page: a receipt code in (by POST only), the report's status out.
+"""The status page: a receipt code in (by POST only), the report's status and conversation out.
 
-Every look-up takes the same minimum time and does the same work, right code or wrong, so
-timing tells nothing; look-ups are rate-limited per client and overall.
+Every code look-up takes the same minimum time and does the same work, right code or
+wrong, so timing tells nothing; look-ups are rate-limited per client and overall. After a
+right code the page carries a single-use token (form_service.thread_sessions) for its next
+POST: to write to the team or to look for new messages without typing the code again.
+Token POSTs test no code, so they pass no code limit, and no one else's look-ups can keep a
+tipster from their own conversation.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 
+from form_service import conversation
 from form_service.error_pages import error_page
 from form_service.form_input import BodyTooLarge, NotAForm, read_form
 from form_service.logs import log_event
 from form_service.ratelimit import client_address
 from form_service.receipts import normalize_code, receipt_hash
 from form_service.service import Service, service_of
-from form_service.storage import ReportStatus
+from form_service.staff.keys import Identity
+from form_service.storage import ReportStatus, StoreUnavailable, Tx
+from form_service.storage import conversation as threads
+from form_service.thread_sessions import OpenThread
 from outreach.i18n import translations
 
 _MAX_CODE_CHARS = 200
+_FIELDS = ("code", "token", "message", "action")
+MESSAGES_PER_HOUR = 20
+"""A tipster's messages to one report within an hour: plenty to answer, too few to flood."""
+BODY_FACTOR = 4
+"""A message may be as long as a report's description, and every non-Latin character
+arrives as up to nine bytes once form-encoded: the conversation reads bodies up to this
+many times the service's body limit, so that an overlong message is answered with its text
+kept rather than refused unread."""
 
 
 def _status_text(status: ReportStatus, lang: str) -> tuple[str, str]:
@@ -39,51 +57,238 @@ def _status_text(status: ReportStatus, lang: str) -> tuple[str, str]:
     )
 
 
-async def _look_up(service: Service, typed: str) -> ReportStatus | None:
+@dataclass(frozen=True)
+class ShownMessage:
+    from_team: bool
+    at: str
+    text: str
+
+
+def _open_messages(identity: Identity, found: list[threads.Message]) -> list[ShownMessage]:
+    shown = []
+    for message in found:
+        text = conversation.read_message(identity, message.body_age)
+        if text is not None:
+            shown.append(ShownMessage(message.sender == threads.STAFF, message.at, text))
+    return shown
+
+
+async def _find(tx: Tx, service: Service, typed: str) -> tuple[threads.Thread, Identity] | None:
+    """The report of a typed code and its opened thread identity, or None."""
     code = normalize_code(typed[:_MAX_CODE_CHARS])
     found = None
     # One look-up per listed key, found or not, so every answer costs the same.
     for key in service.settings.secret_keys:
-        status = await service.store.report_status(receipt_hash(key, code))
-        found = found or status
-    return found
+        thread = await threads.by_receipt(tx, receipt_hash(key, code))
+        found = found or thread
+    if found is None:
+        return None
+    identity = conversation.open_thread(code, found.sealed, found.report_ref)
+    if identity is None and found.recipient is None:
+        # Stored before conversations existed: its thread key is made now, from the code.
+        made = conversation.new_thread(code, found.report_ref)
+        await threads.set_thread(tx, found.report_id, made.recipient, made.sealed)
+        identity = conversation.open_thread(code, made.sealed, found.report_ref)
+        found = await threads.by_id(tx, found.report_id) or found
+    if identity is None:  # a thread sealed under another code: never for a code that matched
+        return None
+    return found, identity
 
 
-async def _answer(service: Service, request: Request, lang: str, started: float) -> Response:
+def _page(
+    service: Service,
+    request: Request,
+    lang: str,
+    status_code: int,
+    thread: threads.Thread,
+    identity: Identity,
+    found: list[threads.Message],
+    *,
+    message: str = "",
+    error: str = "",
+    sent: bool = False,
+) -> Response:
+    """The status, the conversation and the box to write in, with a new token."""
+    title, text = _status_text(thread.status, lang)
+    token = service.threads.issue(OpenThread(thread.report_id, identity))
+    return service.pages.render(
+        request,
+        "status.html",
+        lang,
+        status_code,
+        page="status",
+        code="",
+        error="",
+        result={"status": thread.status.value, "title": title, "text": text},
+        thread={
+            "token": token,
+            "messages": _open_messages(identity, found),
+            "awaiting": thread.awaiting_tipster,
+            "message": message,
+            "error": error,
+            "sent": sent,
+            "max_chars": conversation.MESSAGE_MAX_CHARS,
+        },
+    )
+
+
+def _code_page(
+    service: Service, request: Request, lang: str, status_code: int, code: str, error: str
+) -> Response:
+    return service.pages.render(
+        request,
+        "status.html",
+        lang,
+        status_code,
+        page="status",
+        code=code,
+        error=error,
+        result=None,
+        thread=None,
+    )
+
+
+async def _look_up(
+    service: Service, request: Request, lang: str, typed: str, started: float
+) -> Response:
     settings = service.settings
     admission = service.limiter.admit(client_address(request, settings.trusted_proxies))
     if not admission.allowed:
         log_event("status_limited", status=429)
         return error_page(service.pages, request, lang, 429)
-    try:
-        form = await read_form(request, settings.max_body_bytes, ("code",))
-    except BodyTooLarge:
-        return error_page(service.pages, request, lang, 413)
-    except NotAForm:
-        return error_page(service.pages, request, lang, 415)
-    typed = form.values.get("code", "")
     await anyio.sleep(admission.delay)
-    status = await _look_up(service, typed)
-    if status is None:
+    async with service.store.transaction() as tx:
+        found = await _find(tx, service, typed)
+        messages = await threads.messages(tx, found[0].report_id) if found else []
+    if found is None:
         service.limiter.record_failure(admission.client)
     await anyio.sleep(max(0.0, started + settings.status_min_seconds - time.monotonic()))
-    log_event("status_checked", found=status is not None)
-    if status is None:
+    log_event("status_checked", found=found is not None)
+    if found is None:
         _ = translations(lang).gettext
         error = _("We could not find a report with this code. Check the code and try again.")
-        return service.pages.render(
-            request, "status.html", lang, 404, page="status", code=typed, error=error, result=None
-        )
-    title, text = _status_text(status, lang)
+        return _code_page(service, request, lang, 404, typed, error)
+    return _page(service, request, lang, 200, *found, messages)
+
+
+def _expired(service: Service, request: Request, lang: str, message: str) -> Response:
+    """A token that is used, unknown or idle: the code again, the message kept."""
+    _ = translations(lang).gettext
+    error = _(
+        "This page has expired, to keep your conversation private. Enter your receipt code "
+        "again. Your message was not sent yet: it is kept below, copy it before you go on."
+    )
+    log_event("thread_expired", status=410)
     return service.pages.render(
         request,
         "status.html",
         lang,
-        200,
+        410,
+        page="status",
+        code="",
+        error=error,
+        result=None,
+        thread=None,
+        kept_message=message,
+    )
+
+
+async def _write(
+    service: Service, request: Request, lang: str, token: str, text: str, send: bool
+) -> Response:
+    _ = translations(lang).gettext
+    opened = service.threads.take(token)
+    if opened is None:
+        return _expired(service, request, lang, text)
+    problem = ""
+    if send and not text.strip():
+        problem = _("Write a message before you send it.")
+    elif send and len(text) > conversation.MESSAGE_MAX_CHARS:
+        problem = _(
+            "Your message is %(length)s characters long. Please shorten it to "
+            "%(limit)s characters or fewer, or send it in parts."
+        ) % {"length": f"{len(text):,}", "limit": f"{conversation.MESSAGE_MAX_CHARS:,}"}
+    try:
+        async with service.store.transaction() as tx:
+            thread = await threads.by_id(tx, opened.report_id)
+            if thread is not None and send and not problem:
+                problem = await _store_message(service, tx, thread, text, lang)
+            found = await threads.messages(tx, opened.report_id) if thread else []
+    except StoreUnavailable:
+        log_event("thread_not_saved", status=503)
+        # The same page, the message kept and a new token: trying again needs no code.
+        return _unavailable(service, request, lang, opened, text)
+    if thread is None:
+        log_event("thread_gone", status=410)
+        return service.pages.render(
+            request,
+            "status.html",
+            lang,
+            410,
+            page="status",
+            code="",
+            error=_(
+                "This report was deleted at the end of the time we keep reports, so no more "
+                "messages can be added to it. If you still have a concern, please send a "
+                "new report."
+            ),
+            result=None,
+            thread=None,
+            kept_message=text,
+        )
+    if problem:
+        return _page(
+            service, request, lang, 422, thread, opened.identity, found, message=text, error=problem
+        )
+    if send:
+        log_event("thread_message", sender=threads.TIPSTER)
+    return _page(service, request, lang, 200, thread, opened.identity, found, sent=send)
+
+
+async def _store_message(
+    service: Service, tx: Tx, thread: threads.Thread, text: str, lang: str
+) -> str:
+    """Seal and store the tipster's message; a problem to show instead, or ""."""
+    _ = translations(lang).gettext
+    now = datetime.now(UTC)
+    if await threads.recent_from_tipster(tx, thread.report_id, now) >= MESSAGES_PER_HOUR:
+        return _(
+            "You have sent many messages in the last hour. Please wait a while, then send "
+            "this one again."
+        )
+    recipients = await conversation.message_recipients(tx, thread, service.settings.profile.profile)
+    body = conversation.seal_message(text, recipients)
+    await threads.add_message(tx, thread.report_id, threads.TIPSTER, None, body, now)
+    await conversation.tell_team(tx, thread, now)
+    return ""
+
+
+def _unavailable(
+    service: Service, request: Request, lang: str, opened: OpenThread, text: str
+) -> Response:
+    _ = translations(lang).gettext
+    token = service.threads.issue(opened)
+    return service.pages.render(
+        request,
+        "status.html",
+        lang,
+        503,
         page="status",
         code="",
         error="",
-        result={"status": status.value, "title": title, "text": text},
+        result=None,
+        thread={
+            "token": token,
+            "messages": [],
+            "awaiting": False,
+            "message": text,
+            "error": _(
+                "We could not save your message just now. It is kept below: please try "
+                "again in a few minutes."
+            ),
+            "sent": False,
+            "max_chars": conversation.MESSAGE_MAX_CHARS,
+        },
     )
 
 
@@ -93,8 +298,16 @@ async def status_endpoint(request: Request) -> Response:
     lang = service.language(request)
     if lang is None:
         return error_page(service.pages, request, service.pages.negotiate(request.headers), 404)
-    if request.method == "POST":
-        return await _answer(service, request, lang, started)
-    return service.pages.render(
-        request, "status.html", lang, page="status", code="", error="", result=None
-    )
+    if request.method != "POST":
+        return _code_page(service, request, lang, 200, "", "")
+    try:
+        form = await read_form(request, service.settings.max_body_bytes * BODY_FACTOR, _FIELDS)
+    except BodyTooLarge:
+        return error_page(service.pages, request, lang, 413)
+    except NotAForm:
+        return error_page(service.pages, request, lang, 415)
+    token = form.values.get("token")
+    if token is not None:
+        send = form.values.get("action", "send") == "send"
+        return await _write(service, request, lang, token, form.values.get("message", ""), send)
+    return await _look_up(service, request, lang, form.values.get("code", ""), started)

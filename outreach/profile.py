@@ -156,6 +156,9 @@ class Agency(_Strict):
     liaison: Liaison
     hosts: list[str] = Field(default_factory=list)
     """Extra host names the report service answers to (the site_url host is always one)."""
+    response_days: int = Field(default=2, ge=1, le=30)
+    """Days within which the team reads a new report and writes any question it has: the
+    receipt and status pages tell the person who reported to check back after this long."""
 
     @property
     def site_icon(self) -> str:
@@ -243,6 +246,9 @@ class SharingAgreement(_Strict):
     fields: list[ReportField] = Field(min_length=1)
     contact_requires_consent: bool = True
     """Reporter contact details reach this partner only if the reporter ticked consent."""
+    tipster_conversation: bool = False
+    """The partner's users may read and write the conversation with the person who
+    reported, on reports shared with the partner. Without it, only the intake team does."""
 
 
 class Partner(_Strict):

@@ -7,10 +7,13 @@ from datetime import timedelta
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from form_service.conversation import MESSAGE_MAX_CHARS
 from form_service.pages import NO_STORE
 from form_service.service import service_of
+from form_service.staff import tipster_thread
 from form_service.staff.accounts import Session
 from form_service.staff.cases import Sealed, open_content, open_notes, seal_note, team_identity
+from form_service.staff.keys import Identity
 from form_service.staff.partner_views import partner_case, partner_inbox
 from form_service.staff.release import release
 from form_service.staff.web import (
@@ -23,6 +26,7 @@ from form_service.staff.web import (
     staff_page,
 )
 from form_service.storage import Tx
+from form_service.storage import conversation as threads
 from form_service.storage import staff as records
 from outreach.profile import localize
 
@@ -35,7 +39,7 @@ OUTCOMES = ("support", "referral", "no_concern", "duplicate", "false_report")
 """How a case ends: support or intervention, a referral, no concern found, a duplicate,
 or a false or prank report. Closing asks for one."""
 
-_ACTIONS = ("acknowledge", "triage", "assign", "close", "reopen", "note", "release")
+_ACTIONS = ("acknowledge", "triage", "assign", "close", "reopen", "note", "release", "message")
 
 
 @staff_page("admin", "intake", "auditor", "partner")
@@ -89,6 +93,7 @@ async def _case_page(
     status_code: int = 200,
     note_text: str = "",
     error: str | None = None,
+    message_text: str = "",
 ) -> Response:
     async with service_of(request).store.transaction() as tx:
         found = await records.case(tx, ref)
@@ -102,11 +107,17 @@ async def _case_page(
         notes = await records.notes(tx, ref)
         colleagues = [u for u in await records.users(tx) if u.role == "intake"]
         try:
-            team = await team_identity(tx, session)
-            content = open_content(team, found.content_age)
-            opened_notes = open_notes(team, notes)
+            team: Identity | None = await team_identity(tx, session)
         except Sealed:
-            content, opened_notes = None, []
+            team = None
+        try:
+            content = open_content(team, found.content_age) if team else None
+        except Sealed:
+            content = None
+        opened_notes = open_notes(team, notes) if team else []
+        thread = await tipster_thread.read(tx, ref, team, session.user.email, now())
+        if thread is not None and team is not None and status_code == 200:
+            await tipster_thread.mark_read(tx, thread.thread, session.user.email, now())
     return render(
         request,
         "case.html",
@@ -124,6 +135,9 @@ async def _case_page(
         note_text=note_text,
         error=error,
         note_max=NOTE_MAX_CHARS,
+        thread=thread,
+        message_text=message_text,
+        message_max=MESSAGE_MAX_CHARS,
     )
 
 
@@ -140,7 +154,7 @@ def _partners(request: Request) -> list[tuple[str, str]]:
 
 async def _act(request: Request, session: Session, ref: str) -> Response:
     shares = tuple(f"share-{partner_id}" for partner_id, _ in _partners(request))
-    known = ("action", "outcome", "note", "assignee", *shares)
+    known = ("action", "outcome", "note", "assignee", "message", *shares)
     form = await read_staff_form(request, known, session)
     if isinstance(form, Response):
         return form
@@ -149,6 +163,8 @@ async def _act(request: Request, session: Session, ref: str) -> Response:
         return await _case_page(request, session, ref, 400, error="unknown_action")
     if action == "note":
         return await _add_note(request, session, ref, form.values.get("note", ""))
+    if action == "message":
+        return await _write_to_tipster(request, session, ref, form.values.get("message", ""))
     if action == "release":
         chosen = {name.removeprefix("share-") for name in shares if form.values.get(name) == "1"}
         return await _release(request, session, ref, chosen)
@@ -231,3 +247,28 @@ async def _add_note(request: Request, session: Session, ref: str, text: str) -> 
     if team is None:
         return await _case_page(request, session, ref, 403, text, error="no_team_key")
     return RedirectResponse(f"/staff/reports/{ref}#notes", status_code=303, headers=NO_STORE)
+
+
+async def _write_to_tipster(request: Request, session: Session, ref: str, text: str) -> Response:
+    problem = tipster_thread.problem(text)
+    if problem is not None:
+        return await _case_page(request, session, ref, 422, error=problem, message_text=text)
+    service = service_of(request)
+    async with service.store.transaction() as tx:
+        thread = await threads.by_ref(tx, ref)
+        if thread is None:
+            return render(request, "message.html", 404, session=session, message_id="no_report")
+        if thread.recipient is not None:
+            await tipster_thread.write(
+                tx,
+                thread,
+                text,
+                session.user.email,
+                service.settings.profile.profile,
+                now(),
+            )
+    if thread.recipient is None:
+        return await _case_page(
+            request, session, ref, 409, error="thread_not_open", message_text=text
+        )
+    return RedirectResponse(f"/staff/reports/{ref}#thread", status_code=303, headers=NO_STORE)

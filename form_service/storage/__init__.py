@@ -85,6 +85,12 @@ class NewReport:
     """Every partner but the intake team: held for review, or shared with the outbox."""
     categories: tuple[str, str, str] | None = None
     """(area, setting, concern) ids, kept in the clear for the program figures."""
+    receipt_sealed: bytes | None = None
+    """The receipt code, sealed under the form token's id (``token_id`` is only its hash)."""
+    thread_recipient: str | None = None
+    """The public half of the report's conversation key."""
+    thread_sealed: bytes | None = None
+    """Its secret half, sealed under a key only the receipt code gives."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,8 @@ class SaveResult:
     """False when a report with the same form token already existed (a double submit)."""
     report_ref: str
     receipt_hash: str
+    receipt_sealed: bytes | None = None
+    """The code sealed under the form token's id: a double submit of the form opens it."""
 
 
 @dataclass(frozen=True)

@@ -216,4 +216,38 @@ STAFF = Migration(
     postgres=_typed(_STAFF, "postgres"),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (INITIAL, STAFF)
+# The tipster's conversation. Receipt codes become random: the database keeps a keyed hash
+# of the code and, for a double submit, the code sealed under the form token's id, of which
+# it keeps only a hash. The ids stored until now derived their reports' codes with the
+# service secret: they are forgotten (a form sent before the upgrade and sent again after it
+# makes a second report rather than showing the first one's code). Each report gets a thread
+# identity, its public half in the clear, its secret half sealed under a key from the code:
+# reports stored before get theirs the first time their tipster checks in.
+_CONVERSATION = (
+    "ALTER TABLE reports ADD COLUMN receipt_sealed {blob}",
+    "ALTER TABLE reports ADD COLUMN thread_recipient TEXT",
+    "ALTER TABLE reports ADD COLUMN thread_sealed {blob}",
+    "ALTER TABLE reports ADD COLUMN tipster_unread INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE reports ADD COLUMN awaiting_tipster INTEGER NOT NULL DEFAULT 0",
+    "UPDATE reports SET token_id = 'forgotten:' || report_ref",
+    """CREATE TABLE tipster_messages (
+        id {id},
+        report_id {ref} NOT NULL REFERENCES reports (id) ON DELETE CASCADE,
+        sender TEXT NOT NULL CHECK (sender IN ('tipster', 'staff')),
+        author TEXT,
+        at {time} NOT NULL,
+        body_age {blob} NOT NULL
+    )""",
+    "CREATE INDEX tipster_messages_report ON tipster_messages (report_id, id)",
+    # The inbox's "new messages" view: only the reports with an unread tipster message.
+    "CREATE INDEX reports_tipster_unread ON reports (id) WHERE tipster_unread = 1",
+)
+
+CONVERSATION = Migration(
+    3,
+    "random receipt codes and the tipster's conversation",
+    _typed(_CONVERSATION, "sqlite"),
+    postgres=_typed(_CONVERSATION, "postgres"),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (INITIAL, STAFF, CONVERSATION)

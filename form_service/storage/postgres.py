@@ -222,7 +222,7 @@ class PostgresStore:
                     row = await cursor.fetchone()
                     if row is None:
                         raise StoreUnavailable("the earlier report of this form vanished")
-                    return SaveResult(False, row[0], row[1])
+                    return SaveResult(False, row[0], row[1], rows.optional_bytes(row[2]))
                 # Delivered at commit, to every process that LISTENs.
                 await conn.execute(sql.SQL("NOTIFY {}").format(sql.Identifier(CHANNEL)))
         except errors.UniqueViolation as error:
@@ -231,7 +231,7 @@ class PostgresStore:
             raise
         except _UNAVAILABLE as error:
             raise StoreUnavailable(f"{type(error).__name__}: {error}") from error
-        return SaveResult(True, report.report_ref, report.receipt_hash)
+        return SaveResult(True, report.report_ref, report.receipt_hash, report.receipt_sealed)
 
     async def report_status(self, receipt_hash: str) -> ReportStatus | None:
         try:

@@ -17,6 +17,11 @@ Step = tuple[str, tuple[Any, ...]]
 """A shared statement (``?`` placeholders) and its values."""
 
 
+def optional_bytes(value: Any) -> bytes | None:
+    """A BLOB column's value as bytes (PostgreSQL's driver gives memoryview), None kept."""
+    return None if value is None else bytes(value)
+
+
 def audit_row(at: str, report_ref: str, event: str, **cols: Any) -> tuple[Any, ...]:
     """Values for AUDIT_INSERT; the columns not named are NULL."""
     names = ("partner_id", "rule_id", "agreement_id", "fields", "outcome")
@@ -33,6 +38,9 @@ def report_row(report: NewReport, at: str) -> tuple[Any, ...]:
         report.content_age,
         int(report.urgent),
         *(report.categories or (None, None, None)),
+        report.receipt_sealed,
+        report.thread_recipient,
+        report.thread_sealed,
     )
 
 

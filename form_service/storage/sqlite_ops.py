@@ -61,11 +61,11 @@ def save_report(conn: sqlite3.Connection, report: NewReport) -> SaveResult:
     except sqlite3.IntegrityError as error:
         if "reports.token_id" in str(error):
             row = conn.execute(q.EARLIER_REPORT, (report.token_id,)).fetchone()
-            return SaveResult(False, row[0], row[1])
+            return SaveResult(False, row[0], row[1], rows.optional_bytes(row[2]))
         if "report_ref" in str(error):
             raise ReferenceTaken from None
         raise
-    return SaveResult(True, report.report_ref, report.receipt_hash)
+    return SaveResult(True, report.report_ref, report.receipt_hash, report.receipt_sealed)
 
 
 def report_status(conn: sqlite3.Connection, receipt_hash: str) -> ReportStatus | None:

@@ -405,11 +405,17 @@ class CaseSummary:
     acknowledged: bool
     assigned_to: str | None
     outcome: str | None
+    tipster_unread: bool = False
+    """The person who reported wrote something the team has not read yet."""
+    awaiting_tipster: bool = False
+    """The team wrote to the person who reported and waits for an answer."""
 
 
 _CASE_COLUMNS = (
-    "id, report_ref, created_at, urgent, stage, acknowledged_at IS NOT NULL, assigned_to, outcome"
+    "id, report_ref, created_at, urgent, stage, acknowledged_at IS NOT NULL, assigned_to, outcome,"
+    " tipster_unread, awaiting_tipster"
 )
+_CASE_WIDTH = 10
 _LIVE = "purged_at IS NULL"
 
 # Each view of the inbox as a WHERE clause; parameters follow in the caller's order.
@@ -422,13 +428,23 @@ INBOX_VIEWS = {
     "open": "stage <> 'closed'",
     "overdue": "stage <> 'closed' AND created_at < ?",
     "closed": "stage = 'closed'",
+    "messages": "tipster_unread = 1",
 }
 
 
 def _case(row: tuple[Any, ...]) -> CaseSummary:
-    ident, ref, created, urgent, stage, acked, assigned, outcome = row
+    ident, ref, created, urgent, stage, acked, assigned, outcome, unread, awaiting = row
     return CaseSummary(
-        int(ident), ref, created, bool(urgent), stage, bool(acked), assigned, outcome
+        int(ident),
+        ref,
+        created,
+        bool(urgent),
+        stage,
+        bool(acked),
+        assigned,
+        outcome,
+        bool(unread),
+        bool(awaiting),
     )
 
 
@@ -477,7 +493,8 @@ async def case(tx: Tx, report_ref: str) -> Case | None:
     if not rows:
         return None
     row = rows[0]
-    return Case(_case(row[:8]), _bytes(row[8]), row[9], row[10])
+    w = _CASE_WIDTH
+    return Case(_case(row[:w]), _bytes(row[w]), row[w + 1], row[w + 2])
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ def for_postgres(statement: str) -> str:
 
 REPORT_INSERT = (
     "INSERT INTO reports (report_ref, receipt_hash, token_id, status, created_at,"
-    " content_age, urgent, area, setting, concern)"
-    " VALUES (?, ?, ?, 'received', ?, ?, ?, ?, ?, ?)"
+    " content_age, urgent, area, setting, concern, receipt_sealed, thread_recipient,"
+    " thread_sealed) VALUES (?, ?, ?, 'received', ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 SHARE_INSERT = (
     "INSERT INTO partner_shares (report_ref, partner_id, rule_id, state, view_age, shared_at)"
@@ -38,18 +38,19 @@ AUDIT_INSERT = (
     "INSERT INTO audit_events (at, report_ref, event, partner_id, rule_id, agreement_id,"
     " fields, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-EARLIER_REPORT = "SELECT report_ref, receipt_hash FROM reports WHERE token_id = ?"
+EARLIER_REPORT = "SELECT report_ref, receipt_hash, receipt_sealed FROM reports WHERE token_id = ?"
 """The report saved by an earlier submit of the same form."""
 
 # -- a report's status ---------------------------------------------------------------------
 
 # The tipster's status: the inbox's stage when staff have acted on the report, else how far
 # delivery got. Outcomes and notes never reach it.
-REPORT_STATUS = (
-    "SELECT CASE WHEN stage = 'closed' THEN 'closed'"
+STATUS_OF_REPORT = (
+    "CASE WHEN stage = 'closed' THEN 'closed'"
     " WHEN acknowledged_at IS NOT NULL OR stage <> 'received' THEN 'reviewed'"
-    " ELSE status END FROM reports WHERE receipt_hash = ?"
+    " ELSE status END"
 )
+REPORT_STATUS = f"SELECT {STATUS_OF_REPORT} FROM reports WHERE receipt_hash = ?"  # noqa: S608 - constants only
 MARK_REVIEWED = "UPDATE reports SET status = 'reviewed' WHERE report_ref = ?"
 INTAKE_DELIVERED = "UPDATE reports SET status = 'delivered' WHERE id = ? AND status = 'received'"
 

@@ -10,8 +10,9 @@ from typing import Any
 import pyrage
 import pytest
 
+from form_service.conversation import open_thread
 from form_service.intake import prepare_report
-from form_service.receipts import receipt_code, receipt_hash
+from form_service.receipts import open_code, receipt_hash, token_hash
 from outreach.loader import LoadedProfile, load_profile
 from outreach.profile import Concern, Setting
 from outreach.routing import INTAKE_RULE, all_facts, route_report
@@ -63,9 +64,18 @@ def test_every_kind_of_report_reaches_its_partners(keyed_demo: LoadedProfile, fa
 
 def test_receipt_code_and_hash(keyed_demo: LoadedProfile) -> None:
     new, code = prepare_report(REPORT, keyed_demo.profile, "c" * 32, "secret", NOW)
-    assert code == receipt_code("secret", "c" * 32)
+    again, other = prepare_report(REPORT, keyed_demo.profile, "c" * 32, "secret", NOW)
+    # Random, not derived from the form: the same form prepared twice gets two codes.
+    assert code != other
     assert new.receipt_hash == receipt_hash("secret", code)
-    assert new.token_id == "c" * 32
+    # The form token's id is kept only as a hash; it opens the sealed code.
+    assert new.token_id == token_hash("c" * 32) == again.token_id
+    assert "c" * 32 not in repr(new)
+    assert open_code("c" * 32, new.receipt_sealed, new.report_ref) == code
+    # The thread key opens with the code alone.
+    identity = open_thread(code, new.thread_sealed, new.report_ref)
+    assert identity is not None and identity.recipient == new.thread_recipient
+    assert open_thread(other, new.thread_sealed, new.report_ref) is None
 
 
 def test_content_is_encrypted_to_the_archive_key(

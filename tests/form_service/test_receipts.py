@@ -1,42 +1,46 @@
-"""Receipt codes: 100 bits, Crockford base32 in groups, stored only as a keyed hash."""
+"""Receipt codes: 100 random bits, Crockford base32 in groups, stored only as a keyed hash,
+and for a double submit sealed under the form token's id, of which only a hash is kept."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 
 import pytest
 
 from form_service.receipts import (
+    CODE_BYTES,
     CROCKFORD,
+    new_receipt_code,
     new_report_ref,
     normalize_code,
-    receipt_code,
+    open_code,
     receipt_hash,
+    seal_code,
+    token_hash,
 )
 
 TOKEN_ID = "0123456789abcdef0123456789abcdef"
 
 
 def test_code_shape() -> None:
-    code = receipt_code("secret", TOKEN_ID)
+    code = new_receipt_code()
     assert re.fullmatch(r"([0-9A-HJKMNP-TV-Z]{4}-){4}[0-9A-HJKMNP-TV-Z]{4}", code), code
     # 20 base32 characters carry 100 bits.
     assert len(code.replace("-", "")) * 5 == 100
 
 
-def test_code_is_stable_for_one_form_and_differs_otherwise() -> None:
-    assert receipt_code("secret", TOKEN_ID) == receipt_code("secret", TOKEN_ID)
-    assert receipt_code("secret", TOKEN_ID) != receipt_code("secret", "f" * 32)
-    assert receipt_code("secret", TOKEN_ID) != receipt_code("other", TOKEN_ID)
+def test_codes_are_random() -> None:
+    codes = {new_receipt_code() for _ in range(1000)}
+    assert len(codes) == 1000
+    assert set("".join(codes).replace("-", "")) == set(CROCKFORD)
 
 
-def test_codes_use_the_whole_alphabet() -> None:
-    seen = set()
-    for n in range(200):
-        seen |= set(receipt_code("secret", f"{n:032x}").replace("-", ""))
-    assert seen == set(CROCKFORD)
+def test_code_is_the_first_100_bits_of_its_entropy() -> None:
+    entropy = bytes.fromhex("ffeeddccbbaa99887766554433")
+    assert len(entropy) == CODE_BYTES
+    number = int.from_bytes(entropy, "big") >> (8 * CODE_BYTES - 100)
+    digits = "".join(CROCKFORD[(number >> (5 * i)) & 31] for i in reversed(range(20)))
+    assert new_receipt_code(entropy).replace("-", "") == digits
 
 
 @pytest.mark.parametrize(
@@ -64,27 +68,43 @@ def test_typing_variations_find_the_same_hash(typed: str) -> None:
 
 
 def test_hash_is_keyed_and_hides_the_code() -> None:
-    code = receipt_code("secret", TOKEN_ID)
+    code = new_receipt_code()
     hashed = receipt_hash("secret", code)
     assert hashed != receipt_hash("other", code)
     assert code.replace("-", "") not in hashed.upper()
     assert len(hashed) == 64
 
 
+def test_codes_made_before_random_codes_keep_their_hash() -> None:
+    # A code handed out by an earlier release (an HMAC of its form token's id) is found by
+    # the same keyed hash as ever.
+    assert receipt_hash("s3cret", "XMXY-SMDJ-6MB3-EZZA-0BFG") == (
+        "dab7240446c670dbd6553db33efa12bad4b92453115c7a8fae578383bbb57240"
+    )
+
+
+def test_the_sealed_code_opens_only_with_its_form_token() -> None:
+    code = new_receipt_code()
+    sealed = seal_code(TOKEN_ID, code, "R-AAAAAAAA")
+    assert code.encode() not in sealed
+    assert open_code(TOKEN_ID, sealed, "R-AAAAAAAA") == code
+    assert open_code("f" * 32, sealed, "R-AAAAAAAA") is None
+    # Bound to its report: moved to another row it opens nothing.
+    assert open_code(TOKEN_ID, sealed, "R-BBBBBBBB") is None
+    assert open_code(TOKEN_ID, None, "R-AAAAAAAA") is None
+    assert open_code(TOKEN_ID, b"short", "R-AAAAAAAA") is None
+
+
+def test_the_token_is_kept_only_as_a_hash() -> None:
+    hashed = token_hash(TOKEN_ID)
+    assert TOKEN_ID not in hashed and len(hashed) == 64
+    assert hashed == token_hash(TOKEN_ID) != token_hash("f" * 32)
+
+
 def test_report_reference() -> None:
     ref = new_report_ref()
     assert re.fullmatch(r"R-[0-9A-HJKMNP-TV-Z]{8}", ref)
     assert len({new_report_ref() for _ in range(100)}) == 100
-
-
-def test_code_is_the_first_100_bits_of_the_mac_in_crockford_base32() -> None:
-    mac = hmac.new(b"s3cret", b"receipt:token-1", hashlib.sha256).digest()
-    number = int.from_bytes(mac, "big") >> (256 - 100)
-    digits = "".join(CROCKFORD[(number >> (5 * i)) & 31] for i in reversed(range(20)))
-    code = receipt_code("s3cret", "token-1")
-    assert code.replace("-", "") == digits
-    # Codes already handed out stay the same from one release to the next.
-    assert code == "XMXY-SMDJ-6MB3-EZZA-0BFG"
 
 
 def test_report_reference_is_its_five_bytes_in_crockford_base32() -> None:
