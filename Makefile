@@ -33,7 +33,8 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/build_speed.py
 
-## The team's inbox at 100,000 reports against 1,000, and sign-in (about three minutes)
+## The team's inbox at 100,000 reports against 1,000, and sign-in, on SQLite and on PostgreSQL
+## (about eight minutes; --databases sqlite for one)
 bench-inbox: $(STAMP)
 	$(BIN)/python bench/inbox.py
 

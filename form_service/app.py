@@ -25,7 +25,7 @@ from form_service.security_headers import SecurityHeaders
 from form_service.service import Service, service_of
 from form_service.settings import Settings
 from form_service.staff.audit_views import audit_endpoint
-from form_service.staff.figures_views import figures_endpoint
+from form_service.staff.figures_views import figures_endpoint, figures_export_endpoint
 from form_service.staff.inbox_views import case_endpoint, inbox_endpoint
 from form_service.staff.sign_in_views import (
     enrol_endpoint,
@@ -79,6 +79,7 @@ def _staff_routes() -> list[BaseRoute]:
         Route("/staff/audit", audit_endpoint, methods=["GET"]),
         Route("/staff/team", team_endpoint, methods=both),
         Route("/staff/figures", figures_endpoint, methods=["GET"]),
+        Route("/staff/figures/export", figures_export_endpoint, methods=["POST"]),
     ]
 
 

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from form_service.receipts import normalize_code
 from form_service.staff.keys import Identity, encrypt_to
-from form_service.storage import Tx
+from form_service.storage import Tx, notices
 from form_service.storage import staff as staff_records
 from form_service.storage.conversation import Thread
 from form_service.storage.staff import INTAKE_GROUP, PARTNER_PREFIX
@@ -116,5 +116,12 @@ def partner_joins_conversation(profile: Profile, partner_id: str) -> bool:
 
 
 async def tell_team(tx: Tx, thread: Thread, now: datetime) -> None:
-    """A content-free notice of the tipster's message: to the report's assigned user, or
-    else to every intake user."""
+    """A content-free notice of the tipster's message: to the report's assigned user while
+    their account is active, or else to every intake user."""
+    assigned = (
+        await staff_records.user_by(tx, user_id=thread.assigned_to) if thread.assigned_to else None
+    )
+    if assigned is not None and assigned.state == "active":
+        await notices.add_news(tx, [assigned.id], now, urgent=False)
+    else:
+        await notices.add_news_for_role(tx, "intake", now, urgent=False)

@@ -21,7 +21,7 @@ from form_service.staff.accounts import AccountError
 from form_service.staff.figures import as_csv, as_json
 from outreach.keys import keygen as make_key_pair
 from outreach.loader import LoadedProfile, ProfileError, display_path, load_profile
-from outreach.profile import DeliveryConfig, Escalation, localize
+from outreach.profile import DeliveryConfig, Escalation, StaffNotices, localize
 from outreach.routing import INTAKE_RULE, all_facts, route_report
 from outreach.scaffold import ScaffoldError, scaffold_agency
 from outreach.site.sitegen import BuildError, build_site
@@ -89,6 +89,7 @@ def check(profile_path: str | None) -> None:
         click.echo(f"  {len(kinds):4d} kinds -> {', '.join(recipients)}")
         click.echo(f"         e.g. {kinds[0]}")
     _echo_escalation(profile.escalation)
+    _echo_staff_notices(profile.staff_notices)
 
 
 def _echo_escalation(escalation: Escalation | None) -> None:
@@ -101,6 +102,20 @@ def _echo_escalation(escalation: Escalation | None) -> None:
     )
     for number, contact in enumerate(escalation.contacts, start=1):
         click.echo(f"  {number}. {_target(contact)}")
+
+
+def _echo_staff_notices(notices: StaffNotices | None) -> None:
+    if notices is None:
+        click.echo("\nStaff notices: none (staff users find new work in the inbox)")
+        return
+    if notices.email is not None:
+        how = f"email via {notices.email.smtp_host}"
+    else:
+        how = f"maildir {notices.maildir.folder}" if notices.maildir else notices.channel
+    click.echo(
+        f"\nStaff notices: {how}, to each user's account address; at most one every"
+        f" {notices.every_minutes} min per user, urgent ones at once"
+    )
 
 
 def _target(delivery: DeliveryConfig) -> str:

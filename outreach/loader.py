@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from outreach.assets import demo_profile
 from outreach.languages import is_valid_language
-from outreach.profile import UNKNOWN_AREA, DeliveryConfig, Profile, ReportField
+from outreach.profile import UNKNOWN_AREA, DeliveryConfig, Profile, ReportField, StaffNotices
 from outreach.routing import routing_gaps
 
 PROFILE_FILE = "agency.yml"
@@ -168,6 +168,8 @@ def _meaning_problems(profile: Profile, folder: Path) -> list[str]:
                 problems.append(f"routing.rules[{index}].match.areas[{j}]: unknown area '{area}'")
 
     problems += _escalation_problems(profile)
+    if profile.staff_notices is not None:
+        problems += _delivery_problems("staff_notices", profile.staff_notices, profile.languages)
 
     if profile.agency.logo and not (folder / profile.agency.logo).is_file():
         problems.append(f"agency.logo: no file '{profile.agency.logo}' in {display_path(folder)}")
@@ -234,10 +236,12 @@ def _partner_problems(
     return problems + _delivery_problems(f"{where}.delivery", partner.delivery, languages)
 
 
-def _delivery_problems(where: str, delivery: DeliveryConfig, languages: list[str]) -> list[str]:
+def _delivery_problems(
+    where: str, delivery: DeliveryConfig | StaffNotices, languages: list[str]
+) -> list[str]:
     problems = []
     for channel in ("email", "webhook", "maildir"):
-        present = getattr(delivery, channel) is not None
+        present = getattr(delivery, channel, None) is not None
         if channel == delivery.channel and not present:
             problems.append(f"{where}.{channel}: required when channel is '{channel}'")
         elif channel != delivery.channel and present:

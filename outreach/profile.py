@@ -197,8 +197,9 @@ class PublicContact(_Strict):
     website: HttpUrl | None = None
 
 
-class EmailDelivery(_Strict):
-    to: list[Email] = Field(min_length=1)
+class SmtpServer(_Strict):
+    """The mail server messages go through, and the From they carry."""
+
     smtp_host: str
     smtp_port: int = Field(default=587, ge=1, le=65535)
     security: Literal["starttls", "tls", "plain"] = "starttls"
@@ -206,6 +207,10 @@ class EmailDelivery(_Strict):
     username_env: EnvName | None = None
     password_env: EnvName | None = None
     sender: Email
+
+
+class EmailDelivery(SmtpServer):
+    to: list[Email] = Field(min_length=1)
 
 
 class WebhookDelivery(_Strict):
@@ -300,6 +305,21 @@ class Escalation(_Strict):
     """In order; after the last, the first again. Each is a delivery target as partners use."""
 
 
+class StaffNotices(_Strict):
+    """How staff users are told that something new waits for them in the inbox: a fixed
+    text and the inbox's address, at each user's own account address."""
+
+    channel: Literal["email", "maildir"]
+    language: str | None = None
+    """Language of the notices; default: the profile's default language."""
+    email: SmtpServer | None = None
+    """Sent by e-mail, To each user's account address."""
+    maildir: MaildirDelivery | None = None
+    """Written to one local mail folder, each message To its user's address."""
+    every_minutes: int = Field(default=15, ge=1, le=1440)
+    """At most one ordinary notice per user per this many minutes; more news waits for it."""
+
+
 class Retention(_Strict):
     days: int = Field(ge=1, le=3650)
 
@@ -344,6 +364,8 @@ class Profile(_Strict):
     routing: Routing
     escalation: Escalation | None = None
     """None: no notices; danger-now reports only wait at the top of the inbox."""
+    staff_notices: StaffNotices | None = None
+    """None: staff users are not told of new work; they find it in the inbox."""
     retention: Retention
     archive: Archive
     site: Site = Site()

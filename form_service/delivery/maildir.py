@@ -34,7 +34,9 @@ async def send_rendered(
     if config is None:
         raise DeliveryFailed("no maildir settings")
     profile = settings.profile
-    mail = to_email(rendered, sender=agency_sender(profile), to=[], domain=message_domain(profile))
+    mail = to_email(
+        rendered, sender=agency_sender(profile), to=rendered.to, domain=message_domain(profile)
+    )
     try:
         folder = settings.maildir_root / config.folder
         # fsync blocks; the event loop keeps serving the form meanwhile. The message is

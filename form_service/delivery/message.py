@@ -81,6 +81,9 @@ class RenderedMessage:
     body: str
     sealed: bytes | None = None
     """The report, age-encrypted and armored, when the partner has an age key."""
+    to: tuple[str, ...] = ()
+    """The To of a message whose channel has no recipients of its own (a maildir holding
+    notices to several staff users); e-mail goes to its settings' ``to``."""
 
 
 @functools.cache

@@ -11,7 +11,8 @@ the row to be claimed again when its lease runs out, and the receiver drops the 
 its Message-ID or webhook-id, which is the delivery id.
 
 Rows flagged as a possible flood wait for their partner's digest instead (digest.py).
-Beside it runs the escalation of danger-now reports nobody acknowledges (staff/escalation.py).
+Beside it run the escalation of danger-now reports nobody acknowledges (staff/escalation.py)
+and the staff users' notices of new work (staff/notices.py).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from form_service.delivery.smtp_sessions import SmtpSessions
 from form_service.logs import MinuteTally, log_event
 from form_service.settings import Settings
 from form_service.staff.escalation import escalate_forever
+from form_service.staff.notices import send_notices_forever
 from form_service.storage import ClaimedDelivery, Store, open_store
 
 if TYPE_CHECKING:
@@ -59,6 +61,8 @@ class WorkerOptions:
     """How long a partner's flood-flagged deliveries are gathered into one digest; 0: never."""
     escalation_seconds: float = 30.0
     """How often unacknowledged danger-now reports are checked (staff/escalation.py)."""
+    notices_seconds: float = 30.0
+    """How often staff notices are sent (staff/notices.py)."""
 
 
 class DeliveryWorker:
@@ -98,18 +102,24 @@ class DeliveryWorker:
         escalation = asyncio.create_task(
             escalate_forever(self.store, self.settings, self.clock, self.options.escalation_seconds)
         )
+        notices = asyncio.create_task(
+            send_notices_forever(
+                self.store, self.settings, self.clock, self.options.notices_seconds
+            )
+        )
         try:
             await self._deliver_forever()
         finally:
             listener.cancel()
             tally.cancel()
             escalation.cancel()
+            notices.cancel()
             # A stop (a restart, a deploy) sends what is held rather than leave it leased.
             with anyio.move_on_after(5, shield=True):
                 await asyncio.gather(*(self._send_digest(h) for h in self.digests.due(flush=True)))
             # Shielded: under the app's task group every await here would be cancelled again.
             with anyio.move_on_after(5, shield=True):
-                await asyncio.gather(listener, escalation, return_exceptions=True)
+                await asyncio.gather(listener, escalation, notices, return_exceptions=True)
                 await self.sessions.close()
                 if self._checkpointing is not None:
                     await asyncio.gather(self._checkpointing, return_exceptions=True)

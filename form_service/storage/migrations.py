@@ -250,4 +250,29 @@ CONVERSATION = Migration(
     postgres=_typed(_CONVERSATION, "postgres"),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (INITIAL, STAFF, CONVERSATION)
+# Staff notices: "something new for you in the inbox", coalesced per user. A row per user
+# who was ever due one: whether news waits for them (since which minute, whether urgent),
+# the claim of the pass sending it, when the last went, and the newest report they were
+# told about (new reports are found by the pass, never written by the report's own
+# transaction). ``changes`` counts the news, so a pass that sent a notice clears only what
+# it told of.
+_NOTICES = (
+    """CREATE TABLE staff_notices (
+        user_id TEXT PRIMARY KEY REFERENCES staff_users (id) ON DELETE CASCADE,
+        pending_since {time},
+        urgent INTEGER NOT NULL DEFAULT 0 CHECK (urgent IN (0, 1)),
+        changes {ref} NOT NULL DEFAULT 0,
+        claimed_until {time},
+        last_sent_at {time},
+        last_report_id {ref} NOT NULL DEFAULT 0
+    )""",
+)
+
+NOTICES = Migration(
+    4,
+    "staff notices",
+    _typed(_NOTICES, "sqlite"),
+    postgres=_typed(_NOTICES, "postgres"),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (INITIAL, STAFF, CONVERSATION, NOTICES)

@@ -29,7 +29,7 @@ from outreach.profile import Concern
 from tests.databases import Database
 from tests.form_service.conftest import start_client, submit
 from tests.form_service.samples import report
-from tests.form_service.staff.support import CodeClock, Staff, enrol, sign_in
+from tests.form_service.staff.support import CodeClock, Staff, csrf_of, enrol, sign_in
 
 T = TypeVar("T")
 CANARY = "figures-canary-5e1c the bike shed"
@@ -266,6 +266,19 @@ class Desk:
     settings: Settings
     database: Database
     staff: Staff
+    clock: CodeClock
+
+    def export(self, download: str = "csv", code: str | None = None, **extra: str) -> Any:
+        page = self.client.get("/staff/figures")
+        data = {"csrf": csrf_of(page.text), "format": download, **extra}
+        data["code"] = self.clock.next_code(self.staff.totp_secret) if code is None else code
+        return self.client.post("/staff/figures/export", data=data)
+
+    def actions(self) -> list[tuple[str, str | None]]:
+        rows = self.database.rows(
+            "SELECT action, detail FROM staff_audit WHERE action LIKE 'figures_export%' ORDER BY id"
+        )
+        return [(str(action), detail) for action, detail in rows]
 
 
 @pytest.fixture
@@ -276,7 +289,7 @@ def admin_desk(
     with start_client(settings) as client:
         staff = enrol(client, settings, code_clock, "board@example.org", "admin")
         sign_in(client, code_clock, staff)
-        yield Desk(client, settings, database, staff)
+        yield Desk(client, settings, database, staff, code_clock)
 
 
 def test_the_page_for_an_admin(admin_desk: Desk) -> None:
@@ -294,21 +307,88 @@ def test_the_page_for_an_admin(admin_desk: Desk) -> None:
     assert "&lt;5" in svg.group(0)  # this month's one report, not drawn as a bar
     this_month = datetime.now(UTC).strftime("%Y-%m")
     assert re.search(rf"<th scope=\"row\">{this_month}</th><td>fewer than 5</td>", page.text)
+    assert '<form method="post" action="/staff/figures/export">' in page.text
     actions = admin_desk.database.rows("SELECT actor, action FROM staff_audit")
     assert ("board@example.org", "figures_viewed") in actions
 
 
-def test_downloads_are_on_the_audit_trail(admin_desk: Desk) -> None:
-    answer = admin_desk.client.get("/staff/figures?format=csv")
+def test_a_download_asks_for_a_new_code_and_is_on_the_audit_trail(admin_desk: Desk) -> None:
+    answer = admin_desk.export("csv")
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv")
     assert answer.text.startswith("month,dimension,category,value\n")
     assert answer.headers["cache-control"] == "no-store"
-    data = admin_desk.client.get("/staff/figures?format=json").json()
+    assert answer.headers["content-disposition"] == 'attachment; filename="figures.csv"'
+    data = admin_desk.export("json").json()
     assert len(data["months"]) == 12
-    details = admin_desk.database.rows(
-        "SELECT detail FROM staff_audit WHERE action = 'figures_exported' ORDER BY id"
+    assert admin_desk.actions() == [("figures_exported", "csv"), ("figures_exported", "json")]
+
+
+def test_the_page_address_no_longer_downloads(admin_desk: Desk) -> None:
+    for download in ("csv", "json"):
+        answer = admin_desk.client.get(f"/staff/figures?format={download}")
+        assert answer.status_code == 200
+        assert answer.headers["content-type"].startswith("text/html")
+    assert admin_desk.actions() == []
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("missing", "Type the 6-digit code your app shows now: a download asks for a new one."),
+        ("wrong", "That code is not right. Type the 6-digit code your app shows now."),
+        ("used", "That code is not right. Type the 6-digit code your app shows now."),
+        ("no format", "Choose CSV or JSON."),
+    ],
+)
+def test_a_download_without_a_good_code_is_refused(
+    admin_desk: Desk, case: str, message: str
+) -> None:
+    exports: list[tuple[str, str | None]] = []
+    if case == "used":
+        code = admin_desk.clock.next_code(admin_desk.staff.totp_secret)
+        assert admin_desk.export("csv", code).status_code == 200
+        exports.append(("figures_exported", "csv"))
+        answer = admin_desk.export("csv", code)
+    elif case == "wrong":
+        good = admin_desk.clock.next_code(admin_desk.staff.totp_secret)
+        answer = admin_desk.export("csv", f"{(int(good) + 1) % 1_000_000:06d}")
+    elif case == "missing":
+        answer = admin_desk.export("csv", "  ")
+    else:
+        answer = admin_desk.export("xlsx")
+    assert answer.status_code == 422
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "content-disposition" not in answer.headers
+    assert message in answer.text.replace("&#39;", "'")
+    assert 'role="alert"' in answer.text
+    assert admin_desk.actions() == [*exports, ("figures_export_refused", None)]
+
+
+def test_the_refusal_is_in_the_users_language(admin_desk: Desk) -> None:
+    page = admin_desk.client.get("/staff/figures", headers={"Accept-Language": "es"})
+    answer = admin_desk.client.post(
+        "/staff/figures/export",
+        data={"csrf": csrf_of(page.text), "format": "csv", "code": ""},
+        headers={"Accept-Language": "es"},
     )
-    assert details == [("csv",), ("json",)]
+    assert answer.status_code == 422
+    assert "Escriba el código de 6 dígitos que muestra ahora su aplicación" in answer.text
+
+
+def test_a_download_needs_the_forms_token_and_this_site(admin_desk: Desk) -> None:
+    code = admin_desk.clock.next_code(admin_desk.staff.totp_secret)
+    without = admin_desk.client.post("/staff/figures/export", data={"format": "csv", "code": code})
+    assert without.status_code == 403
+    page = admin_desk.client.get("/staff/figures")
+    cross = admin_desk.client.post(
+        "/staff/figures/export",
+        data={"csrf": csrf_of(page.text), "format": "csv", "code": code},
+        headers={"Origin": "https://elsewhere.example.net", "Sec-Fetch-Site": "cross-site"},
+    )
+    assert cross.status_code == 403
+    assert admin_desk.actions() == []
+    # The code was not spent on the refused requests.
+    assert admin_desk.export("csv", code).status_code == 200
 
 
 @pytest.mark.parametrize("role", ["auditor", "partner:harbor-schools"])
@@ -318,9 +398,12 @@ def test_auditors_and_partners_cannot_open_the_figures(
     with start_client(admin_desk.settings) as other:
         staff = enrol(other, admin_desk.settings, code_clock, "other@example.org", role)
         sign_in(other, code_clock, staff)
-        assert 'href="/staff/figures"' not in other.get("/staff/").text
+        inbox = other.get("/staff/")
+        assert 'href="/staff/figures"' not in inbox.text
         assert other.get("/staff/figures").status_code == 403
-        assert other.get("/staff/figures?format=csv").status_code == 403
+        code = code_clock.next_code(staff.totp_secret)
+        data = {"csrf": csrf_of(inbox.text), "format": "csv", "code": code}
+        assert other.post("/staff/figures/export", data=data).status_code == 403
 
 
 # -- outreach stats --------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""The inbox benchmark (bench/inbox.py) in a quick form: it still fills, serves, signs in
-and measures every page, so it cannot rot between the runs that use its full size."""
+"""The inbox benchmark (bench/inbox.py) in a quick form, on each database: it still fills,
+serves, signs in and measures every page, so it cannot rot between the runs that use its
+full size."""
 
 from __future__ import annotations
 
@@ -15,14 +16,15 @@ from tests.conftest import REPO
 pytestmark = [pytest.mark.server, pytest.mark.timeout(120)]
 
 
-def test_the_quick_inbox_bench_measures_every_page(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_the_quick_inbox_bench_measures_every_page(tmp_path: Path, kind: str) -> None:
     figures_file = tmp_path / "inbox.json"
     run = subprocess.run(
         [
             sys.executable,
             str(REPO / "bench" / "inbox.py"),
             *("--reports", "2000", "--baseline", "200", "--requests", "20", "--sign-ins", "1"),
-            *("--json", str(figures_file)),
+            *("--databases", kind, "--json", str(figures_file)),
         ],
         capture_output=True,
         text=True,
@@ -30,7 +32,8 @@ def test_the_quick_inbox_bench_measures_every_page(tmp_path: Path) -> None:
     )
     shown = run.stdout + run.stderr
     assert figures_file.exists(), shown
-    figures = json.loads(figures_file.read_text(encoding="utf-8"))
+    (figures,) = json.loads(figures_file.read_text(encoding="utf-8")).values()
+    assert list(json.loads(figures_file.read_text(encoding="utf-8"))) == [kind], shown
     assert figures["sizes"] == [200, 2000], shown
     names = {"open", "new", "mine", "closed", "overdue", "open, deep page", "report page"}
     assert set(figures["pages"]) == names, shown

@@ -75,7 +75,7 @@ def test_review_release_and_the_partners_side(
             "SELECT outcome FROM partner_shares WHERE partner_id = 'harbor-schools'"
         ) == [("support",)]
         # The intake user sees the school's outcome on the case.
-        assert "their outcome: support" in desk.get(f"/staff/reports/{ref}").text
+        assert "their outcome: Support or intervention" in desk.get(f"/staff/reports/{ref}").text
     # The partner's copy for its users is sealed; only the outbox copy waits in plain text.
     views = database.rows("SELECT view_age FROM partner_shares WHERE partner_id = 'harbor-schools'")
     assert views[0][0] is not None and CANARY.encode() not in bytes(views[0][0])
