@@ -13,18 +13,20 @@ from form_service.staff.accounts import Session
 from form_service.staff.cases import Sealed, open_content, open_notes, seal_note, team_identity
 from form_service.staff.partner_views import partner_case, partner_inbox
 from form_service.staff.release import release
+from form_service.staff.requests_views import case_requests
 from form_service.staff.web import (
     before_id,
     forbidden,
     now,
     one_page,
+    page_language,
     read_staff_form,
     render,
     staff_page,
 )
 from form_service.storage import Tx
 from form_service.storage import staff as records
-from outreach.profile import localize
+from outreach.profile import Profile, localize
 
 PAGE_SIZE = 50
 NOTE_MAX_CHARS = 10_000
@@ -107,6 +109,7 @@ async def _case_page(
             opened_notes = open_notes(team, notes)
         except Sealed:
             content, opened_notes = None, []
+        asked = await case_requests(tx, ref, session, _profile(request), page_language(request))
     return render(
         request,
         "case.html",
@@ -124,7 +127,12 @@ async def _case_page(
         note_text=note_text,
         error=error,
         note_max=NOTE_MAX_CHARS,
+        requests=asked,
     )
+
+
+def _profile(request: Request) -> Profile:
+    return service_of(request).settings.profile.profile
 
 
 def _partners(request: Request) -> list[tuple[str, str]]:
