@@ -96,9 +96,10 @@ def _echo_requests(profile: Profile) -> None:
     """Per agreement, the requests for information it permits and what may come back."""
     default = profile.default_language
     click.echo("\nRequests for information (the intake team asks a partner about one report):")
-    for partner in profile.partners:
-        if partner.id == profile.routing.intake:
-            continue
+    asked = [p for p in profile.partners if p.id != profile.routing.intake]
+    if not asked:
+        click.echo("  none: no partner but the intake team")
+    for partner in asked:
         terms = partner.agreement.requests
         if terms is None:
             click.echo(f"  {partner.agreement.id} ({partner.id}): none")

@@ -220,9 +220,7 @@ def test_a_field_the_agreement_does_not_list_is_refused_and_nothing_sent(desks: 
 
 def test_a_partner_nobody_enrolled_for_cannot_be_asked(desks: Desks) -> None:
     ref = desks.file()
-    refused = desks.ask(
-        ref, partner="harbor-behavioral-health", basis="hipaa-serious-threat"
-    )
+    refused = desks.ask(ref, partner="harbor-behavioral-health", basis="hipaa-serious-threat")
     assert refused.status_code == 409 and "No one at this partner" in refused.text
     assert QUESTION in refused.text
     assert desks.database.rows("SELECT count(*) FROM info_requests") == [(0,)]
@@ -255,7 +253,11 @@ def test_another_partner_cannot_open_the_request_nor_the_report(desks: Desks) ->
     eastwood = other_partner(desks, "partner:eastwood-schools")
     try:
         assert f"/staff/requests/{request_id}" not in eastwood.get("/staff/").text
-        for path in (f"/staff/requests/{request_id}", "/staff/requests/999999", f"/staff/reports/{ref}"):
+        for path in (
+            f"/staff/requests/{request_id}",
+            "/staff/requests/999999",
+            f"/staff/reports/{ref}",
+        ):
             answer = eastwood.get(path)
             assert answer.status_code == 403, path
             assert QUESTION not in answer.text and PEOPLE not in answer.text
@@ -285,7 +287,12 @@ def test_an_answer_after_the_request_was_withdrawn_is_refused(desks: Desks) -> N
     assert withdrawn.status_code == 200 and "Withdrawn" in withdrawn.text
     late = desks.school.post(
         f"/staff/requests/{request_id}",
-        data={"csrf": csrf_of(page), "action": "answer", "answer": ANSWER, "category-incidents": "1"},
+        data={
+            "csrf": csrf_of(page),
+            "action": "answer",
+            "answer": ANSWER,
+            "category-incidents": "1",
+        },
     )
     assert late.status_code == 409 and "withdrew this request" in late.text and ANSWER in late.text
     assert desks.database.rows("SELECT state, answer_age FROM info_requests") == [
@@ -312,7 +319,12 @@ def test_an_answer_after_the_report_was_purged_is_refused(desks: Desks) -> None:
     assert anyio.run(purge) == [ref]
     late = desks.school.post(
         f"/staff/requests/{request_id}",
-        data={"csrf": csrf_of(page), "action": "answer", "answer": ANSWER, "category-incidents": "1"},
+        data={
+            "csrf": csrf_of(page),
+            "action": "answer",
+            "answer": ANSWER,
+            "category-incidents": "1",
+        },
     )
     assert late.status_code == 410 and "has been deleted" in late.text and ANSWER in late.text
     assert desks.database.rows("SELECT state FROM info_requests") == [("open",)]
@@ -354,7 +366,11 @@ def test_an_incomplete_answer_is_refused(
     ("fields", "state", "shown"),
     [
         ({"action": "nothing"}, "nothing", "Nothing relevant"),
-        ({"action": "decline", "reason": "decline-canary not a health emergency"}, "declined", "decline-canary"),
+        (
+            {"action": "decline", "reason": "decline-canary not a health emergency"},
+            "declined",
+            "decline-canary",
+        ),
     ],
 )
 def test_nothing_relevant_and_a_declined_request(
@@ -414,7 +430,7 @@ def test_the_partner_pages_in_spanish(desks: Desks) -> None:
 
 def _answered(desks: Desks) -> tuple[str, int]:
     ref = desks.file()
-    desks.ask(ref, reason="=HYPERLINK(\"http://example.org\") " + REASON)
+    desks.ask(ref, reason='=HYPERLINK("http://example.org") ' + REASON)
     request_id = desks.request_id()
     desks.answer(
         request_id,
