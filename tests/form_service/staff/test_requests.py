@@ -17,6 +17,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from form_service.settings import Settings
+from form_service.staff.request_figures import PartnerMonth, tabulate_requests
+from form_service.storage.requests import RequestFacts
 from outreach.loader import LoadedProfile
 from tests.conftest import require_tool
 from tests.databases import Database
@@ -490,3 +492,46 @@ def test_the_disclosure_record_refuses_a_wrong_month_and_other_roles(desks: Desk
     assert wrong.status_code == 422 and "&lt;b&gt;june&lt;/b&gt;" in wrong.text
     assert "<b>june</b>" not in wrong.text
     assert desks.intake.get("/staff/disclosures").status_code == 403
+
+
+# -- program figures: requests per partner, median time to answer ----------------------
+
+
+def _facts(partner: str, asked: str, state: str, answered: str | None) -> RequestFacts:
+    return RequestFacts(partner, asked, state, answered)
+
+
+def test_requests_per_partner_and_the_median_time_to_answer(keyed_demo: LoadedProfile) -> None:
+    rows = [
+        _facts(SCHOOL, f"2026-06-0{day}T09:00Z", "answered", f"2026-06-0{day}T{9 + day}:00Z")
+        for day in range(1, 6)
+    ]
+    rows += [
+        _facts(SCHOOL, "2026-06-09T09:00Z", "open", None),
+        _facts(SCHOOL, "2026-06-09T10:00Z", "withdrawn", None),
+        _facts("harbor-behavioral-health", "2026-06-02T09:00Z", "declined", "2026-06-02T09:30Z"),
+        _facts(SCHOOL, "2026-05-31T23:59Z", "answered", "2026-06-01T00:10Z"),
+    ]
+    figures = tabulate_requests(rows, keyed_demo.profile, ["2026-05", "2026-06"])
+    assert figures.partners == (SCHOOL, "eastwood-schools", "harbor-behavioral-health")
+    june = figures.months["2026-06"]
+    # 7 requests; the 5 answered took 1 to 5 hours: the lower median is 3 h
+    assert june[SCHOOL] == PartnerMonth(7, 180)
+    assert june["harbor-behavioral-health"] == PartnerMonth("<5", "<5")
+    assert june["eastwood-schools"] == PartnerMonth(0, None)
+    assert figures.months["2026-05"][SCHOOL] == PartnerMonth("<5", "<5")
+
+
+def test_the_figures_count_the_requests_without_content(desks: Desks) -> None:
+    ref, _ = _answered(desks)
+    page = desks.intake.get("/staff/figures")
+    assert page.status_code == 200 and "Requests for information to partners" in page.text
+    row = page.text.split("Requests for information to partners", 1)[1]
+    assert "Harbor Unified School District" in row and "fewer than 5" in row
+    exported = desks.intake.get("/staff/figures?format=csv").text
+    month = datetime.now(UTC).strftime("%Y-%m")
+    assert f"{month},requests,{SCHOOL},<5" in exported.splitlines()
+    assert f"{month},median_minutes_to_answer,{SCHOOL},<5" in exported.splitlines()
+    assert f"{month},requests,eastwood-schools,0" in exported.splitlines()
+    for secret in (QUESTION, ANSWER, ref):
+        assert secret not in exported
