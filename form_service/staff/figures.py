@@ -248,9 +248,9 @@ def as_csv(figures: Figures) -> str:
         ):
             writer.writerow((month.month, name, "all", "" if median is None else median))
         if figures.requests is not None:
-            for partner, cell in figures.requests.months[month.month].items():
-                answer = "" if cell.minutes_to_answer is None else cell.minutes_to_answer
-                writer.writerow((month.month, "requests", partner, cell.asked))
+            for partner, asked in figures.requests.months[month.month].items():
+                answer = "" if asked.minutes_to_answer is None else asked.minutes_to_answer
+                writer.writerow((month.month, "requests", partner, asked.asked))
                 writer.writerow((month.month, "median_minutes_to_answer", partner, answer))
     return out.getvalue()
 
