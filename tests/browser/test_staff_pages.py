@@ -23,7 +23,6 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Response, ViewportSize
 
 from tests.browser.conftest import OUTREACH, Server
-from tests.conftest import require_tool
 from tests.browser.support import (
     FOCUS_SHOWN_JS,
     Traffic,
@@ -31,6 +30,7 @@ from tests.browser.support import (
     describe,
     overflow_problems,
 )
+from tests.conftest import require_tool
 
 pytestmark = pytest.mark.browser
 
