@@ -535,3 +535,20 @@ def test_the_figures_count_the_requests_without_content(desks: Desks) -> None:
     assert f"{month},requests,eastwood-schools,0" in exported.splitlines()
     for secret in (QUESTION, ANSWER, ref):
         assert secret not in exported
+
+
+@pytest.mark.parametrize(("consent", "shared"), [(False, False), (True, True)])
+def test_contact_details_go_with_a_request_only_as_the_agreement_and_consent_allow(
+    keyed_demo: LoadedProfile, consent: bool, shared: bool
+) -> None:
+    from form_service.staff.requests import included_values
+    from tests.form_service.samples import report
+
+    profile = keyed_demo.profile
+    partner = profile.partner(SCHOOL)  # its agreement sends contact details with consent only
+    content = {"report_ref": "R-X", **report(consent_to_share_contact=consent).content()}
+    values = included_values(content, partner, ("people", "contact"), "en", profile)
+    assert values["people"] == "A student in 10th grade"
+    assert ("contact" in values) is shared
+    if shared:
+        assert values["contact"] == "Ann Example 555-0199 ann@example.org"
