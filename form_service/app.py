@@ -24,9 +24,12 @@ from form_service.report_views import report_endpoint
 from form_service.security_headers import SecurityHeaders
 from form_service.service import Service, service_of
 from form_service.settings import Settings
+from form_service.staff.answer_views import request_endpoint
 from form_service.staff.audit_views import audit_endpoint
+from form_service.staff.disclosures_views import disclosures_endpoint
 from form_service.staff.figures_views import figures_endpoint, figures_export_endpoint
 from form_service.staff.inbox_views import case_endpoint, inbox_endpoint
+from form_service.staff.requests_views import new_request_endpoint
 from form_service.staff.sign_in_views import (
     enrol_endpoint,
     sign_in_code_endpoint,
@@ -76,6 +79,9 @@ def _staff_routes() -> list[BaseRoute]:
         Route("/staff/sign-out", sign_out_endpoint, methods=["POST"]),
         Route("/staff/enrol/{secret}", enrol_endpoint, methods=both),
         Route("/staff/reports/{ref}", case_endpoint, methods=both),
+        Route("/staff/reports/{ref}/requests", new_request_endpoint, methods=both),
+        Route("/staff/requests/{request_id}", request_endpoint, methods=both),
+        Route("/staff/disclosures", disclosures_endpoint, methods=["GET"]),
         Route("/staff/audit", audit_endpoint, methods=["GET"]),
         Route("/staff/team", team_endpoint, methods=both),
         Route("/staff/figures", figures_endpoint, methods=["GET"]),

@@ -21,7 +21,7 @@ from form_service.staff.accounts import AccountError
 from form_service.staff.figures import as_csv, as_json
 from outreach.keys import keygen as make_key_pair
 from outreach.loader import LoadedProfile, ProfileError, display_path, load_profile
-from outreach.profile import DeliveryConfig, Escalation, StaffNotices, localize
+from outreach.profile import DeliveryConfig, Escalation, Profile, StaffNotices, localize
 from outreach.routing import INTAKE_RULE, all_facts, route_report
 from outreach.scaffold import ScaffoldError, scaffold_agency
 from outreach.site.sitegen import BuildError, build_site
@@ -88,8 +88,29 @@ def check(profile_path: str | None) -> None:
     for recipients, kinds in sorted(rows.items(), key=lambda item: -len(item[1])):
         click.echo(f"  {len(kinds):4d} kinds -> {', '.join(recipients)}")
         click.echo(f"         e.g. {kinds[0]}")
+    _echo_requests(profile)
     _echo_escalation(profile.escalation)
     _echo_staff_notices(profile.staff_notices)
+
+
+def _echo_requests(profile: Profile) -> None:
+    """Per agreement, the requests for information it permits and what may come back."""
+    default = profile.default_language
+    click.echo("\nRequests for information (the intake team asks a partner about one report):")
+    asked = [p for p in profile.partners if p.id != profile.routing.intake]
+    if not asked:
+        click.echo("  none: no partner but the intake team")
+    for partner in asked:
+        terms = partner.agreement.requests
+        if terms is None:
+            click.echo(f"  {partner.agreement.id} ({partner.id}): none")
+            continue
+        bases = "; ".join(localize(basis.title, default, default) for basis in terms.bases)
+        fields = ", ".join(field.value for field in terms.fields) or "no report fields"
+        answers = "; ".join(localize(kind.title, default, default) for kind in terms.answers)
+        click.echo(f"  {partner.agreement.id} ({partner.id}): under {bases}")
+        click.echo(f"      a request may carry: {fields}")
+        click.echo(f"      the partner may answer with: {answers}")
 
 
 def _echo_escalation(escalation: Escalation | None) -> None:

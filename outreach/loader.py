@@ -17,7 +17,14 @@ from pydantic import BaseModel, ValidationError
 
 from outreach.assets import demo_profile
 from outreach.languages import is_valid_language
-from outreach.profile import UNKNOWN_AREA, DeliveryConfig, Profile, ReportField, StaffNotices
+from outreach.profile import (
+    UNKNOWN_AREA,
+    DeliveryConfig,
+    Partner,
+    Profile,
+    ReportField,
+    StaffNotices,
+)
 from outreach.routing import routing_gaps
 
 PROFILE_FILE = "agency.yml"
@@ -144,6 +151,7 @@ def _meaning_problems(profile: Profile, folder: Path) -> list[str]:
     partner_ids = {partner.id for partner in profile.partners}
     for index, partner in enumerate(profile.partners):
         problems += _partner_problems(index, partner, area_ids, languages)
+        problems += _request_problems(index, partner, profile.routing.intake)
 
     intake = profile.routing.intake
     if intake is not None:
@@ -234,6 +242,23 @@ def _partner_problems(
         if area not in area_ids:
             problems.append(f"{where}.areas[{j}]: unknown area '{area}'")
     return problems + _delivery_problems(f"{where}.delivery", partner.delivery, languages)
+
+
+def _request_problems(index: int, partner: Partner, intake: str | None) -> list[str]:
+    terms = partner.agreement.requests
+    if terms is None:
+        return []
+    where = f"partners[{index}].agreement.requests"
+    if partner.id == intake:
+        return [f"{where}: the intake team asks the partners; it is not asked itself"]
+    problems = [
+        f"{where}.fields[{j}]: '{field.value}' is not among the agreement's fields"
+        for j, field in enumerate(terms.fields)
+        if field not in partner.agreement.fields
+    ]
+    problems += _duplicates(f"{where}.bases", [basis.id for basis in terms.bases])
+    problems += _duplicates(f"{where}.answers", [category.id for category in terms.answers])
+    return problems
 
 
 def _delivery_problems(

@@ -243,6 +243,32 @@ class DeliveryConfig(_Strict):
         return value
 
 
+class LegalBasis(_Strict):
+    """A legal basis the partner may disclose under, e.g. FERPA's health-or-safety emergency."""
+
+    id: Identifier
+    title: LocalizedText
+    """As the partner's users read it and as its disclosure record names it."""
+
+
+class InformationCategory(_Strict):
+    """A kind of information the partner may disclose in an answer (attendance, …)."""
+
+    id: Identifier
+    title: LocalizedText
+
+
+class RequestTerms(_Strict):
+    """What an agreement permits when the intake team asks the partner about one report."""
+
+    bases: list[LegalBasis] = Field(min_length=1)
+    """The legal bases a request may name; each request names one."""
+    fields: list[ReportField] = Field(default_factory=list)
+    """Report fields an intake user may include in a request: none by default."""
+    answers: list[InformationCategory] = Field(min_length=1)
+    """The categories of information the partner may answer with."""
+
+
 class SharingAgreement(_Strict):
     """A standing information-sharing agreement between the agency and one partner."""
 
@@ -251,6 +277,8 @@ class SharingAgreement(_Strict):
     fields: list[ReportField] = Field(min_length=1)
     contact_requires_consent: bool = True
     """Reporter contact details reach this partner only if the reporter ticked consent."""
+    requests: RequestTerms | None = None
+    """None: the agreement permits no requests for information to this partner."""
     tipster_conversation: bool = False
     """The partner's users may read and write the conversation with the person who
     reported, on reports shared with the partner. Without it, only the intake team does."""

@@ -22,12 +22,14 @@ import json
 import statistics
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from form_service.staff.inbox_views import OUTCOMES
+from form_service.staff.request_figures import RequestFigures, tabulate_requests
 from form_service.storage import Tx
 from form_service.storage.figures import ReportFacts, reports_since
+from form_service.storage.requests import requests_since
 from outreach.profile import UNKNOWN_AREA, Concern, Profile, Setting
 
 FEWER_THAN_5 = "<5"
@@ -62,6 +64,8 @@ class Figures:
     months: tuple[MonthFigures, ...]
     categories: dict[str, tuple[str, ...]]
     """Each dimension's categories, in the order shown."""
+    requests: RequestFigures | None = None
+    """Requests for information per partner, per month."""
 
 
 def month_keys(now: datetime, count: int) -> list[str]:
@@ -76,7 +80,10 @@ def month_keys(now: datetime, count: int) -> list[str]:
 
 async def read_figures(tx: Tx, profile: Profile, now: datetime, months: int) -> Figures:
     keys = month_keys(now, months)
-    return tabulate(await reports_since(tx, f"{keys[0]}-01T00:00Z"), profile, keys)
+    since = f"{keys[0]}-01T00:00Z"
+    figures = tabulate(await reports_since(tx, since), profile, keys)
+    asked = tabulate_requests(await requests_since(tx, since), profile, keys)
+    return replace(figures, requests=asked)
 
 
 def tabulate(reports: Iterable[ReportFacts], profile: Profile, months: list[str]) -> Figures:
@@ -205,10 +212,21 @@ def as_json(figures: Figures) -> str:
             "median_minutes_to_acknowledge": month.minutes_to_acknowledge,
             "median_minutes_to_close": month.minutes_to_close,
             **month.by,
+            **_requests_json(figures.requests, month.month),
         }
         for month in figures.months
     ]
     return json.dumps({"months": months, "notes": NOTES}, indent=2) + "\n"
+
+
+def _requests_json(asked: RequestFigures | None, month: str) -> dict[str, object]:
+    if asked is None:
+        return {}
+    per_partner = asked.months[month]
+    return {
+        "requests": {p: cell.asked for p, cell in per_partner.items()},
+        "median_minutes_to_answer": {p: cell.minutes_to_answer for p, cell in per_partner.items()},
+    }
 
 
 CSV_HEADER = ("month", "dimension", "category", "value")
@@ -229,6 +247,11 @@ def as_csv(figures: Figures) -> str:
             ("median_minutes_to_close", month.minutes_to_close),
         ):
             writer.writerow((month.month, name, "all", "" if median is None else median))
+        if figures.requests is not None:
+            for partner, asked in figures.requests.months[month.month].items():
+                answer = "" if asked.minutes_to_answer is None else asked.minutes_to_answer
+                writer.writerow((month.month, "requests", partner, asked.asked))
+                writer.writerow((month.month, "median_minutes_to_answer", partner, answer))
     return out.getvalue()
 
 

@@ -76,6 +76,7 @@ async def _page(
         duration=program.duration,
         dimensions=program.DIMENSIONS,
         area_names={area.id: localize(area.name, lang, lang) for area in profile.areas},
+        partner_names={p.id: localize(p.name, lang, lang) for p in profile.partners},
     )
 
 

@@ -16,11 +16,13 @@ from form_service.staff.cases import Sealed, open_content, open_notes, seal_note
 from form_service.staff.keys import Identity
 from form_service.staff.partner_views import partner_case, partner_inbox
 from form_service.staff.release import release
+from form_service.staff.requests_views import case_requests
 from form_service.staff.web import (
     before_id,
     forbidden,
     now,
     one_page,
+    page_language,
     read_staff_form,
     render,
     staff_page,
@@ -28,7 +30,7 @@ from form_service.staff.web import (
 from form_service.storage import Tx
 from form_service.storage import conversation as threads
 from form_service.storage import staff as records
-from outreach.profile import localize
+from outreach.profile import Profile, localize
 
 PAGE_SIZE = 50
 NOTE_MAX_CHARS = 10_000
@@ -118,6 +120,7 @@ async def _case_page(
         thread = await tipster_thread.read(tx, ref, team, session.user.email, now())
         if thread is not None and team is not None and status_code == 200:
             await tipster_thread.mark_read(tx, thread.thread, session.user.email, now())
+        asked = await case_requests(tx, ref, session, _profile(request), page_language(request))
     return render(
         request,
         "case.html",
@@ -138,7 +141,12 @@ async def _case_page(
         thread=thread,
         message_text=message_text,
         message_max=MESSAGE_MAX_CHARS,
+        requests=asked,
     )
+
+
+def _profile(request: Request) -> Profile:
+    return service_of(request).settings.profile.profile
 
 
 def _partners(request: Request) -> list[tuple[str, str]]:

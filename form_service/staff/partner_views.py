@@ -19,6 +19,8 @@ from form_service.staff.cases import Sealed, team_identity
 from form_service.staff.web import forbidden, now, read_staff_form, render
 from form_service.storage import conversation as threads
 from form_service.storage import staff as records
+from form_service.storage.requests import requests_to_partner
+from form_service.times import minute_iso
 
 PARTNER_OUTCOMES = ("support", "referral", "no_concern", "not_ours")
 """How a partner closes what it received: support or intervention, a referral, no concern
@@ -30,7 +32,15 @@ async def partner_inbox(request: Request, session: Session) -> Response:
     assert partner_id is not None
     async with service_of(request).store.transaction() as tx:
         shares = await records.shared_with(tx, partner_id)
-    return render(request, "partner_inbox.html", session=session, shares=shares)
+        asked = await requests_to_partner(tx, partner_id)
+    return render(
+        request,
+        "partner_inbox.html",
+        session=session,
+        shares=shares,
+        requests=asked,
+        now=minute_iso(now()),
+    )
 
 
 def _view(identity: Any, sealed: bytes | None) -> dict[str, Any] | None:

@@ -75,7 +75,7 @@ def render(
     service = service_of(request)
     profile = service.settings.profile.profile
     # Staff pages have no language in their address: the browser's preference chooses.
-    lang = service.pages.negotiate(request.headers)
+    lang = page_language(request)
     context = {
         "lang": lang,
         "dir": "rtl" if is_rtl(lang) else "ltr",
@@ -87,6 +87,16 @@ def render(
     }
     html = _environment(lang).get_template(template).render(context | values)
     return HTMLResponse(html, status_code, headers=NO_STORE)
+
+
+def page_language(request: Request) -> str:
+    """The language of a staff page: the browser's preference among the profile's."""
+    return service_of(request).pages.negotiate(request.headers)
+
+
+def document_text(lang: str, template: str, **values: Any) -> str:
+    """A staff template rendered as text, for a document rather than a page (a PDF)."""
+    return _environment(lang).get_template(template).render({"lang": lang, **values})
 
 
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})

@@ -275,4 +275,41 @@ NOTICES = Migration(
     postgres=_typed(_NOTICES, "postgres"),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (INITIAL, STAFF, CONVERSATION, NOTICES)
+# Requests for information: the intake team asks one partner about one report, under the
+# partner's agreement and a legal basis it permits; the partner answers, finds nothing, or
+# declines. In the clear: who, which partner, agreement, basis, the names of the report
+# fields included, when, and the state. The question and the answer (text, categories of
+# information disclosed, a decline's reason) are sealed to the intake team, that partner's
+# users and the archive key.
+_REQUESTS = (
+    """CREATE TABLE info_requests (
+        id {id},
+        report_ref TEXT NOT NULL,
+        partner_id TEXT NOT NULL,
+        agreement_id TEXT NOT NULL,
+        basis_id TEXT NOT NULL,
+        fields TEXT NOT NULL,
+        urgent INTEGER NOT NULL DEFAULT 0 CHECK (urgent IN (0, 1)),
+        asked_by_id TEXT NOT NULL,
+        asked_by TEXT NOT NULL,
+        asked_at {time} NOT NULL,
+        due_at {time} NOT NULL,
+        question_age {blob} NOT NULL,
+        state TEXT NOT NULL DEFAULT 'open'
+            CHECK (state IN ('open', 'answered', 'nothing', 'declined', 'withdrawn')),
+        answered_by TEXT,
+        answered_at {time},
+        answer_age {blob}
+    )""",
+    "CREATE INDEX info_requests_report ON info_requests (report_ref, id)",
+    "CREATE INDEX info_requests_partner ON info_requests (partner_id, asked_at)",
+)
+
+REQUESTS = Migration(
+    5,
+    "requests for information to partners",
+    _typed(_REQUESTS, "sqlite"),
+    postgres=_typed(_REQUESTS, "postgres"),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (INITIAL, STAFF, CONVERSATION, NOTICES, REQUESTS)

@@ -16,6 +16,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pyotp
 import pytest
@@ -29,6 +30,7 @@ from tests.browser.support import (
     describe,
     overflow_problems,
 )
+from tests.conftest import require_tool
 
 pytestmark = pytest.mark.browser
 
@@ -43,6 +45,7 @@ NOTE = "Called the school counsellor; they will talk to the family tomorrow."
 PHONE: ViewportSize = {"width": 320, "height": 640}
 DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 LOCALES = {"en": "en-US", "es": "es-ES"}
+SCROLL_WIDTH_JS = "() => document.scrollingElement.scrollWidth"
 
 
 def add_account(server: Server, email: str, role: str) -> str:
@@ -419,4 +422,99 @@ def test_a_spanish_browser_gets_the_spanish_sign_in_page(browser: Browser, team:
     context.close()
     assert (lang, heading) == ("es", "Iniciar sesión")
     assert traffic.third_party() == []
+    checks.assert_none()
+
+
+# -- requests for information: the school district asked about one report ------------------
+
+STUDENT = "Jordan Example, 10th grade"
+QUESTION = "Do you know of earlier incidents with the student named in this report?"
+REASON = "He said he would bring a knife to school on Friday."
+ANSWER = "Two earlier incidents in 2025: a fight in March, threats online in May."
+
+
+def file_named_report(browser: Browser, server: Server) -> None:
+    context, _ = new_context(browser, server)
+    page = context.new_page()
+    page.goto(server.url("/report"))
+    page.locator("#f-description").fill("A student says he will bring a knife on Friday.")
+    for radio in ["#f-area-1", "#f-setting-1", "#f-concern-1", "#f-danger_now-2"]:
+        page.locator(radio).check()
+    page.locator("#f-people").fill(STUDENT)
+    assert submit(page).status == 200
+    context.close()
+
+
+def test_the_district_is_asked_answers_and_exports_its_disclosure_record(
+    browser: Browser, team: Team, tmp_path: Path
+) -> None:
+    pdftotext = require_tool("pdftotext", "reading the disclosure record's PDF (poppler-utils)")
+    server, intake, school = team.server, team.members["intake"], team.members["partner"]
+    checks = Checks()
+    file_named_report(browser, server)
+    page = intake.page("/staff/?view=all", server)
+    ref = page.locator("main > table.cases a").first.inner_text()
+    page.goto(server.url(f"/staff/reports/{ref}"))
+    checks.run(page, "case with the requests section")
+    with page.expect_navigation():
+        page.locator("#requests ~ ul a", has_text="Harbor Unified School District").click()
+    assert STUDENT in page.locator("main").inner_text()
+    checks.run(page, "new request")
+    assert tab_order_problems(page) == []
+    page.locator("#field-people").check()
+    assert submit(page).status == 422  # no question yet
+    checks.run(page, "new request with errors")
+    page.locator("#question").fill(QUESTION)
+    page.locator("#reason").fill(REASON)
+    page.set_viewport_size(PHONE)
+    assert overflow_problems(page) == [] and page.evaluate(SCROLL_WIDTH_JS) <= PHONE["width"]
+    page.set_viewport_size(DESKTOP)
+    assert submit(page).status == 200
+    assert QUESTION in page.locator("#requests ~ article").first.inner_text()
+
+    partner = school.page("/staff/", server)
+    checks.run(page, "case with a request waiting")
+    checks.run(partner, "partner inbox with a request")
+    with partner.expect_navigation():
+        partner.locator("main a", has_text="Request ").first.click()
+    shown = partner.locator("main").inner_text()
+    assert QUESTION in shown and REASON in shown and STUDENT in shown
+    assert "knife on Friday" not in shown  # the report's own words are not the district's
+    checks.run(partner, "request (partner)")
+    assert tab_order_problems(partner) == []
+    partner.set_viewport_size(PHONE)
+    assert overflow_problems(partner) == [] and partner.evaluate(SCROLL_WIDTH_JS) <= PHONE["width"]
+    partner.set_viewport_size(DESKTOP)
+    partner.locator("#category-incidents").check()
+    partner.locator("#answer").fill(ANSWER)
+    assert submit(partner, "form:has(#answer) button[type=submit]").status == 200
+    checks.run(partner, "answered request")
+
+    page.goto(server.url(f"/staff/reports/{ref}"))  # a new load, not a jump to #requests
+    assert ANSWER in page.locator("main").inner_text()
+    checks.run(page, "case with an answer")
+
+    partner.goto(server.url("/staff/disclosures"))
+    assert ref in partner.locator("main table").inner_text()
+    checks.run(partner, "disclosure record")
+    month = time.strftime("%Y-%m", time.gmtime())
+    pdf = school.context.request.get(server.url(f"/staff/disclosures?month={month}&format=pdf"))
+    assert pdf.ok and pdf.body().startswith(b"%PDF-")
+    (tmp_path / "record.pdf").write_bytes(pdf.body())
+    text = subprocess.run(
+        [pdftotext, str(tmp_path / "record.pdf"), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    flat = " ".join(text.split())
+    assert ref in flat and REASON in flat and "Earlier incidents and discipline" in flat
+    partner.close()
+
+    audit = team.members["auditor"].page("/staff/audit", server)
+    trail = audit.locator("main table").inner_text()
+    for action in ("request_sent", "request_viewed", "request_answered", "disclosures_exported"):
+        assert action in trail, action
+    for secret in (QUESTION, REASON, ANSWER, STUDENT):
+        assert secret not in trail
+    audit.close()
+    page.close()
+    assert team.third_party() == []
     checks.assert_none()

@@ -234,6 +234,8 @@ def test_csv_and_json_hold_the_figures_and_no_report_text(figures: Figures) -> N
         "setting",
         "concern",
         "outcome",
+        "requests",
+        "median_minutes_to_answer",
     }
     assert set(data["notes"]) >= {"<5", "withheld"}
     for shown in (text, program.as_json(figures)):
