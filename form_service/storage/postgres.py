@@ -322,8 +322,11 @@ class PostgresStore:
     async def purge(self, now: datetime, days: int) -> list[str]:
         # DELETE … RETURNING, not a select first: of two purges at once, each records only
         # the reports it deleted itself.
+        cutoff = rows.retention_cutoff(now, days)
         async with self._connection() as conn, conn.transaction():
-            cursor = await conn.execute(_PURGE, (rows.retention_cutoff(now, days),))
+            for statement in q.DELETE_EXPIRED_CASE_WORK:
+                await conn.execute(for_postgres(statement), (cutoff,))
+            cursor = await conn.execute(_PURGE, (cutoff,))
             refs = [ref for _, ref in sorted(await cursor.fetchall())]
             async with conn.cursor() as many:
                 await many.executemany(_AUDIT, rows.purged_rows(refs, now, days))

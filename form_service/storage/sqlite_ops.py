@@ -126,6 +126,8 @@ def purge(conn: sqlite3.Connection, now: datetime, days: int) -> list[str]:
     cutoff = rows.retention_cutoff(now, days)
     refs = [row[0] for row in conn.execute(_EXPIRED_REFS, (cutoff,))]
     conn.executemany(q.AUDIT_INSERT, rows.purged_rows(refs, now, days))
+    for statement in q.DELETE_EXPIRED_CASE_WORK:
+        conn.execute(statement, (cutoff,))
     conn.execute(q.DELETE_EXPIRED, (cutoff,))
     return refs
 

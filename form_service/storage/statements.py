@@ -92,7 +92,15 @@ RETRY_PARTNER_NOW = (
     " AND status = 'pending' AND next_attempt_at > ?"
 )
 DELETE_EXPIRED = "DELETE FROM reports WHERE created_at < ?"
-"""Outbox rows go with their report (ON DELETE CASCADE), delivered or not."""
+"""Outbox rows and the tipster's messages go with their report (ON DELETE CASCADE)."""
+DELETE_EXPIRED_CASE_WORK = tuple(
+    f"DELETE FROM {table} WHERE report_ref IN (SELECT report_ref FROM reports"
+    " WHERE created_at < ?)"
+    for table in ("case_notes", "partner_shares")
+)
+"""The team's notes and each partner's sealed copy go with their report too; run before
+DELETE_EXPIRED. Requests for information stay: a partner's disclosure record must list
+them after the report is gone."""
 AUDIT_EVENTS = (
     "SELECT at, report_ref, event, partner_id, rule_id, agreement_id, fields, outcome"
     " FROM audit_events WHERE (CAST(? AS TEXT) IS NULL OR report_ref = ?)"

@@ -280,6 +280,24 @@ def test_purge_removes_old_reports_and_records_it_in_the_audit_trail(database: D
         await store.save_report(new_report(created_at=old))
         rows = (entry("intake-team", True, "d-new"),)
         await store.save_report(new_report("u" * 32, "R-BBBBBBBB", receipt_hash="h2", outbox=rows))
+        async with store.transaction() as tx:
+            for ref in ("R-AAAAAAAA", "R-BBBBBBBB"):
+                await tx.run(
+                    "INSERT INTO case_notes (report_ref, author, at, body_age)"
+                    " VALUES (?, 'intake@example.org', '2026-03-04T05:06Z', ?)",
+                    (ref, b"sealed note"),
+                )
+                await tx.run(
+                    "INSERT INTO partner_shares (report_ref, partner_id, rule_id, state, view_age)"
+                    " VALUES (?, 'harbor-schools', 'schools', 'shared', ?)",
+                    (ref, b"sealed view"),
+                )
+                await tx.run(
+                    "INSERT INTO tipster_messages (report_id, sender, at, body_age)"
+                    " SELECT id, 'tipster', '2026-03-04T05:06Z', ? FROM reports"
+                    " WHERE report_ref = ?",
+                    (b"sealed message", ref),
+                )
         purged = await store.purge(NOW, 365)
         again = await store.purge(NOW, 365)
         trail = await store.events("R-AAAAAAAA", None, None)
@@ -298,6 +316,13 @@ def test_purge_removes_old_reports_and_records_it_in_the_audit_trail(database: D
     ]
     assert database.rows("SELECT report_ref FROM reports") == [("R-BBBBBBBB",)]
     assert database.rows("SELECT id FROM outbox") == [("d-new",)]
+    # The case's work goes with the report: notes, partners' copies, the conversation.
+    for table in ("case_notes", "partner_shares"):
+        assert database.rows(f"SELECT report_ref FROM {table}") == [("R-BBBBBBBB",)], table
+    assert database.rows(
+        "SELECT r.report_ref FROM tipster_messages m JOIN reports r ON r.id = m.report_id"
+    ) == [("R-BBBBBBBB",)]
+    assert database.rows("SELECT count(*) FROM tipster_messages") == [(1,)]
 
 
 _SQLITE_ONLY = """

@@ -552,3 +552,25 @@ def test_contact_details_go_with_a_request_only_as_the_agreement_and_consent_all
     assert ("contact" in values) is shared
     if shared:
         assert values["contact"] == "Ann Example 555-0199 ann@example.org"
+
+
+def _pending(desks: Desks) -> dict[str, int]:
+    """Who has a staff notice waiting, and whether it is urgent, by e-mail address."""
+    found = desks.database.rows(
+        "SELECT u.email, n.urgent FROM staff_notices n JOIN staff_users u ON u.id = n.user_id"
+        " WHERE n.pending_since IS NOT NULL"
+    )
+    return {email: urgent for email, urgent in found}
+
+
+@pytest.mark.parametrize(("danger_now", "urgent"), [("no", 0), ("yes", 1)])
+def test_a_request_and_its_answer_queue_staff_notices(
+    desks: Desks, danger_now: str, urgent: int
+) -> None:
+    ref = desks.file(danger_now=danger_now)
+    desks.database.execute("DELETE FROM staff_notices")
+    assert desks.ask(ref, due="1" if urgent else "72").status_code == 200
+    assert _pending(desks) == {"counselor@example.org": urgent}
+    desks.database.execute("DELETE FROM staff_notices")
+    desks.answer(desks.request_id(), action="nothing")
+    assert _pending(desks) == {"intake@example.org": 0}
