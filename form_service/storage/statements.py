@@ -93,10 +93,11 @@ RETRY_PARTNER_NOW = (
 )
 DELETE_EXPIRED = "DELETE FROM reports WHERE created_at < ?"
 """Outbox rows and the tipster's messages go with their report (ON DELETE CASCADE)."""
-DELETE_EXPIRED_CASE_WORK = tuple(
-    f"DELETE FROM {table} WHERE report_ref IN (SELECT report_ref FROM reports"
-    " WHERE created_at < ?)"
-    for table in ("case_notes", "partner_shares")
+DELETE_EXPIRED_CASE_WORK = (
+    "DELETE FROM case_notes WHERE report_ref IN"
+    " (SELECT report_ref FROM reports WHERE created_at < ?)",
+    "DELETE FROM partner_shares WHERE report_ref IN"
+    " (SELECT report_ref FROM reports WHERE created_at < ?)",
 )
 """The team's notes and each partner's sealed copy go with their report too; run before
 DELETE_EXPIRED. Requests for information stay: a partner's disclosure record must list
