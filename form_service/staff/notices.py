@@ -75,7 +75,8 @@ def notice_delivery(notices: StaffNotices, address: str) -> DeliveryConfig:
 
 
 async def send_notices(store: Store, settings: DeliverySettings, now: datetime) -> int:
-    """One pass: find new reports for the intake team, claim every notice due at *now*,
+    """One pass: find new reports for the intake team and urgent requests past their due
+    time, claim every notice due at *now*,
     send one message per user, record each. The number of notices sent."""
     notices = settings.profile.staff_notices
     if notices is None:
@@ -83,6 +84,7 @@ async def send_notices(store: Store, settings: DeliverySettings, now: datetime) 
     async with store.transaction() as tx:
         await records.drop_inactive(tx)
         await records.note_new_reports(tx, now)
+        await records.note_overdue_requests(tx, now)
         due = await records.claim_due(tx, now, notices.every_minutes, LEASE)
     if not due:
         return 0

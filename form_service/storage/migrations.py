@@ -239,8 +239,9 @@ _CONVERSATION = (
         body_age {blob} NOT NULL
     )""",
     "CREATE INDEX tipster_messages_report ON tipster_messages (report_id, id)",
-    # The inbox's "new messages" view: only the reports with an unread tipster message.
+    # The inbox's "new messages" and "awaiting tipster" views: only the reports they list.
     "CREATE INDEX reports_tipster_unread ON reports (id) WHERE tipster_unread = 1",
+    "CREATE INDEX reports_awaiting_tipster ON reports (id) WHERE awaiting_tipster = 1",
 )
 
 CONVERSATION = Migration(

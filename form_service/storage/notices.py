@@ -69,6 +69,22 @@ async def note_new_reports(tx: Tx, now: datetime) -> None:
     )
 
 
+_OVERDUE_URGENT = "state = 'open' AND urgent = 1 AND due_at < ?"
+
+
+async def note_overdue_requests(tx: Tx, now: datetime) -> None:
+    """News, at every pass, for the users of each partner holding an urgent request past its
+    due time and for the intake user who asked it, until it is answered or withdrawn: the
+    pass coalesces it into one notice per user every ``every_minutes``."""
+    users = (
+        f"{_ACTIVE} AND (id IN (SELECT asked_by_id FROM info_requests WHERE {_OVERDUE_URGENT})"
+        " OR role IN (SELECT 'partner:' || partner_id FROM info_requests"
+        f" WHERE {_OVERDUE_URGENT}))"
+    )
+    at = minute_iso(now)
+    await tx.run(_ADD_NEWS.format(users=users), (at, 0, at, at))
+
+
 async def drop_inactive(tx: Tx) -> None:
     """A disabled (or reset) user gets nothing: their news goes, and what comes while they
     are not active is not news to them when they are again."""

@@ -429,6 +429,7 @@ INBOX_VIEWS = {
     "overdue": "stage <> 'closed' AND created_at < ?",
     "closed": "stage = 'closed'",
     "messages": "tipster_unread = 1",
+    "awaiting": "awaiting_tipster = 1",
 }
 
 

@@ -18,6 +18,7 @@ from starlette.testclient import TestClient
 
 from form_service.settings import Settings
 from form_service.staff.request_figures import PartnerMonth, tabulate_requests
+from form_service.storage import notices
 from form_service.storage.requests import RequestFacts
 from outreach.loader import LoadedProfile
 from tests.conftest import require_tool
@@ -574,3 +575,37 @@ def test_a_request_and_its_answer_queue_staff_notices(
     desks.database.execute("DELETE FROM staff_notices")
     desks.answer(desks.request_id(), action="nothing")
     assert _pending(desks) == {"intake@example.org": 0}
+
+
+def _pass_at(desks: Desks, moment: datetime) -> dict[str, int]:
+    """The notices pass's look for overdue urgent requests at *moment*; who has news then."""
+    desks.database.execute("DELETE FROM staff_notices")
+
+    async def look() -> None:
+        store = await desks.database.open_store()
+        try:
+            async with store.transaction() as tx:
+                await notices.note_overdue_requests(tx, moment)
+        finally:
+            await store.close()
+
+    anyio.run(look)
+    return _pending(desks)
+
+
+def test_an_urgent_request_past_its_due_time_is_escalated_until_answered(desks: Desks) -> None:
+    ref = desks.file(danger_now="yes")
+    desks.ask(ref, due="1")
+    later = datetime.now(UTC) + timedelta(hours=2)
+    assert _pass_at(desks, datetime.now(UTC)) == {}  # not due yet
+    both = {"counselor@example.org": 0, "intake@example.org": 0}
+    assert _pass_at(desks, later) == both
+    assert _pass_at(desks, later + timedelta(minutes=30)) == both  # again, until answered
+    desks.answer(desks.request_id(), action="nothing")
+    assert _pass_at(desks, later) == {}
+    # A request that is not urgent waits past its due time without escalation.
+    desks.file()
+    newest = desks.database.rows("SELECT report_ref FROM reports ORDER BY id DESC LIMIT 1")[0][0]
+    desks.ask(newest, due="72")
+    assert desks.database.rows("SELECT urgent FROM info_requests ORDER BY id") == [(1,), (0,)]
+    assert _pass_at(desks, later + timedelta(days=4)) == {}
