@@ -22,6 +22,7 @@ from form_service.receipts import (
     new_report_ref,
     receipt_hash,
     seal_code,
+    sealed_receipt,
     token_hash,
 )
 from form_service.report import Report
@@ -166,7 +167,7 @@ def prepare_report(
         urgent=report.danger_now,
         shares=tuple(shares),
         categories=(report.area, report.setting.value, report.concern.value),
-        receipt_sealed=seal_code(token_id, code, report_ref),
+        receipt_sealed=seal_code(token_id, report_ref, sealed_receipt(code, report.content(), now)),
         thread_recipient=thread.recipient,
         thread_sealed=thread.sealed,
     )

@@ -4,7 +4,10 @@ A code is 100 random bits. The database keeps a keyed hash of it (HMAC-SHA256: g
 100 bits is hopeless, so a fast hash is enough) and, for a double submit of the same form,
 the code sealed under a key only the form itself carries: its token's id, which the
 database keeps only as a hash. Neither the database nor the service's secrets, nor both,
-can recompute or open a code; the tipster's copy of the form can.
+can recompute or open a code; the tipster's copy of the form can. Sealed with the code are
+a digest of the report's content and the minute it was stored: the code is shown again
+only to the same form sent again with the same content within ``RESHOW_MINUTES`` (a double
+click, a reload), never to a copy of the form used later.
 
 Codes made before this scheme were an HMAC of the form token's id; they are stored the
 same way (the keyed hash) and keep working, and the ids they came from are forgotten.
@@ -15,11 +18,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import os
 import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from form_service.times import minute_iso
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 CODE_BITS = 100
@@ -78,23 +88,54 @@ def _seal_key(token_id: str) -> bytes:
     return hashlib.sha256(b"receipt-seal:" + token_id.encode()).digest()
 
 
-def seal_code(token_id: str, code: str, report_ref: str) -> bytes:
-    """The code, readable again only with the form token's id (a double submit of it)."""
+RESHOW_MINUTES = 10
+"""How long after a report the same form, sent again with the same content, shows its code
+again; later, or with other content, it only says the report was already received."""
+
+
+def content_digest(content: Mapping[str, Any]) -> str:
+    """A digest of what the tipster gave, to tell a double submit from a later reuse."""
+    canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class SealedReceipt:
+    code: str
+    content: str
+    """``content_digest`` of the report it was given for."""
+    at: str
+    """The minute the report was stored."""
+
+    def shows_again(self, content: str, now: datetime) -> bool:
+        """Whether a resubmit of the form at *now* with *content* may see the code again."""
+        recent = now - datetime.fromisoformat(self.at) <= timedelta(minutes=RESHOW_MINUTES)
+        return recent and hmac.compare_digest(self.content, content)
+
+
+def seal_code(token_id: str, report_ref: str, receipt: SealedReceipt) -> bytes:
+    """The receipt, readable again only with the form token's id (a resubmit of it)."""
+    plain = json.dumps({"code": receipt.code, "content": receipt.content, "at": receipt.at})
     nonce = os.urandom(_NONCE_BYTES)
-    sealed = AESGCM(_seal_key(token_id)).encrypt(nonce, code.encode(), report_ref.encode())
+    sealed = AESGCM(_seal_key(token_id)).encrypt(nonce, plain.encode(), report_ref.encode())
     return nonce + sealed
 
 
-def open_code(token_id: str, sealed: bytes | None, report_ref: str) -> str | None:
-    """The code sealed by ``seal_code`` with this token id, or None."""
+def open_code(token_id: str, sealed: bytes | None, report_ref: str) -> SealedReceipt | None:
+    """The receipt sealed by ``seal_code`` with this token id, or None."""
     if sealed is None:
         return None
     key = AESGCM(_seal_key(token_id))
     try:
         plain = key.decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], report_ref.encode())
-    except (InvalidTag, ValueError):
+        found = json.loads(plain)
+        return SealedReceipt(str(found["code"]), str(found["content"]), str(found["at"]))
+    except (InvalidTag, ValueError, KeyError, TypeError):
         return None
-    return plain.decode()
+
+
+def sealed_receipt(code: str, content: Mapping[str, Any], now: datetime) -> SealedReceipt:
+    return SealedReceipt(code, content_digest(content), minute_iso(now))
 
 
 def new_report_ref(entropy: bytes | None = None) -> str:

@@ -17,7 +17,7 @@ from form_service.intake import prepare_report
 from form_service.logs import log_event
 from form_service.pages import NO_STORE
 from form_service.ratelimit import client_address
-from form_service.receipts import open_code
+from form_service.receipts import content_digest, open_code
 from form_service.report import Report
 from form_service.report_form import FORM_FIELDS, MAX_DESCRIPTION, Invalid, validate_report
 from form_service.service import Service, service_of
@@ -98,7 +98,9 @@ def _token_notice(problem: TokenProblem, lang: str) -> str:
     )
 
 
-async def _store(service: Service, report: Report, token_id: str, flood: bool) -> str:
+async def _store(service: Service, report: Report, token_id: str, flood: bool) -> str | None:
+    """The new report's receipt code; for a resubmit of a stored form, its code if it may be
+    shown again (receipts.SealedReceipt.shows_again), else None."""
     keys = service.settings.secret_keys
     profile = service.settings.profile.profile
     for attempt in range(_REF_ATTEMPTS):
@@ -119,7 +121,8 @@ async def _store(service: Service, report: Report, token_id: str, flood: bool) -
         earlier = open_code(token_id, result.receipt_sealed, result.report_ref)
         if earlier is None:  # sealed by nothing this form holds: only a tampered row
             raise StoreUnavailable("the earlier report of this form holds no code it opens")
-        return earlier
+        shown = earlier.shows_again(content_digest(report.content()), datetime.now(UTC))
+        return earlier.code if shown else None
     raise AssertionError("unreachable")
 
 
@@ -203,7 +206,14 @@ async def _submit(service: Service, request: Request, lang: str) -> Response:
         code = await _store(service, result, check.token_id, admission.flood)
     except StoreUnavailable as error:
         return _not_saved(service, request, lang, values, error)
+    if code is None:
+        return _received_before(service, request, lang, result.danger_now)
     return _receipt(service, request, lang, code, result.danger_now)
+
+
+def _received_before(service: Service, request: Request, lang: str, danger_now: bool) -> Response:
+    """409: this form was used for a report before, and its code is not shown again."""
+    return service.pages.render(request, "received_before.html", lang, 409, danger_now=danger_now)
 
 
 async def report_endpoint(request: Request) -> Response:

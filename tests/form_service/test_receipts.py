@@ -4,21 +4,26 @@ and for a double submit sealed under the form token's id, of which only a hash i
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from form_service.receipts import (
     CODE_BYTES,
     CROCKFORD,
+    RESHOW_MINUTES,
+    content_digest,
     new_receipt_code,
     new_report_ref,
     normalize_code,
     open_code,
     receipt_hash,
     seal_code,
+    sealed_receipt,
     token_hash,
 )
 
+NOW = datetime(2026, 3, 4, 5, 6, tzinfo=UTC)
 TOKEN_ID = "0123456789abcdef0123456789abcdef"
 
 
@@ -85,9 +90,10 @@ def test_codes_made_before_random_codes_keep_their_hash() -> None:
 
 def test_the_sealed_code_opens_only_with_its_form_token() -> None:
     code = new_receipt_code()
-    sealed = seal_code(TOKEN_ID, code, "R-AAAAAAAA")
-    assert code.encode() not in sealed
-    assert open_code(TOKEN_ID, sealed, "R-AAAAAAAA") == code
+    receipt = sealed_receipt(code, {"description": "canary-5e1"}, NOW)
+    sealed = seal_code(TOKEN_ID, "R-AAAAAAAA", receipt)
+    assert code.encode() not in sealed and b"canary" not in sealed
+    assert open_code(TOKEN_ID, sealed, "R-AAAAAAAA") == receipt
     assert open_code("f" * 32, sealed, "R-AAAAAAAA") is None
     # Bound to its report: moved to another row it opens nothing.
     assert open_code(TOKEN_ID, sealed, "R-BBBBBBBB") is None
@@ -111,3 +117,11 @@ def test_report_reference_is_its_five_bytes_in_crockford_base32() -> None:
     assert new_report_ref(bytes.fromhex("00ff10a5c3")) == "R-03ZH19E3"
     assert new_report_ref(b"\xff" * 5) == "R-ZZZZZZZZ"
     assert new_report_ref(b"\0" * 5 + b"rest") == "R-00000000"
+
+
+def test_the_code_is_shown_again_only_for_the_same_content_within_ten_minutes() -> None:
+    receipt = sealed_receipt("CODE", {"description": "a", "people": ""}, NOW)
+    same = content_digest({"people": "", "description": "a"})  # key order does not matter
+    assert receipt.shows_again(same, NOW + timedelta(minutes=RESHOW_MINUTES))
+    assert not receipt.shows_again(same, NOW + timedelta(minutes=RESHOW_MINUTES + 1))
+    assert not receipt.shows_again(content_digest({"description": "b", "people": ""}), NOW)

@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
+from form_service import report_views
+from form_service.receipts import RESHOW_MINUTES
 from form_service.settings import Settings
 from outreach.profile import Concern, Setting
 from outreach.routing import RoutingFacts, route_report
@@ -64,11 +68,46 @@ def test_double_submit_creates_one_report_and_shows_the_same_receipt(
     data = {"token": token, **VALID_FORM}
     first = client.post("/report", data=data)
     second = client.post("/report", data=data)
-    changed = client.post("/report", data={**data, "description": "edited after going back"})
-    assert first.status_code == second.status_code == changed.status_code == 200
-    assert code_of(first.text) == code_of(second.text) == code_of(changed.text)
+    assert first.status_code == second.status_code == 200
+    assert code_of(first.text) == code_of(second.text)
     assert rows(settings, "SELECT count(*) FROM reports") == [(1,)]
     assert rows(settings, "SELECT count(*) FROM outbox") == [(3,)]
+
+
+def _already_sent(answer: Any, code: str) -> None:
+    assert answer.status_code == 409
+    assert "This report was already sent" in answer.text
+    assert code not in answer.text and 'id="receipt-code"' not in answer.text
+
+
+def test_a_used_form_with_other_content_does_not_show_the_code(
+    client: TestClient, settings: Settings
+) -> None:
+    token = token_of(client.get("/report").text)
+    data = {"token": token, **VALID_FORM}
+    code = code_of(client.post("/report", data=data).text)
+    _already_sent(client.post("/report", data={**data, "description": "edited, sent again"}), code)
+    assert rows(settings, "SELECT count(*) FROM reports") == [(1,)]
+
+
+def test_a_used_form_later_than_ten_minutes_does_not_show_the_code(
+    client: TestClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = token_of(client.get("/report").text)
+    data = {"token": token, **VALID_FORM}
+    code = code_of(client.post("/report", data=data).text)
+
+    class Later(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return datetime.now(tz) + timedelta(minutes=RESHOW_MINUTES + 1)
+
+    monkeypatch.setattr(report_views, "datetime", Later)
+    _already_sent(client.post("/report", data=data), code)
+    spanish = client.post("/es/report", data=data)
+    assert spanish.status_code == 409 and "Este reporte ya se envió" in spanish.text
+    assert code not in spanish.text
+    assert rows(settings, "SELECT count(*) FROM reports") == [(1,)]
 
 
 def test_same_receipt_after_the_secret_rotates(make_settings: Callable[..., Settings]) -> None:
