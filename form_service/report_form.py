@@ -29,6 +29,18 @@ TEXT_FIELDS = (
     "contact_email",
 )
 MULTILINE_FIELDS = frozenset({"description", "people"})
+
+ENCODED_BYTES_PER_CHARACTER = 12
+"""The most a typed character can take in a form body: four bytes of UTF-8 (an emoji, a
+rare CJK character), each percent-encoded as three."""
+
+
+def largest_form_bytes() -> int:
+    """The body of a form with every text field at its character limit, in any script, with
+    room for the other fields: limits are counted in characters, so no such form is
+    refused for its size in bytes."""
+    characters = MAX_DESCRIPTION + MAX_TEXT * (len(TEXT_FIELDS) - 1)
+    return characters * ENCODED_BYTES_PER_CHARACTER + 8 * 1024
 CHOICE_FIELDS = ("area", "setting", "concern", "danger_now", "consent")
 FORM_FIELDS = ("token", *TEXT_FIELDS, *CHOICE_FIELDS)
 # The order errors are listed in the summary: the order of the fields on the page.

@@ -19,6 +19,7 @@ from typing import Any
 
 import click
 
+from form_service.report_form import largest_form_bytes
 from outreach.loader import LoadedProfile, ProfileError, load_profile
 
 SECRET_FILE = "secret_key"  # noqa: S105 (a file name, not a secret)
@@ -200,8 +201,12 @@ SETTINGS: tuple[Setting, ...] = (
         "OUTREACH_MAX_BODY_BYTES",
         "max_body_bytes",
         _number(int),
-        "65536",
-        "A request body larger than this is refused with 413 before it is read.",
+        str(2 * largest_form_bytes()),
+        "A request body larger than this is refused with 413 before it is read. The default "
+        "is twice the largest report a person can type (every field at its character limit, "
+        "in any script), so a report too long for its fields is still read and answered "
+        "with what to shorten, its text kept; a lower value refuses long reports in "
+        "non-Latin scripts unread.",
     ),
     Setting(
         "OUTREACH_MAX_FIELDS",

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.testclient import TestClient
 
 from form_service.form_input import FORM_TYPE, BodyTooLarge, read_body
+from form_service.report_form import MAX_DESCRIPTION, MAX_TEXT, TEXT_FIELDS
 from form_service.settings import Settings
 from form_service.tokens import FormTokens
 
@@ -61,13 +62,46 @@ def test_too_long_but_under_the_body_limit_is_kept_whole(client: TestClient) -> 
     assert "13,200 characters long" in page.text
 
 
-def test_200_kb_in_one_field(client: TestClient, settings: Settings) -> None:
-    page = client.post(
-        "/es/report", data={**fresh(client, "/es/report"), "description": "a" * 200_000}
-    )
+def test_200_kb_in_one_field_says_what_to_shorten_and_keeps_the_text(
+    client: TestClient, settings: Settings
+) -> None:
+    text = "a" * 199_999 + "z"
+    page = client.post("/es/report", data={**fresh(client, "/es/report"), "description": text})
+    assert page.status_code == 422
+    assert "Este texto tiene 200.000 caracteres. Acórtelo a 10.000 o menos" in page.text
+    assert text + "</textarea>" in page.text
+    assert stored(settings) == 0
+
+
+def test_a_body_larger_than_any_form_a_person_types_is_refused_unread(
+    client: TestClient, settings: Settings
+) -> None:
+    huge = "a" * (settings.max_body_bytes + 1)
+    page = client.post("/es/report", data={**fresh(client, "/es/report"), "description": huge})
     assert page.status_code == 413
     assert "Su reporte es demasiado largo para enviarlo" in page.text
     assert stored(settings) == 0
+
+
+@pytest.mark.parametrize("character", ["界", "ع", "😟"], ids=["cjk", "arabic", "emoji"])
+def test_every_field_at_its_character_limit_in_any_script_is_accepted(
+    client: TestClient, settings: Settings, character: str
+) -> None:
+    full = {
+        name: character * (MAX_DESCRIPTION if name == "description" else MAX_TEXT)
+        for name in TEXT_FIELDS
+        if name != "contact_email"
+    }
+    form = {**fresh(client), **full, "consent": "yes"}
+    assert len(urlencode(form).encode()) > 64 * 1024  # more than the old limit in bytes
+    page = client.post("/report", data=form)
+    assert page.status_code == 200, page.text[:2000]
+    assert stored(settings) == 1
+    # One more character in the description: refused by characters, the text kept.
+    form = {**fresh(client), **full, "description": character * (MAX_DESCRIPTION + 1)}
+    page = client.post("/report", data=form)
+    assert page.status_code == 422 and "10,001 characters long" in page.text
+    assert character * (MAX_DESCRIPTION + 1) + "</textarea>" in page.text
 
 
 class Counted:

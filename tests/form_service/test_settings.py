@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from form_service.report_form import largest_form_bytes
 from form_service.settings import SETTINGS, Settings, SettingsError
 from outreach.loader import LoadedProfile
 
@@ -28,7 +29,7 @@ def test_defaults(demo: LoadedProfile, tmp_path: Path) -> None:
     assert settings.min_fill_seconds == 3
     assert settings.max_token_age_seconds == 4 * 3600
     assert settings.trusted_proxies == ()
-    assert settings.max_body_bytes == 64 * 1024
+    assert settings.max_body_bytes == 2 * largest_form_bytes() == 544_384
     assert "prevent.harbor-county.example.org" in settings.allowed_hosts
 
 
