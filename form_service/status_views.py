@@ -35,11 +35,6 @@ _MAX_CODE_CHARS = 200
 _FIELDS = ("code", "token", "message", "action")
 MESSAGES_PER_HOUR = 20
 """A tipster's messages to one report within an hour: plenty to answer, too few to flood."""
-BODY_FACTOR = 4
-"""A message may be as long as a report's description, and every non-Latin character
-arrives as up to nine bytes once form-encoded: the conversation reads bodies up to this
-many times the service's body limit, so that an overlong message is answered with its text
-kept rather than refused unread."""
 
 
 def _status_text(status: ReportStatus, lang: str) -> tuple[str, str]:
@@ -301,7 +296,7 @@ async def status_endpoint(request: Request) -> Response:
     if request.method != "POST":
         return _code_page(service, request, lang, 200, "", "")
     try:
-        form = await read_form(request, service.settings.max_body_bytes * BODY_FACTOR, _FIELDS)
+        form = await read_form(request, service.settings.max_body_bytes, _FIELDS)
     except BodyTooLarge:
         return error_page(service.pages, request, lang, 413)
     except NotAForm:

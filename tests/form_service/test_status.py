@@ -11,7 +11,6 @@ import pytest
 from starlette.testclient import TestClient
 
 from form_service.settings import Settings
-from form_service.status_views import BODY_FACTOR
 from form_service.storage import conversation as threads
 
 from .conftest import code_of, start_client, submit
@@ -183,9 +182,9 @@ def test_failures_slow_the_next_lookup(make_settings: Callable[..., Settings]) -
 def test_the_status_form_reads_a_message_as_long_as_a_report_and_no_more(
     client: TestClient,
 ) -> None:
-    """A message may be as long as a report's description in any script (the service's body
-    limit times BODY_FACTOR, form-encoded); a longer body is refused unread."""
-    limit = client.app_state["service"].settings.max_body_bytes * BODY_FACTOR
+    """A message may be as long as a report's description in any script (within the
+    service's body limit, form-encoded); a longer body is refused unread."""
+    limit = client.app_state["service"].settings.max_body_bytes
     form = {"content-type": "application/x-www-form-urlencoded"}
     assert client.post("/status", content=b"x" * (limit - 10), headers=form).status_code == 404
     assert client.post("/status", content=b"x" * (limit + 1), headers=form).status_code == 413
