@@ -41,6 +41,8 @@ def largest_form_bytes() -> int:
     refused for its size in bytes."""
     characters = MAX_DESCRIPTION + MAX_TEXT * (len(TEXT_FIELDS) - 1)
     return characters * ENCODED_BYTES_PER_CHARACTER + 8 * 1024
+
+
 CHOICE_FIELDS = ("area", "setting", "concern", "danger_now", "consent")
 FORM_FIELDS = ("token", *TEXT_FIELDS, *CHOICE_FIELDS)
 # The order errors are listed in the summary: the order of the fields on the page.
