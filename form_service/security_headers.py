@@ -28,6 +28,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import material
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -267,6 +268,9 @@ class SecurityHeaders:
             )
         https = settings.profile.profile.agency.site_url.scheme == "https"
         self.policy = HeaderPolicy.build(https, scripts.hashes)
+        # Tor Browser offers the onion service's page in place of this one.
+        onion = settings.profile.profile.agency.onion_url
+        self.onion = onion.rstrip("/") if onion else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -277,6 +281,9 @@ class SecurityHeaders:
         if root and path.startswith(root):
             path = path[len(root) :] or "/"
         added = self.policy.for_path(path)
+        if self.onion is not None:
+            location = self.onion + quote(path, safe="/%:@!$&'()*+,;=-._~")
+            added = (*added, (b"onion-location", location.encode("ascii")))
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

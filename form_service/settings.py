@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 
@@ -399,9 +400,11 @@ def sqlite_url(path: Path) -> str:
 
 
 def default_hosts(profile: LoadedProfile) -> tuple[str, ...]:
-    site_host = profile.profile.agency.site_url.host or ""
+    agency = profile.profile.agency
+    site_host = agency.site_url.host or ""
+    onion = (urlsplit(agency.onion_url).hostname or "",) if agency.onion_url else ()
     # Starlette compares the Host header without its port, and an IPv6 host keeps brackets.
-    return (site_host, *profile.profile.agency.hosts, "localhost", "127.0.0.1", "[::1]")
+    return (site_host, *agency.hosts, *onion, "localhost", "127.0.0.1", "[::1]")
 
 
 def dev_secret(data_dir: Path) -> str:

@@ -11,6 +11,7 @@ import re
 from enum import StrEnum
 from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -141,6 +142,21 @@ class Liaison(_Strict):
     email: Email
 
 
+_ONION_HOST = re.compile(r"[a-z2-7]{56}\.onion")
+
+
+def _onion_url(value: str) -> str:
+    url = urlsplit(value.strip())
+    if url.scheme not in {"http", "https"} or not _ONION_HOST.fullmatch(url.hostname or ""):
+        raise ValueError("must be an onion service address like http://<56 letters>.onion/")
+    if url.path not in {"", "/"} or url.query or url.fragment or url.port or url.username:
+        raise ValueError("must be the onion service's root address, with no path")
+    return f"{url.scheme}://{url.hostname}/"
+
+
+OnionUrl = Annotated[str, AfterValidator(_onion_url)]
+
+
 class Agency(_Strict):
     name: LocalizedText
     short_name: str
@@ -156,6 +172,9 @@ class Agency(_Strict):
     liaison: Liaison
     hosts: list[str] = Field(default_factory=list)
     """Extra host names the report service answers to (the site_url host is always one)."""
+    onion_url: OnionUrl | None = None
+    """The site's address as a Tor onion service (http://<56 letters>.onion/), if the agency
+    publishes one: the privacy page names it and the service announces it to Tor Browser."""
     response_days: int = Field(default=2, ge=1, le=30)
     """Days within which the team reads a new report and writes any question it has: the
     receipt and status pages tell the person who reported to check back after this long."""

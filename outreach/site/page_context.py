@@ -79,6 +79,7 @@ def page_context(profile: Profile, lang: str, links: SiteLinks) -> dict[str, Any
             "short_name": agency.short_name,
             "jurisdiction": text(agency.jurisdiction),
             "site_url": str(agency.site_url),
+            "onion_url": agency.onion_url or "",
             "phone": agency.phone,
             "email": agency.email,
             "address": text(agency.address),

@@ -413,3 +413,17 @@ def test_material_works_under_the_csp_in_chromium(demo_site: Path, tmp_path: Pat
     assert seen["searched"], "Material's search worker did not answer"
     assert seen["violations"] == []
     assert seen["foreign"] == []
+
+
+def test_an_onion_service_is_announced_and_answered_when_the_profile_has_one(
+    make_settings: Callable[..., Settings], keyed_demo: LoadedProfile
+) -> None:
+    host = "b3" * 28 + ".onion"
+    with start_client(make_settings()) as plain:
+        assert "onion-location" not in plain.get("/report").headers
+    onion = with_agency(keyed_demo, onion_url=f"http://{host}/")
+    with start_client(make_settings(profile=onion)) as client:
+        assert client.get("/es/report").headers["onion-location"] == f"http://{host}/es/report"
+        assert client.get("/").headers["onion-location"] == f"http://{host}/"
+        # Tor hands visitors over with the onion host name: the service answers to it.
+        assert client.get("/report", headers={"host": host}).status_code == 200

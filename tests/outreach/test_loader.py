@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from outreach.loader import ProfileError, load_profile
+from outreach.profile import _onion_url
 from tests.conftest import edit_yaml
 
 
@@ -201,3 +202,21 @@ def test_missing_profile(tmp_path: Path) -> None:
 
 def test_profile_file_path_is_accepted(demo_copy: Path) -> None:
     assert load_profile(demo_copy / "agency.yml").agency_id == "demo"
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "https://example.org/",
+        "http://short.onion/",
+        "http://" + "a" * 56 + ".onion/report",
+        "ftp://" + "a" * 56 + ".onion/",
+    ],
+)
+def test_an_onion_address_must_be_an_onion_services_root(address: str) -> None:
+    with pytest.raises(ValueError, match="onion"):
+        _onion_url(address)
+
+
+def test_an_onion_address_is_kept_as_its_root() -> None:
+    assert _onion_url("http://" + "a" * 56 + ".onion") == "http://" + "a" * 56 + ".onion/"

@@ -344,3 +344,21 @@ def test_old_browsers_get_the_resize_polyfill_from_this_site(demo_site: Path, pr
     assert f'"/{prefix}assets/javascripts/resize-observer.js"' in code
     assert "unpkg" not in code
     assert (scripts / "resize-observer.js").is_file()
+
+
+ONION = "http://" + "a2" * 28 + ".onion/"
+
+
+def test_the_privacy_page_names_the_onion_service_only_when_there_is_one(
+    bilingual: Path, demo_site: Path, tmp_path: Path
+) -> None:
+    from tests.conftest import edit_yaml
+
+    def with_onion(data: dict[str, Any]) -> None:
+        data["agency"]["onion_url"] = ONION
+
+    assert ".onion" not in html(demo_site, "privacy/")
+    edit_yaml(bilingual / "agency.yml", with_onion)
+    site = build(bilingual, tmp_path / "out")
+    assert "Tor Browser" in html(site, "privacy/") and ONION in html(site, "privacy/")
+    assert "navegador Tor" in html(site, "es/privacy/") and ONION in html(site, "es/privacy/")
