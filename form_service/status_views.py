@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import anyio
+from babel.numbers import format_decimal
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -83,8 +84,12 @@ async def _find(tx: Tx, service: Service, typed: str) -> tuple[threads.Thread, I
         # Stored before conversations existed: its thread key is made now, from the code.
         made = conversation.new_thread(code, found.report_ref)
         await threads.set_thread(tx, found.report_id, made.recipient, made.sealed)
-        identity = conversation.open_thread(code, made.sealed, found.report_ref)
-        found = await threads.by_id(tx, found.report_id) or found
+        # The key stored is opened, not the one made: a look-up of the same code at the
+        # same moment may have stored its own first (then set_thread changed nothing).
+        found = await threads.by_id(tx, found.report_id)
+        if found is None:  # purged meanwhile
+            return None
+        identity = conversation.open_thread(code, found.sealed, found.report_ref)
     if identity is None:  # a thread sealed under another code: never for a code that matched
         return None
     return found, identity
@@ -195,19 +200,23 @@ async def _write(
     opened = service.threads.take(token)
     if opened is None:
         return _expired(service, request, lang, text)
-    problem = ""
+    problem, status_code = "", 422
     if send and not text.strip():
         problem = _("Write a message before you send it.")
     elif send and len(text) > conversation.MESSAGE_MAX_CHARS:
         problem = _(
             "Your message is %(length)s characters long. Please shorten it to "
             "%(limit)s characters or fewer, or send it in parts."
-        ) % {"length": f"{len(text):,}", "limit": f"{conversation.MESSAGE_MAX_CHARS:,}"}
+        ) % {
+            "length": format_decimal(len(text), locale=lang.replace("-", "_")),
+            "limit": format_decimal(conversation.MESSAGE_MAX_CHARS, locale=lang.replace("-", "_")),
+        }
     try:
         async with service.store.transaction() as tx:
             thread = await threads.by_id(tx, opened.report_id)
             if thread is not None and send and not problem:
                 problem = await _store_message(service, tx, thread, text, lang)
+                status_code = 429 if problem else status_code
             found = await threads.messages(tx, opened.report_id) if thread else []
     except StoreUnavailable:
         log_event("thread_not_saved", status=503)
@@ -233,17 +242,29 @@ async def _write(
         )
     if problem:
         return _page(
-            service, request, lang, 422, thread, opened.identity, found, message=text, error=problem
+            service,
+            request,
+            lang,
+            status_code,
+            thread,
+            opened.identity,
+            found,
+            message=text,
+            error=problem,
         )
     if send:
         log_event("thread_message", sender=threads.TIPSTER)
-    return _page(service, request, lang, 200, thread, opened.identity, found, sent=send)
+    # Looking for new messages keeps what the tipster has typed but not yet sent.
+    draft = "" if send else text
+    return _page(
+        service, request, lang, 200, thread, opened.identity, found, message=draft, sent=send
+    )
 
 
 async def _store_message(
     service: Service, tx: Tx, thread: threads.Thread, text: str, lang: str
 ) -> str:
-    """Seal and store the tipster's message; a problem to show instead, or ""."""
+    """Seal and store the tipster's message; the hourly limit's message instead, or ""."""
     _ = translations(lang).gettext
     now = datetime.now(UTC)
     if await threads.recent_from_tipster(tx, thread.report_id, now) >= MESSAGES_PER_HOUR:
