@@ -180,7 +180,9 @@ def tipster_desk(database: Database, make_settings: Callable[..., Settings]) -> 
 def tipster_messages(page: str) -> list[tuple[bool, str]]:
     """The status page's messages: (from the team, text as shown)."""
     found = re.findall(
-        r'<article class="message( from-team)?">.*?<p class="user-text">(.*?)</p>', page, re.S
+        r'<article class="message( from-team)?">.*?<p class="user-text" dir="auto">(.*?)</p>',
+        page,
+        re.S,
     )
     return [(bool(team), html.unescape(text)) for team, text in found]
 
@@ -188,7 +190,7 @@ def tipster_messages(page: str) -> list[tuple[bool, str]]:
 def staff_messages(page: str) -> list[tuple[bool, str]]:
     """A case page's conversation: (from the tipster, the markup of the text)."""
     found = re.findall(
-        r'<article class="note message( from-tipster)?">.*?<p class="user-text">(.*?)</p>',
+        r'<article class="note message( from-tipster)?">.*?<p class="user-text"[^>]*>(.*?)</p>',
         page,
         re.S,
     )
@@ -197,7 +199,9 @@ def staff_messages(page: str) -> list[tuple[bool, str]]:
 
 def kept(page: str) -> str:
     """The message kept, unsent, in the read-only box of an expired page."""
-    match = re.search(r'<textarea id="f-kept" rows="6" readonly>(.*?)</textarea>', page, re.S)
+    match = re.search(
+        r'<textarea id="f-kept" rows="6" dir="auto" readonly>(.*?)</textarea>', page, re.S
+    )
     assert match, "the page keeps no message"
     return html.unescape(match.group(1))
 
@@ -863,3 +867,63 @@ def test_two_first_look_ups_at_once_open_the_one_thread_that_was_stored(
     sent = desk.send(page, "can I read my own message?")
     assert sent.status_code == 200
     assert tipster_messages(sent.text) == [(False, "can I read my own message?")]
+
+
+# --- after closing; when to check back; right to left ----------------------------------
+
+
+def test_the_tipster_may_write_after_the_report_is_closed(desk: Desk) -> None:
+    ref, code = desk.file()
+    case = desk.intake.get(f"/staff/reports/{ref}")
+    closed = desk.intake.post(
+        f"/staff/reports/{ref}",
+        data={"csrf": csrf_of(case.text), "action": "close", "outcome": "no_concern"},
+        follow_redirects=False,
+    )
+    assert closed.status_code == 303
+    page = desk.look_up(code)
+    assert "Closed" in page.text
+    answer = desk.send(page, ANSWER)
+    assert answer.status_code == 200 and desk.messages() == 1
+    assert desk.flags(ref) == (0, 1)  # flagged for the team, closed or not
+
+
+@pytest.mark.parametrize(("days", "said"), [(1, "after 1 day,"), (5, "after 5 days,")])
+def test_the_receipt_and_status_pages_say_when_to_check_back_from_the_profile(
+    make_settings: Callable[..., Settings], keyed_demo: LoadedProfile, days: int, said: str
+) -> None:
+    agency = keyed_demo.profile.agency.model_copy(update={"response_days": days})
+    profile = keyed_demo.profile.model_copy(update={"agency": agency})
+    loaded = LoadedProfile(profile=profile, folder=keyed_demo.folder, path=keyed_demo.path)
+    with start_client(make_settings(profile=loaded)) as client:
+        receipt = client.post(
+            "/report", data={"token": token_of(client.get("/report").text), **VALID_FORM}
+        )
+        status = client.post("/status", data={"code": code_of(receipt.text)})
+        spanish = client.post("/es/status", data={"code": code_of(receipt.text)})
+    for page in (receipt.text, status.text):
+        text = re.sub(r"\s+", " ", page)
+        assert "check back " + said in text
+        assert "Nobody can tell you when the team writes" in text
+    plural = "día," if days == 1 else "días,"
+    assert f"vuelva después de {days} {plural}" in re.sub(r"\s+", " ", spanish.text)
+
+
+def test_the_conversation_reads_right_to_left_with_each_message_in_its_own_direction(
+    make_settings: Callable[..., Settings], keyed_demo: LoadedProfile
+) -> None:
+    profile = keyed_demo.profile.model_copy(update={"languages": ["en", "ar"]})
+    loaded = LoadedProfile(profile=profile, folder=keyed_demo.folder, path=keyed_demo.path)
+    with start_client(make_settings(profile=loaded)) as client:
+        receipt = client.post(
+            "/ar/report", data={"token": token_of(client.get("/ar/report").text), **VALID_FORM}
+        )
+        page = client.post("/ar/status", data={"code": code_of(receipt.text)})
+        arabic = "رأيته عند الحافلة رقم 12"
+        sent = client.post(
+            "/ar/status", data={"token": token_of(page.text), "message": arabic, "action": "send"}
+        )
+    assert sent.status_code == 200
+    assert '<html lang="ar" dir="rtl">' in sent.text
+    assert f'<p class="user-text" dir="auto">{arabic}</p>' in sent.text
+    assert re.search(r'<textarea id="f-message"[^>]* dir="auto"', sent.text)
