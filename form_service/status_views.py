@@ -133,8 +133,15 @@ def _page(
 
 
 def _code_page(
-    service: Service, request: Request, lang: str, status_code: int, code: str, error: str
+    service: Service,
+    request: Request,
+    lang: str,
+    status_code: int,
+    code: str,
+    error: str,
+    kept_message: str = "",
 ) -> Response:
+    """The page that asks for a code: with what was wrong, and a message kept unsent."""
     return service.pages.render(
         request,
         "status.html",
@@ -145,6 +152,7 @@ def _code_page(
         error=error,
         result=None,
         thread=None,
+        kept_message=kept_message,
     )
 
 
@@ -179,18 +187,7 @@ def _expired(service: Service, request: Request, lang: str, message: str) -> Res
         "again. Your message was not sent yet: it is kept below, copy it before you go on."
     )
     log_event("thread_expired", status=410)
-    return service.pages.render(
-        request,
-        "status.html",
-        lang,
-        410,
-        page="status",
-        code="",
-        error=error,
-        result=None,
-        thread=None,
-        kept_message=message,
-    )
+    return _code_page(service, request, lang, 410, "", error, message)
 
 
 async def _write(
@@ -224,22 +221,12 @@ async def _write(
         return _unavailable(service, request, lang, opened, text)
     if thread is None:
         log_event("thread_gone", status=410)
-        return service.pages.render(
-            request,
-            "status.html",
-            lang,
-            410,
-            page="status",
-            code="",
-            error=_(
-                "This report was deleted at the end of the time we keep reports, so no more "
-                "messages can be added to it. If you still have a concern, please send a "
-                "new report."
-            ),
-            result=None,
-            thread=None,
-            kept_message=text,
+        error = _(
+            "This report was deleted at the end of the time we keep reports, so no more "
+            "messages can be added to it. If you still have a concern, please send a "
+            "new report."
         )
+        return _code_page(service, request, lang, 410, "", error, text)
     if problem:
         return _page(
             service,
