@@ -1,13 +1,14 @@
 """The delivery worker: outbox rows to partners, at least once, with one key per delivery.
 
 It waits on the wake-up event or a short timer (for retries and for rows a crashed worker
-left), claims due rows under a short lease, and sends up to ``concurrency`` at once. While
-it holds a row (a send in flight, however slow, or a row waiting for a digest) it renews the
-row's lease every few seconds, so no other worker takes it; a worker that dies stops
-renewing, and its rows are claimed again within one lease. The event is
-set when a report commits: by the request handler of the same process, and for every
-worker process by the store (``Store.listen_for_reports``: NOTIFY on PostgreSQL, named
-pipes on SQLite).
+left), claims due rows under a short lease, and sends up to ``concurrency`` at once. The
+event is set when a report commits: by the request handler of the same process, and for
+every worker process by the store (``Store.listen_for_reports``: NOTIFY on PostgreSQL,
+named pipes on SQLite).
+
+While the worker holds a row (a send in flight, however slow, or a row waiting for a
+digest) it renews the row's lease every few seconds, so no other worker takes it; a worker
+that dies stops renewing, and its rows are claimed again within one lease.
 
 A row is marked delivered only after its channel accepted it; a crash before that leaves
 the row to be claimed again when its lease runs out (seconds later), and the receiver drops
@@ -61,19 +62,18 @@ class WorkerOptions:
     purge_every_seconds: float = 24 * 3600.0
     checkpoint_every_seconds: float = 1.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-
-    @property
-    def renew_seconds(self) -> float:
-        """How often the leases of held rows are renewed: two renewals may fail (a busy
-        database) before a lease runs out."""
-        return self.lease_seconds / 3
-
     digest_seconds: float = 300.0
     """How long a partner's flood-flagged deliveries are gathered into one digest; 0: never."""
     escalation_seconds: float = 30.0
     """How often unacknowledged danger-now reports are checked (staff/escalation.py)."""
     notices_seconds: float = 30.0
     """How often staff notices are sent (staff/notices.py)."""
+
+    @property
+    def renew_seconds(self) -> float:
+        """How often the leases of held rows are renewed: two renewals may fail (a busy
+        database) before a lease runs out."""
+        return self.lease_seconds / 3
 
 
 class DeliveryWorker:
@@ -238,14 +238,15 @@ class DeliveryWorker:
         meanwhile (this one stalled past its lease) is let go: its digest no longer waits."""
         while True:
             await asyncio.sleep(self.options.renew_seconds)
-            held = list(self._held.values())
+            held = dict(self._held)
+            lease = self.options.lease_seconds
             try:
-                kept = await self.store.renew_leases(held, self.clock(), self.options.lease_seconds)
+                kept = await self.store.renew_leases([*held.values()], self.clock(), lease)
             except Exception as error:  # the database is away: the next renewal may get through
                 log_event("lease_not_renewed", logging.WARNING, error=type(error).__name__)
                 continue
             # Rows recorded meanwhile were not renewed, and are no longer held anyway.
-            lost = ({row.delivery_id for row in held} - kept) & self._held.keys()
+            lost = {i for i, row in held.items() if i not in kept and self._held.get(i) is row}
             if lost:
                 log_event("leases_lost", logging.WARNING, rows=len(lost))
                 self.digests.let_go(lost)

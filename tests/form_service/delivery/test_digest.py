@@ -230,6 +230,38 @@ def test_unflagged_reports_do_not_wait_for_the_window(
     assert undelivered(database) == 0
 
 
+def test_rows_another_worker_took_over_leave_the_digest(
+    demo: LoadedProfile, data_dir: Path, database: Database
+) -> None:
+    """A worker that stalled past its rows' lease (renewals lost) finds them taken by another
+    worker at its next renewal, and no longer holds them for its digest."""
+    options = replace(FAST, digest_seconds=60, lease_seconds=0.3)
+
+    async def scenario() -> None:
+        store = await open_store(database)
+        for n in range(3):
+            filed = report(description=f"Report {n}.", danger_now=False)
+            await submit_flagged(store, demo.profile, filed)
+        stalled = make_worker(store, demo.profile, data_dir, options=options)
+        await stalled._drain()
+        assert stalled.digests.holding
+        later = datetime.now(UTC) + timedelta(seconds=60)
+        taken = await store.claim_due_deliveries(later, 100, 30)
+        assert {row.delivery_id for row in taken} == set(stalled._held)
+        renewing = asyncio.create_task(stalled._keep_leases())
+        try:
+            async with asyncio.timeout(10):
+                while stalled.digests.holding:
+                    await asyncio.sleep(0.02)
+        finally:
+            renewing.cancel()
+            await asyncio.gather(renewing, return_exceptions=True)
+        assert not stalled._held
+        await store.close()
+
+    asyncio.run(scenario())
+
+
 @pytest.mark.smtp
 def test_a_failed_or_abandoned_digest_loses_no_report(
     demo: LoadedProfile,
