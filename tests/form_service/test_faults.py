@@ -423,8 +423,8 @@ def test_worker_killed_mid_send_every_delivery_arrives(
     expected = {row[0] for row in deployment.database.rows("SELECT id FROM outbox")}
     assert len(expected) >= 30
     http_receiver.delay = 0.15
-    # A lease well above one attempt's time even on a busy machine, so that only the killed
-    # worker's rows are sent twice.
+    # A short lease: the live workers renew theirs while they send, so only the killed
+    # worker's rows are sent twice, and they are taken over within seconds.
     args = ("--concurrency", "3", "--lease-seconds", "5", "--poll-seconds", "0.2")
     doomed = deployment.worker(*args, HOOK_SECRET="s3cret")
     deployment.worker(*args, HOOK_SECRET="s3cret")
