@@ -223,9 +223,10 @@ def _service_settings(profile_path: str | None) -> Settings:
 @click.option(
     "--lease-seconds",
     type=click.FloatRange(min=1),
-    default=120.0,
+    default=WorkerOptions.lease_seconds,
     show_default=True,
-    help="How long a crashed worker's rows wait before another worker sends them.",
+    help="How long a crashed worker's rows wait before another worker sends them"
+    " (a live worker renews its rows' leases, however long a send takes).",
 )
 @click.option(
     "--poll-seconds",

@@ -10,10 +10,10 @@ which opens the next window. A flagged report that finds no window open goes at 
 lone false alarm costs no delay). Reports that are not flagged, and reports saying someone
 may be in danger right now, never wait here: they go at once, flagged or not.
 
-A held row stays claimed in the database, untouched: only after the digest was accepted is
-each row marked delivered (its own audit record), and if the worker dies first, the rows'
-leases run out and another worker sends them. While a window is open the worker claims with
-a longer lease, and a digest goes out early rather than let a row's lease run out under it.
+A held row stays claimed in the database, its lease renewed by the worker like that of a
+send in flight: only after the digest was accepted is each row marked delivered (its own
+audit record), and if the worker dies first, the rows' leases run out within seconds and
+another worker sends them.
 """
 
 from __future__ import annotations
@@ -29,8 +29,7 @@ from outreach.profile import Profile
 @dataclass
 class _Window:
     closes: float
-    """When the digest goes out (monotonic seconds): the window's end, or earlier when a
-    held row's lease would otherwise run out first."""
+    """When the digest goes out (monotonic seconds): the window's end."""
     held: dict[str, OutgoingDelivery] = field(default_factory=dict)
 
 
@@ -49,12 +48,6 @@ class FloodDigests:
     def holding(self) -> bool:
         return bool(self._windows)
 
-    def window_open(self) -> bool:
-        """True while any partner's window runs: a flood is on, and flagged rows claimed now
-        may wait for a digest until that window closes."""
-        now = self._clock()
-        return self.holding or any(end > now for end in self._window_ends.values())
-
     def digestible(self, delivery: OutgoingDelivery, profile: Profile) -> bool:
         """True when *delivery* is to wait for its partner's digest."""
         payload = delivery.payload
@@ -67,9 +60,9 @@ class FloodDigests:
             return False  # sent on its own, where the attempt records the problem
         return partner.delivery.channel in DIGEST_CHANNELS
 
-    def hold(self, delivery: OutgoingDelivery, send_by: float) -> bool:
-        """Hold *delivery* for its partner's digest, which goes out no later than *send_by*;
-        False when the partner has no window open: then it goes now and opens one."""
+    def hold(self, delivery: OutgoingDelivery) -> bool:
+        """Hold *delivery* for its partner's digest; False when the partner has no window
+        open: then it goes now and opens one."""
         now = self._clock()
         partner_id = delivery.row.partner_id
         window = self._windows.get(partner_id)
@@ -79,9 +72,15 @@ class FloodDigests:
                 self._window_ends[partner_id] = now + self.window_seconds
                 return False
             window = self._windows[partner_id] = _Window(ends)
-        window.closes = min(window.closes, send_by)
         window.held[delivery.row.delivery_id] = delivery
         return True
+
+    def let_go(self, delivery_ids: set[str]) -> None:
+        """Hold these rows no longer: another worker took them over (their lease ran out)."""
+        for window in self._windows.values():
+            for delivery_id in delivery_ids & window.held.keys():
+                del window.held[delivery_id]
+        self._windows = {p: w for p, w in self._windows.items() if w.held}
 
     def due(self, *, flush: bool = False) -> list[list[OutgoingDelivery]]:
         """Take the digests whose time has come (all of them when *flush*), one per partner."""

@@ -1,14 +1,18 @@
 """The delivery worker: outbox rows to partners, at least once, with one key per delivery.
 
 It waits on the wake-up event or a short timer (for retries and for rows a crashed worker
-left), claims due rows under a lease, and sends up to ``concurrency`` at once. The event is
-set when a report commits: by the request handler of the same process, and for every
-worker process by the store (``Store.listen_for_reports``: NOTIFY on PostgreSQL, named
-pipes on SQLite).
+left), claims due rows under a short lease, and sends up to ``concurrency`` at once. The
+event is set when a report commits: by the request handler of the same process, and for
+every worker process by the store (``Store.listen_for_reports``: NOTIFY on PostgreSQL,
+named pipes on SQLite).
+
+While the worker holds a row (a send in flight, however slow, or a row waiting for a
+digest) it renews the row's lease every few seconds, so no other worker takes it; a worker
+that dies stops renewing, and its rows are claimed again within one lease.
 
 A row is marked delivered only after its channel accepted it; a crash before that leaves
-the row to be claimed again when its lease runs out, and the receiver drops the repeat by
-its Message-ID or webhook-id, which is the delivery id.
+the row to be claimed again when its lease runs out (seconds later), and the receiver drops
+the repeat by its Message-ID or webhook-id, which is the delivery id.
 
 Rows flagged as a possible flood wait for their partner's digest instead (digest.py).
 Beside it run the escalation of danger-now reports nobody acknowledges (staff/escalation.py)
@@ -43,16 +47,17 @@ from form_service.storage import ClaimedDelivery, Store, open_store
 if TYPE_CHECKING:
     from form_service.service import Service
 
-_SEND_MARGIN = 5.0
-"""Seconds kept free between a digest's last possible end and its rows' lease running out."""
+_RECORD_FOR_SECONDS = 120.0
+"""How long a delivered row's outcome is retried while the database is away (a restart)."""
 
 
 @dataclass(frozen=True)
 class WorkerOptions:
     concurrency: int = 16
-    lease_seconds: float = 120.0
-    """Longer than one attempt may take (2 x the channel timeout), so no live worker's row
-    is claimed twice; after a crash its rows wait this long before another worker sends."""
+    lease_seconds: float = 10.0
+    """How long a claim holds a row unless renewed: the worker renews the rows it holds every
+    third of it, so a live worker's row is not claimed twice however long its send takes,
+    and a dead worker's rows are claimed again by another within this time."""
     poll_seconds: float = 1.0
     purge_every_seconds: float = 24 * 3600.0
     checkpoint_every_seconds: float = 1.0
@@ -63,6 +68,12 @@ class WorkerOptions:
     """How often unacknowledged danger-now reports are checked (staff/escalation.py)."""
     notices_seconds: float = 30.0
     """How often staff notices are sent (staff/notices.py)."""
+
+    @property
+    def renew_seconds(self) -> float:
+        """How often the leases of held rows are renewed: two renewals may fail (a busy
+        database) before a lease runs out."""
+        return self.lease_seconds / 3
 
 
 class DeliveryWorker:
@@ -87,6 +98,8 @@ class DeliveryWorker:
         self.options = options or WorkerOptions()
         self.clock = clock or (lambda: datetime.now(UTC))
         self._failing: set[str] = set()
+        self._held: dict[str, ClaimedDelivery] = {}
+        """Rows claimed whose outcome is not recorded yet: their leases are kept."""
         self._wiped = False
         self._last_checkpoint = 0.0
         self._checkpointing: asyncio.Task[None] | None = None
@@ -107,6 +120,7 @@ class DeliveryWorker:
                 self.store, self.settings, self.clock, self.options.notices_seconds
             )
         )
+        leases = asyncio.create_task(self._keep_leases())
         try:
             await self._deliver_forever()
         finally:
@@ -117,9 +131,10 @@ class DeliveryWorker:
             # A stop (a restart, a deploy) sends what is held rather than leave it leased.
             with anyio.move_on_after(5, shield=True):
                 await asyncio.gather(*(self._send_digest(h) for h in self.digests.due(flush=True)))
+            leases.cancel()
             # Shielded: under the app's task group every await here would be cancelled again.
             with anyio.move_on_after(5, shield=True):
-                await asyncio.gather(listener, escalation, notices, return_exceptions=True)
+                await asyncio.gather(listener, escalation, notices, leases, return_exceptions=True)
                 await self.sessions.close()
                 if self._checkpointing is not None:
                     await asyncio.gather(self._checkpointing, return_exceptions=True)
@@ -151,9 +166,12 @@ class DeliveryWorker:
     async def drain(self) -> int:
         """Send every row that is due now (held digests too, whatever their window), then
         close the SMTP sessions it opened."""
+        leases = asyncio.create_task(self._keep_leases())
         try:
             return await self._drain(flush=True)
         finally:
+            leases.cancel()
+            await asyncio.gather(leases, return_exceptions=True)
             await self.sessions.close()
             await self._checkpoint(force=True)
 
@@ -168,13 +186,10 @@ class DeliveryWorker:
                 free = concurrency - len(inflight)
                 # Claim in groups, not one row per finished send: each claim is a write.
                 refill = free >= max(1, concurrency // 4) or not inflight
-                lease = self._lease()
-                # A held row's digest must be sent while the row's lease still holds.
-                send_by = time.monotonic() + lease - 2 * self.settings.timeout - _SEND_MARGIN
-                batch = await self._claim(free, lease) if refill else []
+                batch = await self._claim(free) if refill else []
                 # A claim that got fewer rows than it asked for has taken all that is due.
                 taken_all = refill and len(batch) < free
-                inflight |= self._start(batch, send_by, flush=flush and taken_all)
+                inflight |= self._start(batch, flush=flush and taken_all)
                 attempts += len(batch)
                 if not inflight:
                     if batch:
@@ -185,7 +200,7 @@ class DeliveryWorker:
         except Exception:
             # The database went away (a claim failed), not a shutdown: the attempts in flight
             # finish and record their outcome, retrying while it is away; cut short, their
-            # rows would wait out the whole lease before being sent again.
+            # rows would be sent again by the next claim after their lease.
             if inflight:
                 await asyncio.wait(inflight)
             raise
@@ -212,19 +227,33 @@ class DeliveryWorker:
                 raise error
         return inflight - done
 
-    def _lease(self) -> float:
-        # During a flood a row claimed now may wait for a digest: it stays leased until the
-        # window closes.
-        if self.digests.window_open():
-            return self.options.lease_seconds + self.options.digest_seconds
-        return self.options.lease_seconds
+    async def _claim(self, limit: int) -> list[ClaimedDelivery]:
+        lease = self.options.lease_seconds
+        batch = await self.store.claim_due_deliveries(self.clock(), limit, lease)
+        self._held |= {row.delivery_id: row for row in batch}
+        return batch
 
-    async def _claim(self, limit: int, lease: float) -> list[ClaimedDelivery]:
-        return await self.store.claim_due_deliveries(self.clock(), limit, lease)
+    async def _keep_leases(self) -> None:
+        """Renew the lease of every row held, until cancelled. A row another worker took
+        meanwhile (this one stalled past its lease) is let go: its digest no longer waits."""
+        while True:
+            await asyncio.sleep(self.options.renew_seconds)
+            held = dict(self._held)
+            lease = self.options.lease_seconds
+            try:
+                kept = await self.store.renew_leases([*held.values()], self.clock(), lease)
+            except Exception as error:  # the database is away: the next renewal may get through
+                log_event("lease_not_renewed", logging.WARNING, error=type(error).__name__)
+                continue
+            # Rows recorded meanwhile were not renewed, and are no longer held anyway.
+            lost = {i for i, row in held.items() if i not in kept and self._held.get(i) is row}
+            if lost:
+                log_event("leases_lost", logging.WARNING, rows=len(lost))
+                self.digests.let_go(lost)
+                for delivery_id in lost:
+                    self._held.pop(delivery_id, None)
 
-    def _start(
-        self, batch: list[ClaimedDelivery], send_by: float, *, flush: bool
-    ) -> set[asyncio.Task[None]]:
+    def _start(self, batch: list[ClaimedDelivery], *, flush: bool) -> set[asyncio.Task[None]]:
         """Attempts for the claimed rows, but flagged ones that wait for their partner's
         digest; and the digests now due. Each row's payload is parsed here, once."""
         sends: list[Coroutine[Any, Any, None]] = []
@@ -236,7 +265,7 @@ class DeliveryWorker:
                 sends.append(self._failed(row, failure.reason, urgent=True))
                 continue
             digestible = self.digests.digestible(delivery, self.settings.profile)
-            if not digestible or not self.digests.hold(delivery, send_by):
+            if not digestible or not self.digests.hold(delivery):
                 sends.append(self.attempt(delivery))
         sends += [self._send_digest(held) for held in self.digests.due(flush=flush)]
         return {asyncio.create_task(send) for send in sends}
@@ -272,7 +301,10 @@ class DeliveryWorker:
         await self._succeeded(row)
 
     async def _succeeded(self, row: ClaimedDelivery) -> None:
-        await self._record_delivered(row)
+        try:
+            await self._record_delivered(row)
+        finally:
+            self._held.pop(row.delivery_id, None)
         self._wiped = True
         self.delivered.add(messages=1)
         if row.partner_id in self._failing:
@@ -281,9 +313,9 @@ class DeliveryWorker:
 
     async def _record_delivered(self, row: ClaimedDelivery) -> None:
         """Mark the row delivered, retrying while the database is away (a restart): the
-        channel took the message, so sending it again after the lease would only be a
-        duplicate. Past the lease another worker may resend it anyway; then give up."""
-        give_up_at = time.monotonic() + self.options.lease_seconds
+        channel took the message, so sending it again would only be a duplicate. The row
+        stays held meanwhile, its lease renewed once the database is back."""
+        give_up_at = time.monotonic() + _RECORD_FOR_SECONDS
         delay = 0.1
         while True:
             try:
@@ -306,7 +338,10 @@ class DeliveryWorker:
         dead = policy.gives_up(row.attempts)
         delay = 0.0 if dead else policy.delay(row.attempts)
         next_at = self.clock() + timedelta(seconds=delay)
-        await self.store.mark_failed(row.delivery_id, reason, next_at, dead)
+        try:
+            await self.store.mark_failed(row.delivery_id, reason, next_at, dead)
+        finally:
+            self._held.pop(row.delivery_id, None)
         self._failing.add(row.partner_id)
         log_event(
             "delivery_dead" if dead else "delivery_failed",

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -33,9 +34,11 @@ from form_service.storage import notices as records
 from form_service.storage.staff import append_event
 from outreach.profile import DeliveryConfig, EmailDelivery, Profile, StaffNotices
 
-LEASE = timedelta(minutes=5)
-"""How long a pass holds the notices it claimed: far longer than a send may take (two
-channel timeouts), so a notice is sent twice only when its pass died while sending."""
+LEASE = timedelta(seconds=10)
+"""How long a pass's claim on a notice holds unless renewed. The pass renews its claims
+every RENEW_SECONDS while it sends, however long that takes; a pass that died (its process
+killed) stops renewing, and the next pass after the lease sends the notice."""
+RENEW_SECONDS = 3.0
 
 
 async def notify_users(
@@ -88,7 +91,8 @@ async def send_notices(store: Store, settings: DeliverySettings, now: datetime) 
         due = await records.claim_due(tx, now, notices.every_minutes, LEASE)
     if not due:
         return 0
-    outcomes = await asyncio.gather(*(_send(notices, n.email, settings) for n in due))
+    sending = asyncio.gather(*(_send(notices, n.email, settings) for n in due))
+    outcomes = await _holding(store, due, now, sending)
     async with store.transaction() as tx:
         for notice, failure in zip(due, outcomes, strict=True):
             if failure:
@@ -100,6 +104,31 @@ async def send_notices(store: Store, settings: DeliverySettings, now: datetime) 
     if failed:
         log_event("staff_notices_failed", logging.ERROR, notices=failed)
     return len(due) - failed
+
+
+async def _holding(
+    store: Store, due: list[records.DueNotice], now: datetime, sending: Awaitable[list[bool]]
+) -> list[bool]:
+    """Await *sending*, renewing the pass's claims every RENEW_SECONDS meanwhile. Times
+    count on from the pass's *now*, the clock the claims were written with."""
+    task = asyncio.ensure_future(sending)
+    started = time.monotonic()
+    held = due
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=RENEW_SECONDS)
+            if done:
+                return task.result()
+            until = now + timedelta(seconds=time.monotonic() - started) + LEASE
+            try:
+                async with store.transaction() as tx:
+                    held = await records.renew(tx, held, until)
+            except Exception as error:  # the database is away: the next renewal may get through
+                log_event("notice_lease_not_renewed", logging.WARNING, error=type(error).__name__)
+    finally:
+        if not task.done():  # the pass was stopped: so are its sends
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
 
 async def _send(notices: StaffNotices, address: str, settings: DeliverySettings) -> bool:

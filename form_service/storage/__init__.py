@@ -179,6 +179,13 @@ class Store(Protocol):
     ) -> list[ClaimedDelivery]:
         """Pending rows that are due, and rows whose earlier claim expired, leased to the caller."""
 
+    async def renew_leases(
+        self, held: Sequence[ClaimedDelivery], now: datetime, lease_seconds: float
+    ) -> set[str]:
+        """Lease again, until *lease_seconds* from *now*, each row of *held* that its claim
+        still holds: not delivered, failed or taken over by another worker since. The ids of
+        the rows renewed."""
+
     async def mark_delivered(self, delivery_id: str) -> None:
         """Record delivery, wipe the plaintext payload, and advance the report's status."""
 

@@ -14,11 +14,11 @@ module (ruff's S608 is silenced for this file for that reason); values are param
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from form_service.storage import Tx
-from form_service.times import minute_iso
+from form_service.times import minute_iso, stamp
 
 _NEWEST_REPORT = "(SELECT COALESCE(max(id), 0) FROM reports)"
 _ACTIVE = "state = 'active'"
@@ -102,11 +102,13 @@ class DueNotice:
     email: str
     changes: int
     """The news counted when it was claimed."""
+    claimed_until: str
+    """The claim's lease as written: a later claim by another pass writes another."""
 
 
 # News waits, nobody holds it, and it is urgent or the last notice lies far enough back.
-# Parameters: now's minute, the quiet window's first minute. (No column of staff_users has
-# any of these names, so the clause reads alike joined to it.)
+# Parameters: now (a stamp: leases are seconds long), the quiet window's first minute. (No
+# column of staff_users has any of these names, so the clause reads alike joined to it.)
 _DUE = (
     "pending_since IS NOT NULL AND (claimed_until IS NULL OR claimed_until <= ?)"
     " AND (urgent = 1 OR last_sent_at IS NULL OR last_sent_at < ?)"
@@ -118,7 +120,8 @@ async def claim_due(
 ) -> list[DueNotice]:
     """Claim every notice due at *now*: news waiting, and urgent or the user's last notice
     more than *every_minutes* back; for this pass until *lease* from now."""
-    due = (minute_iso(now), minute_iso(now - timedelta(minutes=every_minutes)))
+    due = (stamp(now), minute_iso(now - timedelta(minutes=every_minutes)))
+    until = stamp(now + lease)
     rows = await tx.fetch(
         "SELECT n.user_id, u.email FROM staff_notices n JOIN staff_users u ON u.id = n.user_id"
         f" WHERE u.{_ACTIVE} AND {_DUE}"
@@ -131,11 +134,25 @@ async def claim_due(
         taken = await tx.fetch(
             f"UPDATE staff_notices SET claimed_until = ? WHERE user_id = ? AND {_DUE}"
             " RETURNING changes",
-            (minute_iso(now + lease), user_id, *due),
+            (until, user_id, *due),
         )
         if taken:
-            claimed.append(DueNotice(str(user_id), str(email), int(taken[0][0])))
+            claimed.append(DueNotice(str(user_id), str(email), int(taken[0][0]), until))
     return claimed
+
+
+async def renew(tx: Tx, held: Iterable[DueNotice], until: datetime) -> list[DueNotice]:
+    """Hold these claims until *until*; those still this pass's (not taken over by another
+    pass since their lease ran out), as renewed."""
+    renewed = []
+    for notice in held:
+        changed = await tx.run(
+            "UPDATE staff_notices SET claimed_until = ? WHERE user_id = ? AND claimed_until = ?",
+            (stamp(until), notice.user_id, notice.claimed_until),
+        )
+        if changed:
+            renewed.append(replace(notice, claimed_until=stamp(until)))
+    return renewed
 
 
 async def mark_sent(tx: Tx, notice: DueNotice, now: datetime) -> None:

@@ -109,6 +109,13 @@ _CLAIMS = tuple(
     )
     for due in q.CLAIM_ORDER
 )
+# Every row held in one statement: the shared RENEW_LEASE's test, for a list of claims.
+_RENEW = (
+    "UPDATE outbox o SET claimed_until = %s"
+    " FROM unnest(%s::text[], %s::int[]) AS held (id, attempts)"
+    " WHERE o.id = held.id AND o.attempts = held.attempts AND o.status = 'sending'"
+    " RETURNING o.id"
+)
 # One statement: it wipes the row and returns what the next steps need of it.
 _DELIVERED = for_postgres(
     f"UPDATE outbox o SET {q.WIPE_DELIVERED} FROM reports r"  # noqa: S608
@@ -280,6 +287,18 @@ class PostgresStore:
                     cursor = await conn.execute(claim, (at, limit - len(taken), until))
                     taken += await cursor.fetchall()
         return [rows.claimed_delivery(row) for row in taken]
+
+    async def renew_leases(
+        self, held: Sequence[ClaimedDelivery], now: datetime, lease_seconds: float
+    ) -> set[str]:
+        if not held:
+            return set()
+        until = stamp(now + timedelta(seconds=lease_seconds))
+        ids = [row.delivery_id for row in held]
+        attempts = [row.attempts for row in held]
+        async with self._connection() as conn:
+            cursor = await conn.execute(_RENEW, (until, ids, attempts))
+            return {str(row[0]) for row in await cursor.fetchall()}
 
     async def mark_delivered(self, delivery_id: str) -> None:
         at, delivered = rows.delivered_times(self._clock())

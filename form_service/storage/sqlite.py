@@ -213,6 +213,13 @@ class SqliteStore:
     ) -> list[ClaimedDelivery]:
         return await self._write(lambda conn: ops.claim(conn, now, limit, lease_seconds))
 
+    async def renew_leases(
+        self, held: Sequence[ClaimedDelivery], now: datetime, lease_seconds: float
+    ) -> set[str]:
+        if not held:
+            return set()
+        return await self._write(lambda conn: ops.renew(conn, held, now, lease_seconds))
+
     async def mark_delivered(self, delivery_id: str) -> None:
         await self._write(lambda conn: ops.mark_delivered(conn, delivery_id, self._clock()))
 

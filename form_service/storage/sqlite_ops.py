@@ -8,6 +8,7 @@ and the TRUNCATE checkpoint that empties the WAL.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -92,6 +93,17 @@ def claim(
         [(until, row[0]) for row in taken],
     )
     return [rows.claimed_delivery((*row[:6], row[6] + 1, row[7])) for row in taken]
+
+
+def renew(
+    conn: sqlite3.Connection, held: Sequence[ClaimedDelivery], now: datetime, lease_seconds: float
+) -> set[str]:
+    at = stamp(now + timedelta(seconds=lease_seconds))
+    return {
+        row.delivery_id
+        for row in held
+        if conn.execute(q.RENEW_LEASE, (at, row.delivery_id, row.attempts)).rowcount
+    }
 
 
 def mark_delivered(conn: sqlite3.Connection, delivery_id: str, now: datetime) -> None:

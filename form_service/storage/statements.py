@@ -68,6 +68,11 @@ CLAIM_ORDER = (EXPIRED_LEASES, DUE_PENDING)
 stops at its limit, where an OR would sort every due row of a backlog per claim. Rows whose
 lease ran out (a crashed worker's) go first: they have waited longest."""
 LEASE = "status = 'sending', claimed_until = ?, attempts = attempts + 1"
+RENEW_LEASE = (
+    "UPDATE outbox SET claimed_until = ? WHERE id = ? AND attempts = ? AND status = 'sending'"
+)
+"""A claim is the row and its attempt count: each claim counts one more attempt, so a row
+taken over by another worker since (its lease ran out) is not renewed by the first."""
 
 # -- the outcome of an attempt -------------------------------------------------------------
 

@@ -235,6 +235,53 @@ def test_an_expired_claim_is_claimed_again(database: Database) -> None:
     assert during == [] and len(after) == 2 and all(d.attempts == 2 for d in after)
 
 
+def test_a_renewed_lease_keeps_the_row_from_other_claims(database: Database) -> None:
+    async def flow(store: Store) -> tuple[Any, ...]:
+        await store.save_report(new_report())
+        held = await store.claim_due_deliveries(NOW, 10, 10)
+        renewed = await store.renew_leases(held, NOW + timedelta(seconds=8), 10)
+        # Past the first lease, within the renewed one: nobody takes the rows.
+        during = await store.claim_due_deliveries(NOW + timedelta(seconds=15), 10, 10)
+        # The holder stopped renewing (it died): the rows go to the next claim.
+        after = await store.claim_due_deliveries(NOW + timedelta(seconds=19), 10, 10)
+        return renewed, during, after
+
+    renewed, during, after = run(flow, database)
+    assert renewed == {"d-intake-team", "d-harbor-schools"}
+    assert during == [] and len(after) == 2 and all(d.attempts == 2 for d in after)
+
+
+def test_only_a_claim_still_held_is_renewed(database: Database) -> None:
+    """Rows delivered, failed, or taken over by another worker after the lease ran out are
+    no longer the first claim's: renewing them changes nothing."""
+
+    async def flow(store: Store) -> tuple[Any, ...]:
+        await store.save_report(new_report(outbox=(entry("intake-team", True),)))
+        await store.save_report(new_report("u" * 32, "R-BBBBBBBB", outbox=(entry("p2"),)))
+        await store.save_report(new_report("v" * 32, "R-CCCCCCCC", outbox=(entry("p3"),)))
+        first = await store.claim_due_deliveries(NOW, 10, 10)
+        by_id = {row.delivery_id: row for row in first}
+        await store.mark_delivered("d-intake-team")
+        await store.mark_failed("d-p2", "refused", NOW + timedelta(hours=1), dead=False)
+        expired = NOW + timedelta(seconds=11)
+        (taken_over,) = await store.claim_due_deliveries(expired, 10, 10)
+        stale = await store.renew_leases(first, expired, 60)
+        fresh = await store.renew_leases([taken_over], expired, 60)
+        again = await store.claim_due_deliveries(expired + timedelta(seconds=30), 10, 10)
+        none = await store.renew_leases([], expired, 60)
+        return by_id.keys(), taken_over, stale, fresh, again, none
+
+    ids, taken_over, stale, fresh, again, none = run(flow, database)
+    assert set(ids) == {"d-intake-team", "d-p2", "d-p3"}
+    assert taken_over.delivery_id == "d-p3" and taken_over.attempts == 2
+    assert stale == set() and fresh == {"d-p3"} and again == [] and none == set()
+    assert database.rows("SELECT id, status FROM outbox ORDER BY id") == [
+        ("d-intake-team", "delivered"),
+        ("d-p2", "pending"),
+        ("d-p3", "sending"),
+    ]
+
+
 def test_failure_then_retry_then_dead(database: Database) -> None:
     later = NOW + timedelta(minutes=5)
 

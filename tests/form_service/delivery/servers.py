@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import ipaddress
 import socket
@@ -112,8 +113,15 @@ class _Recorder:
     messages: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     sessions: dict[int, int] = field(default_factory=dict)
+    delay: float = 0.0
+    """Seconds each message's DATA waits before it is accepted: a slow server."""
+    begun: int = 0
+    """Messages whose DATA has begun, accepted or not yet."""
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self.lock:
+            self.begun += 1
+        await asyncio.sleep(self.delay)
         with self.lock:
             # aiosmtpd makes one protocol object per connection: it names the session.
             number = self.sessions.setdefault(id(server), len(self.sessions) + 1)
@@ -177,6 +185,20 @@ class SMTPServer:
     def messages(self) -> list[Received]:
         with self._recorder.lock:
             return list(self._recorder.messages)
+
+    @property
+    def delay(self) -> float:
+        return self._recorder.delay
+
+    @delay.setter
+    def delay(self, seconds: float) -> None:
+        self._recorder.delay = seconds
+
+    @property
+    def begun(self) -> int:
+        """Messages the server has begun to take (each one's DATA), accepted or not yet."""
+        with self._recorder.lock:
+            return self._recorder.begun
 
     def start(self) -> SMTPServer:
         self._controller.start()

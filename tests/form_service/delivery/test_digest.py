@@ -230,6 +230,38 @@ def test_unflagged_reports_do_not_wait_for_the_window(
     assert undelivered(database) == 0
 
 
+def test_rows_another_worker_took_over_leave_the_digest(
+    demo: LoadedProfile, data_dir: Path, database: Database
+) -> None:
+    """A worker that stalled past its rows' lease (renewals lost) finds them taken by another
+    worker at its next renewal, and no longer holds them for its digest."""
+    options = replace(FAST, digest_seconds=60, lease_seconds=0.3)
+
+    async def scenario() -> None:
+        store = await open_store(database)
+        for n in range(3):
+            filed = report(description=f"Report {n}.", danger_now=False)
+            await submit_flagged(store, demo.profile, filed)
+        stalled = make_worker(store, demo.profile, data_dir, options=options)
+        await stalled._drain()
+        assert stalled.digests.holding
+        later = datetime.now(UTC) + timedelta(seconds=60)
+        taken = await store.claim_due_deliveries(later, 100, 30)
+        assert {row.delivery_id for row in taken} == set(stalled._held)
+        renewing = asyncio.create_task(stalled._keep_leases())
+        try:
+            async with asyncio.timeout(10):
+                while stalled.digests.holding:
+                    await asyncio.sleep(0.02)
+        finally:
+            renewing.cancel()
+            await asyncio.gather(renewing, return_exceptions=True)
+        assert not stalled._held
+        await store.close()
+
+    asyncio.run(scenario())
+
+
 @pytest.mark.smtp
 def test_a_failed_or_abandoned_digest_loses_no_report(
     demo: LoadedProfile,
@@ -359,13 +391,12 @@ def test_a_flagged_message_opens_a_window_and_its_digest_the_next(
     clock = Clock()
     digests = FloodDigests(300, clock=clock)
 
-    def hold(row: OutgoingDelivery, send_by: float = 10_000) -> bool:
+    def hold(row: OutgoingDelivery) -> bool:
         assert digests.digestible(row, demo.profile)
-        return digests.hold(row, send_by)
+        return digests.hold(row)
 
-    assert not digests.window_open()
     assert hold(_row()) is False  # no window open: it goes at once, and opens one
-    assert digests.window_open() and not digests.holding
+    assert not digests.holding
     clock.now += 100
     second, third = _row(), _row()
     assert hold(second) and hold(third)
@@ -375,17 +406,21 @@ def test_a_flagged_message_opens_a_window_and_its_digest_the_next(
     (due,) = digests.due()
     assert due == [second, third]
     assert not digests.holding and digests.seconds_to_next() is None
-    # The digest opened the next window; a row whose lease ends first brings it forward.
-    fourth = _row()
-    assert hold(fourth, send_by=clock.now + 30)
-    assert digests.seconds_to_next() == 30
-    clock.now += 30
-    assert digests.due()[0] == [fourth]
+    # The digest opened the next window; a row another worker took over is let go.
+    fourth, fifth = _row(), _row()
+    assert hold(fourth) and hold(fifth)
+    digests.let_go({fourth.row.delivery_id})
+    clock.now += 300
+    assert digests.due() == [[fifth]]
+    digests.let_go({fifth.row.delivery_id})  # already sent: nothing to let go
     # A window that passes with nothing flagged closes: the next flagged row goes at once.
     clock.now += 300
-    assert not digests.window_open()
     assert hold(_row()) is False
     assert digests.due(flush=True) == []
+    last = _row()
+    assert hold(last) and digests.holding
+    digests.let_go({last.row.delivery_id})
+    assert not digests.holding and digests.seconds_to_next() is None
 
 
 def test_only_flagged_rows_on_mail_channels_wait(demo: LoadedProfile) -> None:

@@ -6,6 +6,7 @@ import json
 import mailbox
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -202,6 +203,51 @@ def test_two_workers_deliver_each_row_once(
     ids = Counter(request.headers["webhook-id"] for request in http_receiver.requests)
     assert len(ids) == 40 and set(ids.values()) == {1}
     assert rows(database, "SELECT count(*) FROM outbox WHERE status != 'delivered'") == [(0,)]
+
+
+@pytest.mark.smtp
+def test_a_send_slower_than_the_lease_is_not_sent_twice(
+    demo: LoadedProfile,
+    data_dir: Path,
+    smtp_server: Any,
+    test_ca: ThrowawayCA,
+    database: Database,
+) -> None:
+    """The relay takes 4 s to accept a message, the lease is 1.5 s: the sending worker
+    keeps renewing it, so a second worker polling all the while never takes the row."""
+    server: SMTPServer = smtp_server(starttls=True)
+    server.delay = 4.0
+    profile = with_partner(demo.profile, "intake-team", **smtp_delivery(server))
+    options = replace(FAST, lease_seconds=1.5)
+
+    async def scenario() -> None:
+        stores = [await open_store(database), await open_store(database)]
+        await submit(stores[0], profile)
+        tls = test_ca.client_context()
+        sender, rival = (
+            make_worker(store, profile, data_dir, tls_context=tls, timeout=30, options=options)
+            for store in stores
+        )
+        sending = asyncio.create_task(sender.run())
+        await _until(lambda: server.begun == 1, 20)
+        # Only now: the rival finds the row claimed, and polls while its send goes on.
+        polling = asyncio.create_task(rival.run())
+        await _until(lambda: outbox(database)["intake-team"][0] == "delivered", 30)
+        for task in (sending, polling):
+            task.cancel()
+        await asyncio.gather(sending, polling, return_exceptions=True)
+        for store in stores:
+            await store.close()
+
+    asyncio.run(scenario())
+    assert server.begun == 1 and len(server.messages) == 1
+    assert outbox(database)["intake-team"][:2] == ("delivered", 1)  # one claim, one attempt
+
+
+async def _until(condition: Any, timeout: float) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.02)
 
 
 @pytest.mark.smtp

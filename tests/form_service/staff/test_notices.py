@@ -21,7 +21,8 @@ import pytest
 from form_service.delivery.channel import DeliverySettings
 from form_service.delivery.worker import DeliveryWorker, WorkerOptions
 from form_service.settings import Settings
-from form_service.staff.notices import notify_role, notify_users, send_notices
+from form_service.staff import notices as notices_pass
+from form_service.staff.notices import LEASE, notify_role, notify_users, send_notices
 from form_service.storage import NewReport, Store
 from form_service.storage import notices as queue
 from form_service.storage import postgres as postgres_store
@@ -370,11 +371,48 @@ def test_a_pass_that_died_while_sending_is_taken_over_after_its_lease(
         await desk.add(ANA)
         await desk.notify(ANA)
         async with desk.store.transaction() as tx:
-            (claimed,) = await queue.claim_due(tx, T0, 15, timedelta(minutes=5))
+            (claimed,) = await queue.claim_due(tx, T0, 15, LEASE)
         assert claimed.email == ANA
-        # Its process is gone: the notice waits out the claim, then the next pass sends it.
-        assert await desk.pass_at(T0 + timedelta(minutes=4)) == 0
-        assert await desk.pass_at(T0.replace(second=0) + timedelta(minutes=5)) == 1
+        # Its process is gone: the notice waits out the claim (seconds), then the next pass
+        # sends it.
+        assert await desk.pass_at(T0 + LEASE - timedelta(seconds=1)) == 0
+        assert await desk.pass_at(T0 + LEASE) == 1
+        assert desk.counts(ANA) == [1]
+
+    on_desk(scenario)
+
+
+def test_a_pass_slower_than_its_lease_keeps_its_claims(
+    on_desk: Callable[..., None], database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pass renews its claims while it sends: a second pass after the first lease has
+    run out finds nothing to send, and the notice goes once."""
+    monkeypatch.setattr(notices_pass, "LEASE", timedelta(seconds=0.4))
+    monkeypatch.setattr(notices_pass, "RENEW_SECONDS", 0.1)
+    send = notices_pass._send
+    started = asyncio.Event()
+
+    async def slow_send(*args: Any) -> bool:
+        started.set()
+        await asyncio.sleep(1.5)
+        return await send(*args)
+
+    monkeypatch.setattr(notices_pass, "_send", slow_send)
+
+    async def scenario(desk: Desk) -> None:
+        await desk.add(ANA)
+        await desk.notify(ANA)
+        first = asyncio.create_task(desk.pass_at(T0))
+        await started.wait()
+        begun = asyncio.get_running_loop().time()
+        await asyncio.sleep(1.0)  # the first lease ran out long ago; its renewals hold
+        other = await database.open_store(clock=lambda: T0)
+        try:
+            elapsed = timedelta(seconds=asyncio.get_running_loop().time() - begun)
+            assert await send_notices(other, desk.settings, T0 + elapsed) == 0
+        finally:
+            await other.close()
+        assert await first == 1
         assert desk.counts(ANA) == [1]
 
     on_desk(scenario)
