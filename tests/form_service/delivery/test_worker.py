@@ -78,7 +78,7 @@ def test_right_partners_get_exactly_their_fields(
     assert PEOPLE_CANARY in sheriff and CONTACT_CANARY not in sheriff  # no consent
     assert PEOPLE_CANARY not in utilities and CONTACT_CANARY not in utilities  # not agreed
     # A rule's id names what it matches: only a partner that shares the concern sees it.
-    assert "Routing rule" not in utilities and "infrastructure" not in utilities
+    assert "Routing rule" not in utilities
     assert "Routing rule: " in sheriff
     assert "HC-ISA-07" in utilities
     state = outbox(database)
