@@ -17,7 +17,7 @@ from form_service.delivery.worker import WorkerOptions
 from form_service.logs import setup_logging
 from form_service.report import ReporterContact
 from outreach.loader import LoadedProfile
-from outreach.profile import Concern, Setting
+from outreach.profile import Concern, Profile, ReportField, Setting
 from tests.conftest import free_port
 from tests.databases import Database, only_postgres
 from tests.form_service.delivery.conftest import smtp_delivery
@@ -206,6 +206,16 @@ def test_two_workers_deliver_each_row_once(
     assert rows(database, "SELECT count(*) FROM outbox WHERE status != 'delivered'") == [(0,)]
 
 
+def _without_danger_now(profile: Profile, partner_id: str) -> Profile:
+    chosen = profile.partner(partner_id)
+    fields = [f for f in chosen.agreement.fields if f is not ReportField.danger_now]
+    narrow = chosen.model_copy(
+        update={"agreement": chosen.agreement.model_copy(update={"fields": fields})}
+    )
+    partners = [narrow if p.id == partner_id else p for p in profile.partners]
+    return profile.model_copy(update={"partners": partners})
+
+
 @pytest.mark.smtp
 def test_starttls_refused_is_never_plaintext_and_is_alerted(
     demo: LoadedProfile,
@@ -215,7 +225,9 @@ def test_starttls_refused_is_never_plaintext_and_is_alerted(
     database: Database,
 ) -> None:
     server: SMTPServer = smtp_server(starttls=False)
-    profile = with_partner(demo.profile, "sheriff-tau", **smtp_delivery(server))
+    profile = _without_danger_now(
+        with_partner(demo.profile, "sheriff-tau", **smtp_delivery(server)), "sheriff-tau"
+    )
     options = WorkerOptions(
         poll_seconds=0.05, retry=RetryPolicy(base_seconds=0.01, cap_seconds=0.05, max_attempts=3)
     )
@@ -239,6 +251,7 @@ def test_starttls_refused_is_never_plaintext_and_is_alerted(
     assert attempts == 3 and "does not offer STARTTLS" in error
     assert payload is not None  # kept (until retention) so the row can be sent once fixed
     (alert,) = _box(data_dir, ALERT_FOLDER)
+    # The operator's alert tells the report's urgency, which the sheriff's copy left out.
     assert "Subject: Someone may be in danger now: report R-" in alert
     assert "was not delivered to sheriff-tau" in alert
     assert "knife" not in alert and "Ann Example" not in alert
