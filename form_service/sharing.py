@@ -2,7 +2,9 @@
 
 A pure function, table-tested. The intake team receives everything the tipster gave; any
 other partner gets only the fields its agreement lists, and contact details only when the
-agreement allows them and the tipster consented (or the agreement needs no consent).
+agreement allows them and the tipster consented (or the agreement needs no consent). Nor
+does the rest of its copy tell more: urgency only beside ``danger_now``, the routing rule
+only beside the concern and whatever else the rule matches on.
 """
 
 from __future__ import annotations
