@@ -2,7 +2,9 @@
 
 A pure function, table-tested. The intake team receives everything the tipster gave; any
 other partner gets only the fields its agreement lists, and contact details only when the
-agreement allows them and the tipster consented (or the agreement needs no consent).
+agreement allows them and the tipster consented (or the agreement needs no consent). Nor
+does the rest of its copy tell more: urgency only beside ``danger_now``, the routing rule
+only beside the concern and whatever else the rule matches on.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 from form_service.delivery.payload import DeliveryPayload, Location, ReportFields, SharedContact
 from form_service.report import Report
-from outreach.profile import UNKNOWN_AREA, Partner, Profile, ReportField, localize
+from outreach.profile import UNKNOWN_AREA, Partner, Profile, ReportField, RuleMatch, localize
 from outreach.routing import Recipient
 
 
@@ -68,6 +70,28 @@ def shared_fields(partner: Partner, report: Report, is_intake: bool) -> list[Rep
     return [f for f in _ALL_FIELDS if f in allowed and (f is not ReportField.contact or contact_ok)]
 
 
+def _fields_matched(match: RuleMatch) -> set[ReportField]:
+    """The fields a rule's conditions (and so, likely, its id) speak of."""
+    conditions = {
+        ReportField.location: match.areas,
+        ReportField.setting: match.settings,
+        ReportField.concern: match.concerns,
+        ReportField.danger_now: match.danger_now is not None,
+    }
+    return {name for name, condition in conditions.items() if condition}
+
+
+def shared_rule(rule_id: str, profile: Profile, fields: list[ReportField]) -> str | None:
+    """The rule's id when the partner may see it: a rule's id names what it matches
+    ("self-harm", "danger-now"), so only with the concern and every field its conditions
+    read; else None, and the partner's messages name no rule."""
+    needed = {ReportField.concern}
+    for rule in profile.routing.rules:
+        if rule.id == rule_id:
+            needed |= _fields_matched(rule.match)
+    return rule_id if needed.issubset(fields) else None
+
+
 def partner_payload(
     report: Report,
     profile: Profile,
@@ -94,9 +118,10 @@ def partner_payload(
         partner_id=partner.id,
         agreement_id=partner.agreement.id,
         agreement_title=partner.agreement.title,
-        rule_id=recipient.rule_id,
+        rule_id=shared_rule(recipient.rule_id, profile, fields),
         language=lang,
-        urgent=report.danger_now,
+        # The server still knows (the audit log keeps the rule; the report row, urgency).
+        urgent=report.danger_now if ReportField.danger_now in fields else None,
         # To the minute, as every time tied to a report (form_service/times.py).
         received_at=received_at.replace(second=0, microsecond=0),
         fields=ReportFields(**{_NAMES[f]: shared[f] for f in fields}),

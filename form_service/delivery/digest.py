@@ -8,7 +8,10 @@ flagged message goes to a partner, that partner's next ``window_seconds`` are a 
 flagged reports for it wait until the window closes and then go together, as one digest,
 which opens the next window. A flagged report that finds no window open goes at once (a
 lone false alarm costs no delay). Reports that are not flagged, and reports saying someone
-may be in danger right now, never wait here: they go at once, flagged or not.
+may be in danger right now, never wait here: they go at once, flagged or not. Danger-now
+counts only for a partner whose agreement shares ``danger_now`` (its payload's ``urgent``):
+to any other partner such a report goes as any other, since a message sent apart from the
+digest in a flood would tell what the message itself leaves out (SECURITY.md).
 
 A held row stays claimed in the database, its lease renewed by the worker like that of a
 send in flight: only after the digest was accepted is each row marked delivered (its own
@@ -51,7 +54,8 @@ class FloodDigests:
     def digestible(self, delivery: OutgoingDelivery, profile: Profile) -> bool:
         """True when *delivery* is to wait for its partner's digest."""
         payload = delivery.payload
-        # Someone may be in danger now: such a report never waits for a digest, flood or not.
+        # Someone may be in danger now: such a report never waits for a digest, flood or not,
+        # for a partner that may know it (payload.urgent is absent for any other).
         if self.window_seconds <= 0 or not payload.flood_suspected or payload.urgent:
             return False
         try:

@@ -138,9 +138,10 @@ def _items(fields: ReportFields, _: Callable[[str], str]) -> list[tuple[str, str
 
 def _report_context(payload: DeliveryPayload, _: Callable[[str], str]) -> dict[str, Any]:
     """What the templates show of one report: its payload, which holds only the fields the
-    partner's agreement (and the reporter's consent) allow."""
+    partner's agreement (and the reporter's consent) allow; urgency and the routing rule
+    too only when the agreement shares what they tell (form_service/sharing.py)."""
     return {
-        "urgent": payload.urgent,
+        "urgent": bool(payload.urgent),
         "report_ref": payload.report_ref,
         "received": payload.received_at.strftime("%Y-%m-%d %H:%M UTC"),
         "rule_id": payload.rule_id,
@@ -169,7 +170,7 @@ def render_message(payload: DeliveryPayload, partner: Partner, profile: Profile)
     env = mail_templates()
     subject = one_line(env.get_template("subject.txt").render(context))
     report = env.get_template("report.txt").render(context)
-    head = (payload.delivery_id, payload.report_ref, payload.urgent, subject)
+    head = (payload.delivery_id, payload.report_ref, bool(payload.urgent), subject)
     recipient = partner.delivery.age_recipient
     if recipient is None:
         return RenderedMessage(*head, report)
@@ -188,7 +189,7 @@ def render_digest(
     ordered = sorted(payloads, key=lambda p: (not p.urgent, p.received_at, p.report_ref))
     context = _partner_context(partner, profile, ordered[0].language)
     reports = [_report_context(p, context["_"]) for p in ordered]
-    urgent = sum(1 for p in ordered if p.urgent)
+    urgent = sum(1 for r in reports if r["urgent"])
     context |= {"reports": reports, "count": len(reports), "urgent_count": urgent}
     env = mail_templates()
     subject = one_line(env.get_template("digest_subject.txt").render(context))

@@ -20,6 +20,7 @@ from pydantic import (
     ValidationError,
     field_serializer,
     field_validator,
+    model_validator,
 )
 
 from outreach.profile import ReportField
@@ -77,13 +78,34 @@ class DeliveryPayload(_Strict):
     partner_id: Ident
     agreement_id: str = Field(min_length=1, max_length=200)
     agreement_title: str = Field(min_length=1, max_length=500)
-    rule_id: Ident
+    rule_id: Ident | None = None
+    """The routing rule that chose the partner, only for a partner whose agreement shares
+    the concern (a rule's id names what it matches, such as "self-harm")."""
     language: Language
-    urgent: bool
+    urgent: bool | None = None
+    """Whether someone may be in danger now, only for a partner whose agreement shares
+    ``danger_now``; absent otherwise, so no message, header or priority can tell."""
     received_at: datetime
     fields: ReportFields
     flood_suspected: bool | None = None
     """True when stored while submissions ran above the surge rate; absent otherwise."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_what_the_fields_allow(cls, data: Any) -> Any:
+        # Urgency and the rule only beside the fields that tell them. Payloads stored by
+        # earlier versions carried both for every partner: a row still waiting in the outbox
+        # after an upgrade loses them here rather than reveal them.
+        if not isinstance(data, dict):
+            return data
+        fields = data.get("fields")
+        shared = fields.names() if isinstance(fields, ReportFields) else (fields or {})
+        hidden = {"urgent": "danger_now", "rule_id": "concern"}
+        return {
+            key: value
+            for key, value in data.items()
+            if key not in hidden or _given(shared, hidden[key])
+        }
 
     @field_validator("delivery_id")
     @classmethod
@@ -110,6 +132,12 @@ class DeliveryPayload(_Strict):
     def to_dict(self) -> dict[str, Any]:
         """What to_json writes, as a dict."""
         return self.model_dump(mode="json", exclude_none=True)
+
+
+def _given(shared: Any, name: str) -> bool:
+    if isinstance(shared, dict):
+        return shared.get(name) is not None
+    return name in shared
 
 
 def parse_payload(text: str | bytes) -> DeliveryPayload:

@@ -261,8 +261,7 @@ class DeliveryWorker:
             try:
                 delivery = outgoing(row)
             except DeliveryFailed as failure:
-                # Unknown urgency: an alert that it was given up errs on the side of urgent.
-                sends.append(self._failed(row, failure.reason, urgent=True))
+                sends.append(self._failed(row, failure.reason))
                 continue
             digestible = self.digests.digestible(delivery, self.settings.profile)
             if not digestible or not self.digests.hold(delivery):
@@ -281,7 +280,7 @@ class DeliveryWorker:
             reason = error.reason if isinstance(error, DeliveryFailed) else None
             for h in held:
                 why = reason or f"internal error: {type(error).__name__}"
-                await self._failed(h.row, why, urgent=h.payload.urgent)
+                await self._failed(h.row, why)
             return
         log_event("flood_digest_sent", partner=held[0].row.partner_id, reports=len(held))
         for h in held:
@@ -289,14 +288,14 @@ class DeliveryWorker:
 
     async def attempt(self, delivery: OutgoingDelivery) -> None:
         """One attempt at one row, recorded as delivered or failed (then retried or dead)."""
-        row, urgent = delivery.row, delivery.payload.urgent
+        row = delivery.row
         try:
             await deliver(delivery.payload, self.settings)
         except DeliveryFailed as failure:
-            await self._failed(row, failure.reason, urgent=urgent)
+            await self._failed(row, failure.reason)
             return
         except Exception as error:  # a bug in one row must not stop the others
-            await self._failed(row, f"internal error: {type(error).__name__}", urgent=urgent)
+            await self._failed(row, f"internal error: {type(error).__name__}")
             return
         await self._succeeded(row)
 
@@ -333,7 +332,7 @@ class DeliveryWorker:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
-    async def _failed(self, row: ClaimedDelivery, reason: str, *, urgent: bool) -> None:
+    async def _failed(self, row: ClaimedDelivery, reason: str) -> None:
         policy = self.options.retry
         dead = policy.gives_up(row.attempts)
         delay = 0.0 if dead else policy.delay(row.attempts)
@@ -354,7 +353,9 @@ class DeliveryWorker:
             retry_in_seconds=round(delay),
         )
         if dead:
-            await alert_dead(row, urgent, reason, self.settings)
+            # The server's fact, not the payload's: the alert goes to the operator, who may
+            # know what a partner's agreement leaves out.
+            await alert_dead(row, row.urgent, reason, self.settings)
 
     async def _recovered(self, partner_id: str) -> None:
         # The partner answers again: its backlog need not sit out the rest of its backoff.

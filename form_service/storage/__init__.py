@@ -115,6 +115,9 @@ class ClaimedDelivery:
     payload: str | None
     attempts: int
     is_intake: bool
+    urgent: bool = False
+    """The report says someone may be in danger now: the server's fact, for alerts to the
+    operator. What the partner may know of it is in the payload (form_service/sharing.py)."""
 
 
 @dataclass(frozen=True)

@@ -104,9 +104,17 @@ def share_rows(report: NewReport, at: str) -> list[tuple[Any, ...]]:
 
 def claimed_delivery(row: tuple[Any, ...]) -> ClaimedDelivery:
     """A ClaimedDelivery from the CLAIMED_COLUMNS of a row."""
-    delivery_id, ref, partner_id, rule_id, agreement_id, payload, attempts, is_intake = row
+    delivery_id, ref, partner_id, rule_id, agreement_id, payload, attempts, is_intake, urgent = row
     return ClaimedDelivery(
-        delivery_id, ref, partner_id, rule_id, agreement_id, payload, attempts, bool(is_intake)
+        delivery_id,
+        ref,
+        partner_id,
+        rule_id,
+        agreement_id,
+        payload,
+        attempts,
+        bool(is_intake),
+        bool(urgent),
     )
 
 

@@ -92,7 +92,7 @@ def claim(
         f"UPDATE outbox SET {q.LEASE} WHERE id = ?",  # noqa: S608
         [(until, row[0]) for row in taken],
     )
-    return [rows.claimed_delivery((*row[:6], row[6] + 1, row[7])) for row in taken]
+    return [rows.claimed_delivery((*row[:6], row[6] + 1, *row[7:])) for row in taken]
 
 
 def renew(

@@ -58,7 +58,7 @@ INTAKE_DELIVERED = "UPDATE reports SET status = 'delivered' WHERE id = ? AND sta
 
 CLAIMED_COLUMNS = (
     "o.id, r.report_ref, o.partner_id, o.rule_id, o.agreement_id, o.payload, o.attempts,"
-    " o.is_intake"
+    " o.is_intake, r.urgent"
 )
 """What a ClaimedDelivery is built from (rows.claimed_delivery)."""
 EXPIRED_LEASES = "o.status = 'sending' AND o.claimed_until < ?"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -11,6 +12,7 @@ from form_service.delivery.payload import parse_payload
 from form_service.report import ReporterContact
 from form_service.sharing import partner_payload, shared_fields
 from outreach.loader import LoadedProfile
+from outreach.profile import Profile, ReportField
 from outreach.routing import Recipient
 from tests.form_service.samples import report
 
@@ -143,3 +145,68 @@ def test_unknown_area_has_no_name(demo: LoadedProfile) -> None:
         "phone": "555-0199",
         "email": "ann@example.org",
     }
+
+
+# (partner, its agreement's fields) -> whether its copy says urgent, and which rule it names
+WHAT_THE_RULE_SAYS = [
+    ("intake-team", "intake", True, "intake"),
+    ("harbor-behavioral-health", "self-harm", True, "self-harm"),  # concern and danger_now
+    ("harbor-utilities", "infrastructure", True, None),  # no concern: no rule
+    ("business-network", "workplaces-and-venues", True, None),
+    ("eastwood-schools", "schools-east", True, "schools-east"),
+    # A rule's id names its conditions: not to a partner that shares the concern but not
+    # whether someone is in danger now, nor the place to one that does not share the setting.
+    ("no-danger", "danger-now", None, None),
+    ("harbor-behavioral-health", "workplaces-and-venues", True, None),
+]
+
+
+@pytest.mark.parametrize(("partner_id", "rule_id", "urgent", "named"), WHAT_THE_RULE_SAYS)
+def test_urgency_and_rule_only_with_their_fields(
+    demo: LoadedProfile, partner_id: str, rule_id: str, urgent: bool | None, named: str | None
+) -> None:
+    profile = demo.profile
+    if partner_id == "no-danger":
+        partner_id = "sheriff-tau"
+        profile = _narrowed(profile, partner_id, ReportField.danger_now)
+    payload = partner_payload(
+        REPORT,  # someone may be in danger now
+        profile,
+        Recipient(partner_id, rule_id),
+        delivery_id=DELIVERY_ID,
+        report_ref="R-TEST0001",
+        received_at=NOW,
+    )
+    assert payload.urgent is urgent and payload.rule_id == named
+    stored = payload.to_dict()
+    assert ("urgent" in stored) is (urgent is not None)
+    assert ("rule_id" in stored) is (named is not None)
+
+
+def _narrowed(profile: Profile, partner_id: str, left_out: ReportField) -> Profile:
+    chosen = profile.partner(partner_id)
+    fields = [f for f in chosen.agreement.fields if f is not left_out]
+    agreement = chosen.agreement.model_copy(update={"fields": fields})
+    partners = [
+        chosen.model_copy(update={"agreement": agreement}) if p.id == partner_id else p
+        for p in profile.partners
+    ]
+    return profile.model_copy(update={"partners": partners})
+
+
+def test_a_payload_stored_by_an_earlier_version_loses_what_its_fields_do_not_tell() -> None:
+    stored = {
+        "delivery_id": DELIVERY_ID,
+        "report_ref": "R-TEST0001",
+        "partner_id": "harbor-utilities",
+        "agreement_id": "HC-ISA-07",
+        "agreement_title": "Critical infrastructure protection agreement",
+        "rule_id": "self-harm",
+        "language": "en",
+        "urgent": True,
+        "received_at": "2026-03-04T05:06Z",
+        "fields": {"description": "x", "when": "y"},
+    }
+    payload = parse_payload(json.dumps(stored))
+    assert payload.urgent is None and payload.rule_id is None
+    assert "urgent" not in payload.to_json() and "self-harm" not in payload.to_json()

@@ -437,9 +437,13 @@ def test_only_flagged_rows_on_mail_channels_wait(demo: LoadedProfile) -> None:
     )
     assert not digests.digestible(_row(), hooked)
     assert not FloodDigests(0).digestible(_row(), demo.profile)
-    # Someone may be in danger now: never held, flood or not.
+    # Someone may be in danger now: never held, flood or not, for a partner that may know.
     assert not digests.digestible(_row(urgent=True), demo.profile)
     assert digests.digestible(_row(urgent=False), demo.profile)
+    # For any other, its copy does not say (sharing leaves urgent out): held as any other,
+    # since a message apart from the digest would tell what the message leaves out.
+    fields = {k: v for k, v in payload()["fields"].items() if k != "danger_now"}
+    assert digests.digestible(_row(urgent=True, fields=fields), demo.profile)
     # A payload that breaks the contract fails at the claim, and is never held.
     with pytest.raises(DeliveryFailed, match="contract"):
         outgoing(replace(_claimed(), payload='{"flood_suspected": true}'))

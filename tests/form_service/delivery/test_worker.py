@@ -18,7 +18,7 @@ from form_service.delivery.worker import WorkerOptions
 from form_service.logs import setup_logging
 from form_service.report import ReporterContact
 from outreach.loader import LoadedProfile
-from outreach.profile import Concern, Setting
+from outreach.profile import Concern, Profile, ReportField, Setting
 from tests.conftest import free_port
 from tests.databases import Database, only_postgres
 from tests.form_service.delivery.conftest import smtp_delivery
@@ -78,7 +78,9 @@ def test_right_partners_get_exactly_their_fields(
     assert PEOPLE_CANARY in intake and CONTACT_CANARY in intake  # intake sees all it was given
     assert PEOPLE_CANARY in sheriff and CONTACT_CANARY not in sheriff  # no consent
     assert PEOPLE_CANARY not in utilities and CONTACT_CANARY not in utilities  # not agreed
-    assert "Routing rule: infrastructure" in utilities
+    # A rule's id names what it matches: only a partner that shares the concern sees it.
+    assert "Routing rule" not in utilities
+    assert "Routing rule: " in sheriff
     assert "HC-ISA-07" in utilities
     state = outbox(database)
     assert {status for status, *_ in state.values()} == {"delivered"}
@@ -205,6 +207,16 @@ def test_two_workers_deliver_each_row_once(
     assert rows(database, "SELECT count(*) FROM outbox WHERE status != 'delivered'") == [(0,)]
 
 
+def _without_danger_now(profile: Profile, partner_id: str) -> Profile:
+    chosen = profile.partner(partner_id)
+    fields = [f for f in chosen.agreement.fields if f is not ReportField.danger_now]
+    narrow = chosen.model_copy(
+        update={"agreement": chosen.agreement.model_copy(update={"fields": fields})}
+    )
+    partners = [narrow if p.id == partner_id else p for p in profile.partners]
+    return profile.model_copy(update={"partners": partners})
+
+
 @pytest.mark.smtp
 def test_a_send_slower_than_the_lease_is_not_sent_twice(
     demo: LoadedProfile,
@@ -259,7 +271,9 @@ def test_starttls_refused_is_never_plaintext_and_is_alerted(
     database: Database,
 ) -> None:
     server: SMTPServer = smtp_server(starttls=False)
-    profile = with_partner(demo.profile, "sheriff-tau", **smtp_delivery(server))
+    profile = _without_danger_now(
+        with_partner(demo.profile, "sheriff-tau", **smtp_delivery(server)), "sheriff-tau"
+    )
     options = WorkerOptions(
         poll_seconds=0.05, retry=RetryPolicy(base_seconds=0.01, cap_seconds=0.05, max_attempts=3)
     )
@@ -283,6 +297,7 @@ def test_starttls_refused_is_never_plaintext_and_is_alerted(
     assert attempts == 3 and "does not offer STARTTLS" in error
     assert payload is not None  # kept (until retention) so the row can be sent once fixed
     (alert,) = _box(data_dir, ALERT_FOLDER)
+    # The operator's alert tells the report's urgency, which the sheriff's copy left out.
     assert "Subject: Someone may be in danger now: report R-" in alert
     assert "was not delivered to sheriff-tau" in alert
     assert "knife" not in alert and "Ann Example" not in alert
