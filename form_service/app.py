@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from form_service.error_pages import exception_handlers
+from form_service.http_limits import CUT as connections_cut
 from form_service.logs import log_event, setup_logging
 from form_service.pages import ASSETS_PATH, asset_dir
 from form_service.report_views import report_endpoint
@@ -105,6 +106,8 @@ def create_app(settings: Settings, background: Sequence[BackgroundTask] = ()) ->
         try:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(service.stored.flush_every_minute)
+                tasks.start_soon(service.events.flush_every_minute)
+                tasks.start_soon(connections_cut.flush_every_minute)
                 tasks.start_soon(service.follow_staff_keys)
                 for task in background:
                     tasks.start_soon(task, service)
@@ -112,6 +115,8 @@ def create_app(settings: Settings, background: Sequence[BackgroundTask] = ()) ->
                 tasks.cancel_scope.cancel()
         finally:
             service.stored.flush()
+            service.events.flush()
+            connections_cut.flush()
             await service.store.close()
 
     return Starlette(

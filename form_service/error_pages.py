@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from form_service.logs import log_event
@@ -81,4 +81,14 @@ def exception_handlers(pages: Pages) -> dict[type[Exception] | int, object]:
         response.headers["Retry-After"] = "30"
         return response
 
-    return {HTTPException: http_error, StoreUnavailable: unavailable, Exception: server_error}
+    async def client_gone(request: Request, exc: Exception) -> Response:
+        # Left, or cut by the body deadline (counted per minute by http_limits): no one to
+        # answer, and nothing the operator need see, where a line each would fill the log.
+        return Response(status_code=400)
+
+    return {
+        HTTPException: http_error,
+        StoreUnavailable: unavailable,
+        ClientDisconnect: client_gone,
+        Exception: server_error,
+    }

@@ -10,6 +10,7 @@ tipster from their own conversation.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +22,6 @@ from starlette.responses import Response
 from form_service import conversation
 from form_service.error_pages import error_page
 from form_service.form_input import BodyTooLarge, NotAForm, read_form
-from form_service.logs import log_event
 from form_service.ratelimit import client_address
 from form_service.receipts import normalize_code, receipt_hash
 from form_service.service import Service, service_of
@@ -154,7 +154,7 @@ async def _look_up(
     settings = service.settings
     admission = service.limiter.admit(client_address(request, settings.trusted_proxies))
     if not admission.allowed:
-        log_event("status_limited", status=429)
+        service.events.add("status_limited", requests=1)
         return error_page(service.pages, request, lang, 429)
     await anyio.sleep(admission.delay)
     async with service.store.transaction() as tx:
@@ -163,7 +163,7 @@ async def _look_up(
     if found is None:
         service.limiter.record_failure(admission.client)
     await anyio.sleep(max(0.0, started + settings.status_min_seconds - time.monotonic()))
-    log_event("status_checked", found=found is not None)
+    service.events.add("status_checked", **{"not_found" if found is None else "found": 1})
     if found is None:
         _ = translations(lang).gettext
         error = _("We could not find a report with this code. Check the code and try again.")
@@ -178,7 +178,7 @@ def _expired(service: Service, request: Request, lang: str, message: str) -> Res
         "This page has expired, to keep your conversation private. Enter your receipt code "
         "again. Your message was not sent yet: it is kept below, copy it before you go on."
     )
-    log_event("thread_expired", status=410)
+    service.events.add("thread_expired", pages=1)
     return service.pages.render(
         request,
         "status.html",
@@ -215,11 +215,11 @@ async def _write(
                 problem = await _store_message(service, tx, thread, text, lang)
             found = await threads.messages(tx, opened.report_id) if thread else []
     except StoreUnavailable:
-        log_event("thread_not_saved", status=503)
+        service.events.add("thread_not_saved", logging.ERROR, messages=1)
         # The same page, the message kept and a new token: trying again needs no code.
         return _unavailable(service, request, lang, opened, text)
     if thread is None:
-        log_event("thread_gone", status=410)
+        service.events.add("thread_gone", pages=1)
         return service.pages.render(
             request,
             "status.html",
@@ -241,7 +241,7 @@ async def _write(
             service, request, lang, 422, thread, opened.identity, found, message=text, error=problem
         )
     if send:
-        log_event("thread_message", sender=threads.TIPSTER)
+        service.events.add("thread_message", messages=1)
     return _page(service, request, lang, 200, thread, opened.identity, found, sent=send)
 
 
