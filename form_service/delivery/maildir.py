@@ -1,7 +1,8 @@
 """Delivery into a local Maildir: the demo's channel, and the one for air-gapped sites.
 
-The file's name is the delivery id (random, it holds no time), so a retry after a crash finds the message already
-there instead of adding a second copy, and a file is in new/ only once it is on disk.
+The file's name is the delivery id (random: it holds no time), so a retry after a crash
+finds the message already there instead of adding a second copy, and a file is in new/
+only once it is on disk. The file's times are those of the minute it was written.
 """
 
 from __future__ import annotations

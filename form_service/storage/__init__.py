@@ -56,6 +56,8 @@ class OutboxEntry:
     is_intake: bool
     fields: tuple[str, ...]
     """Names of the fields in the payload, for the audit log."""
+    hold_seconds: int = 0
+    """How long after the report's minute the copy is first due (the partner's random hold)."""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from contextlib import closing
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -25,6 +26,7 @@ import pyrage
 import pytest
 
 from form_service.settings import Settings
+from outreach.loader import LoadedProfile
 from tests.conftest import edit_yaml, email_delivery, free_port
 from tests.form_service.delivery.servers import SMTPServer, make_ca
 
@@ -119,6 +121,27 @@ def test_report_times_are_kept_to_the_minute(client: Any, settings: Settings) ->
     assert len(created) == len("2026-01-01T12:34Z") and created.endswith("Z")
     for (at,) in rows(settings, "SELECT at FROM audit_events"):
         assert len(at) == len("2026-01-01T12:34Z")
+
+
+def test_a_held_copy_is_first_due_after_its_hold(
+    make_settings: Callable[..., Settings],
+    keyed_demo: LoadedProfile,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from .conftest import rows
+    from .test_intake import _holding
+
+    monkeypatch.setattr("form_service.intake.secrets.randbelow", lambda n: n - 1)
+    settings = make_settings(profile=_holding(keyed_demo, "intake-team", 7))
+    with start_client(settings) as client:
+        submit(client)
+        submit(client, danger_now="yes")
+    due = rows(settings, "SELECT created_at, next_attempt_at FROM outbox WHERE is_intake = 1")
+    ordinary, danger = sorted(due, key=lambda row: row[1], reverse=True)
+    created = datetime.fromisoformat(ordinary[0])
+    assert created.second == 0, "created in the report's minute"
+    assert datetime.fromisoformat(ordinary[1]) - created == timedelta(minutes=7)
+    assert danger[0] == danger[1], "danger now is due at once"
 
 
 # A real run: the service under uvicorn, a client on a loopback address of its own.
