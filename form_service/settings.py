@@ -15,10 +15,11 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 
+from form_service.private_files import private_folder
 from outreach.loader import LoadedProfile, ProfileError, load_profile
 
 SECRET_FILE = "secret_key"  # noqa: S105 (a file name, not a secret)
@@ -389,6 +390,12 @@ class Settings:
         return cls(**values)
 
 
+def data_dir_from_env(environ: Mapping[str, str] = os.environ) -> Path:
+    """OUTREACH_DATA_DIR, or its default, for a command that needs nothing else."""
+    (setting,) = (s for s in SETTINGS if s.field == "data_dir")
+    return cast(Path, setting.value(environ))
+
+
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
@@ -401,7 +408,7 @@ def default_hosts(profile: LoadedProfile) -> tuple[str, ...]:
 
 def dev_secret(data_dir: Path) -> str:
     """The secret kept in the data dir, created once with owner-only access."""
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_folder(data_dir)
     path = data_dir / SECRET_FILE
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

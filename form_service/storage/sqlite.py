@@ -28,6 +28,7 @@ from typing import Any, Literal, TypeVar
 import anyio.to_thread
 
 from form_service.logs import log_event
+from form_service.private_files import private_database
 from form_service.storage import (
     AuditEvent,
     ClaimedDelivery,
@@ -48,7 +49,7 @@ T = TypeVar("T")
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_database(path)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
