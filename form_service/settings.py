@@ -49,6 +49,24 @@ def _items(name: str, raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
+# A signing secret shorter than this could be guessed offline from one signed form token;
+# secrets.token_hex(32), as the guide suggests and the development secret is, has 64.
+MIN_SECRET_CHARS = 32
+
+
+def _secret_keys(name: str, raw: str) -> tuple[str, ...]:
+    keys = _items(name, raw)
+    short = [n for n, key in enumerate(keys, 1) if len(key) < MIN_SECRET_CHARS]
+    if short:
+        which = "the secret" if len(keys) == 1 else f"secret {', '.join(map(str, short))}"
+        raise SettingsError(
+            f"{name}: {which} is shorter than {MIN_SECRET_CHARS} characters. Make one with "
+            '`python -c "import secrets; print(secrets.token_hex(32))"`, or leave '
+            f"{name} unset for a trial, which keeps a generated one in the data dir."
+        )
+    return keys
+
+
 def _path(name: str, raw: str) -> Path:
     return Path(raw).resolve()
 
@@ -166,10 +184,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "OUTREACH_SECRET_KEY",
         "secret_keys",
-        _items,
+        _secret_keys,
         "",
         "One secret, or several separated by commas. The **first** signs new form tokens and "
-        "makes new receipt codes; **all** are accepted when checking.",
+        "makes new receipt codes; **all** are accepted when checking. Each must be at least "
+        f"{MIN_SECRET_CHARS} characters long; the service refuses to start with a shorter one.",
         shown=f"generated into `<data dir>/{SECRET_FILE}`",
     ),
     Setting(
@@ -415,8 +434,11 @@ def dev_secret(data_dir: Path) -> str:
     except FileExistsError:
         os.chmod(path, 0o600)
         secret = path.read_text(encoding="ascii").strip()
-        if not secret:
-            raise SettingsError(f"{path} is empty; delete it to generate a new secret") from None
+        if len(secret) < MIN_SECRET_CHARS:
+            raise SettingsError(
+                f"{path} is empty or shorter than {MIN_SECRET_CHARS} characters; "
+                "delete it to generate a new secret"
+            ) from None
         return secret
     secret = secrets.token_hex(32)
     with os.fdopen(fd, "w", encoding="ascii") as out:
