@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from form_service.error_pages import exception_handlers
+from form_service.forwarded import ForwardedWarning
 from form_service.http_limits import CUT as connections_cut
 from form_service.logs import log_event, setup_logging
 from form_service.pages import ASSETS_PATH, asset_dir
@@ -124,6 +125,7 @@ def create_app(settings: Settings, background: Sequence[BackgroundTask] = ()) ->
         middleware=[
             Middleware(SecurityHeaders, settings=settings),
             Middleware(TrustedHostMiddleware, allowed_hosts=list(settings.allowed_hosts)),
+            Middleware(ForwardedWarning, proxies_trusted=bool(settings.trusted_proxies)),
         ],
         exception_handlers=exception_handlers(service.pages),  # type: ignore[arg-type]
         lifespan=lifespan,
