@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from form_service.error_pages import ERRORS as page_errors
 from form_service.error_pages import exception_handlers
 from form_service.forwarded import ForwardedWarning
 from form_service.http_limits import CUT as connections_cut
@@ -109,6 +110,7 @@ def create_app(settings: Settings, background: Sequence[BackgroundTask] = ()) ->
                 tasks.start_soon(service.stored.flush_every_minute)
                 tasks.start_soon(service.events.flush_every_minute)
                 tasks.start_soon(connections_cut.flush_every_minute)
+                tasks.start_soon(page_errors.flush_every_minute)
                 tasks.start_soon(service.follow_staff_keys)
                 for task in background:
                     tasks.start_soon(task, service)
@@ -118,6 +120,7 @@ def create_app(settings: Settings, background: Sequence[BackgroundTask] = ()) ->
             service.stored.flush()
             service.events.flush()
             connections_cut.flush()
+            page_errors.flush()
             await service.store.close()
 
     return Starlette(

@@ -113,6 +113,29 @@ def test_log_lines_are_json_event_names_only(
 NAMES = {"event", "level", "time", "minute"}
 
 
+def test_failures_of_the_form_and_status_pages_are_counted_too(
+    settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from form_service.storage import StoreUnavailable
+
+    def down(*args: object) -> Any:
+        raise StoreUnavailable("database is down")
+
+    with start_client(settings) as client:
+        store = client.app_state["service"].store
+        monkeypatch.setattr(store, "transaction", down)
+        monkeypatch.setattr(store, "save_report", down)
+        capsys.readouterr()
+        assert client.post("/status", data={"code": "0000-0000"}).status_code == 503
+        assert submit(client).status_code == 503
+        assert capsys.readouterr().err == "", "a line each would time the visit"
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line]
+    counts = {line["event"]: line for line in lines}
+    assert counts["database_unavailable"]["requests"] == 1
+    assert counts["report_not_saved"]["reports"] == 1
+    assert {counts[e]["level"] for e in ("database_unavailable", "report_not_saved")} == {"error"}
+
+
 def test_report_times_are_kept_to_the_minute(client: Any, settings: Settings) -> None:
     from .conftest import rows
 
