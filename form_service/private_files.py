@@ -27,8 +27,16 @@ def private_folder(path: Path) -> Path:
 
 
 def private_file(path: Path) -> None:
-    """*path* made empty if missing, and the owner's alone either way."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE)
+    """*path* made empty if missing, and the owner's alone either way.
+
+    An existing file is changed by its name only, never opened: closing any descriptor of
+    a database would drop the POSIX locks that SQLite's connections in this process hold
+    on it, and another process could then checkpoint or remove the WAL under them."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except FileExistsError:
+        os.chmod(path, FILE_MODE)
+        return
     try:
         os.fchmod(fd, FILE_MODE)
     finally:
@@ -36,9 +44,10 @@ def private_file(path: Path) -> None:
 
 
 def private_database(path: Path) -> None:
-    """A SQLite file and its companions, before SQLite opens them: it gives a new -wal or
-    -shm the database's mode, so one made private first keeps them private. A folder
-    that already holds it is the operator's choice (the data dir is made private apart)."""
+    """A SQLite file and its companions, before this process's SQLite opens them: it gives
+    a new -wal or -shm the database's mode, so one made private first keeps them private.
+    A folder that already holds it is the operator's choice (the data dir is made private
+    apart)."""
     if not path.parent.exists():
         private_folder(path.parent)
     private_file(path)
