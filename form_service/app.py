@@ -17,7 +17,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from form_service.error_pages import ERRORS as page_errors
 from form_service.error_pages import exception_handlers
+from form_service.forwarded import ForwardedWarning
+from form_service.http_limits import CUT as connections_cut
 from form_service.logs import log_event, setup_logging
 from form_service.pages import ASSETS_PATH, asset_dir
 from form_service.report_views import report_endpoint
@@ -105,6 +108,9 @@ def create_app(settings: Settings, background: Sequence[BackgroundTask] = ()) ->
         try:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(service.stored.flush_every_minute)
+                tasks.start_soon(service.events.flush_every_minute)
+                tasks.start_soon(connections_cut.flush_every_minute)
+                tasks.start_soon(page_errors.flush_every_minute)
                 tasks.start_soon(service.follow_staff_keys)
                 for task in background:
                     tasks.start_soon(task, service)
@@ -112,6 +118,9 @@ def create_app(settings: Settings, background: Sequence[BackgroundTask] = ()) ->
                 tasks.cancel_scope.cancel()
         finally:
             service.stored.flush()
+            service.events.flush()
+            connections_cut.flush()
+            page_errors.flush()
             await service.store.close()
 
     return Starlette(
@@ -119,6 +128,7 @@ def create_app(settings: Settings, background: Sequence[BackgroundTask] = ()) ->
         middleware=[
             Middleware(SecurityHeaders, settings=settings),
             Middleware(TrustedHostMiddleware, allowed_hosts=list(settings.allowed_hosts)),
+            Middleware(ForwardedWarning, proxies_trusted=bool(settings.trusted_proxies)),
         ],
         exception_handlers=exception_handlers(service.pages),  # type: ignore[arg-type]
         lifespan=lifespan,

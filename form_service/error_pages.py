@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from form_service.logs import log_event
+from form_service.logs import MinuteTallies
 from form_service.pages import Pages
 from form_service.storage import StoreUnavailable
 from outreach.i18n import translations
@@ -62,6 +62,10 @@ def _page_language(pages: Pages, request: Request) -> str:
     return pages.negotiate(request.headers)
 
 
+# Errors of any page, counted per minute like the form's events (app.py flushes them).
+ERRORS = MinuteTallies()
+
+
 def exception_handlers(pages: Pages) -> dict[type[Exception] | int, object]:
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 400
@@ -71,14 +75,24 @@ def exception_handlers(pages: Pages) -> dict[type[Exception] | int, object]:
         return response
 
     async def server_error(request: Request, exc: Exception) -> Response:
-        log_event("server_error", logging.ERROR, kind=type(exc).__name__)
+        ERRORS.add("server_error", logging.ERROR, **{type(exc).__name__: 1})
         return error_page(pages, request, _page_language(pages, request), 500)
 
     async def unavailable(request: Request, exc: Exception) -> Response:
         # The database is down, read-only or full (a report's own form handles this itself).
-        log_event("database_unavailable", logging.ERROR, status=503)
+        ERRORS.add("database_unavailable", logging.ERROR, requests=1)
         response = error_page(pages, request, _page_language(pages, request), 503)
         response.headers["Retry-After"] = "30"
         return response
 
-    return {HTTPException: http_error, StoreUnavailable: unavailable, Exception: server_error}
+    async def client_gone(request: Request, exc: Exception) -> Response:
+        # Left, or cut by the body deadline (counted per minute by http_limits): no one to
+        # answer, and nothing the operator need see, where a line each would fill the log.
+        return Response(status_code=400)
+
+    return {
+        HTTPException: http_error,
+        StoreUnavailable: unavailable,
+        ClientDisconnect: client_gone,
+        Exception: server_error,
+    }

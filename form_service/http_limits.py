@@ -14,7 +14,13 @@ counts the bytes of every request head itself and answers 431 past ``MAX_HEAD_BY
 must be complete within ``HEAD_TIMEOUT`` seconds of the connection opening (or of the
 previous response on a kept-alive connection), and the body within ``BODY_TIMEOUT`` seconds
 of the head. A client that misses one is disconnected; a handler still waiting for the
-body then sees the client as gone. Nothing about the client is logged.
+body then sees the client as gone. Nothing about the client is logged; the connections cut
+are counted per minute (``connections_cut``, at debug level), not logged one by one.
+
+A request that frames its body twice, with both Content-Length and Transfer-Encoding, is
+refused with 400 and its connection closed (RFC 9112 section 6.1): h11 would follow the
+Transfer-Encoding, and a proxy in front that follows the Content-Length would then see a
+different request (request smuggling).
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from typing import Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from form_service.logs import MinuteTally
 
 # The largest request head accepted (request line and headers); a larger one gets 400.
 # Browsers send a few KiB; the site sets no cookies.
@@ -41,6 +49,8 @@ BACKLOG = 1024
 GRACEFUL_SHUTDOWN_TIMEOUT = 10
 
 LOGGER = logging.getLogger("uvicorn.error")
+# Slow clients cut, counted per minute: a line each would let one client fill the log.
+CUT = MinuteTally("connections_cut", level=logging.DEBUG)
 
 # The blank line that ends a request head, as h11 finds it.
 _END_OF_HEAD = re.compile(rb"\n\r?\n")
@@ -54,6 +64,18 @@ _TOO_LARGE_RESPONSE = (
 )
 
 
+class _SingleFraming(h11.Connection):
+    """h11's connection, which refuses a request whose body is framed two ways."""
+
+    def next_event(self) -> Any:
+        event = super().next_event()
+        if isinstance(event, h11.Request):
+            names = {name for name, _ in event.headers}
+            if b"content-length" in names and b"transfer-encoding" in names:
+                raise h11.RemoteProtocolError("both Content-Length and Transfer-Encoding")
+        return event
+
+
 class DeadlineH11Protocol(H11Protocol):
     """uvicorn's h11 protocol with deadlines for receiving the request head and body."""
 
@@ -63,6 +85,8 @@ class DeadlineH11Protocol(H11Protocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # uvicorn answers a RemoteProtocolError with 400 and closes the connection.
+        self.conn = _SingleFraming(h11.SERVER, self.conn._max_incomplete_event_size)
         self._deadline: asyncio.TimerHandle | None = None
         self._waiting_for: object = None
         self._head = b""
@@ -133,5 +157,5 @@ class DeadlineH11Protocol(H11Protocol):
         self._deadline = None
         self._waiting_for = None
         if not self.transport.is_closing():
-            LOGGER.info("Closed a connection that did not send its request %s in time.", part)
+            CUT.add(**{part: 1})
             self.transport.close()

@@ -9,8 +9,9 @@ from __future__ import annotations
 import functools
 import json
 import os
+import secrets
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import pyrage
@@ -30,7 +31,7 @@ from form_service.sharing import FieldValues, partner_payload
 from form_service.staff.keys import encrypt_to
 from form_service.storage import NewReport, OutboxEntry, PartnerShare
 from form_service.times import minute_iso
-from outreach.profile import Profile
+from outreach.profile import Partner, Profile
 from outreach.routing import Recipient, route_report
 
 # Made once: json.dumps with any option builds a new encoder on every call.
@@ -83,6 +84,15 @@ def _outbox_entry(
         is_intake=is_intake,
         fields=tuple(payload.fields.names()),
     )
+
+
+def hold_seconds(partner: Partner, report: Report) -> int:
+    """A random wait of 0 to the partner's ``hold_minutes``, from the report's minute: the
+    partner's mailbox then does not time the report for anyone who matches it against a
+    network's logs. Danger now is never held."""
+    if report.danger_now or not partner.hold_minutes:
+        return 0
+    return secrets.randbelow(partner.hold_minutes * 60 + 1)
 
 
 @dataclass(frozen=True)
@@ -148,7 +158,10 @@ def prepare_report(
     report_ref = new_report_ref(entropy)
     code = new_receipt_code(entropy[5:])
     ids = entropy[5 + CODE_BYTES :]
-    entries = outbox_entries(report, profile, now_sent, report_ref, now, flood, ids)
+    entries = [
+        replace(entry, hold_seconds=hold_seconds(profile.partner(entry.partner_id), report))
+        for entry in outbox_entries(report, profile, now_sent, report_ref, now, flood, ids)
+    ]
     shares = [PartnerShare(r.partner_id, r.rule_id, held=True) for r in recipients if r.review]
     shares += [
         PartnerShare(e.partner_id, e.rule_id, held=False, view_age=partner_view(e, readers))

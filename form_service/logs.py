@@ -61,8 +61,11 @@ class MinuteTally:
     to the second, would undo that. The line names its minute and the counts.
     """
 
-    def __init__(self, event: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, event: str, clock: Callable[[], float] = time.time, level: int = logging.INFO
+    ) -> None:
         self.event = event
+        self.level = level
         self._clock = clock
         self._minute: int | None = None
         self._counts: Counter[str] = Counter()
@@ -81,7 +84,7 @@ class MinuteTally:
         if only_past and self._minute == int(self._clock() // 60):
             return
         at = minute_iso(datetime.fromtimestamp(self._minute * 60, UTC))
-        log_event(self.event, minute=at, **self._counts)
+        log_event(self.event, self.level, minute=at, **self._counts)
         self._minute = None
         self._counts.clear()
 
@@ -89,6 +92,35 @@ class MinuteTally:
         self, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     ) -> None:
         """Until cancelled: each minute's line soon after it ends, even if nothing follows."""
+        while True:
+            await sleep(60 - self._clock() % 60 + 1)
+            self.flush(only_past=True)
+
+
+class MinuteTallies:
+    """A MinuteTally per event, made on first use: the form's and the status page's events.
+
+    Every line of those paths would otherwise stamp a visitor's request to the second
+    (an invalid report, then its stored copy a minute later; a status look-up).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._tallies: dict[str, MinuteTally] = {}
+
+    def add(self, event: str, level: int = logging.INFO, **counts: int) -> None:
+        tally = self._tallies.get(event)
+        if tally is None:
+            tally = self._tallies[event] = MinuteTally(event, self._clock, level)
+        tally.add(**counts)
+
+    def flush(self, *, only_past: bool = False) -> None:
+        for tally in self._tallies.values():
+            tally.flush(only_past=only_past)
+
+    async def flush_every_minute(
+        self, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    ) -> None:
         while True:
             await sleep(60 - self._clock() % 60 + 1)
             self.flush(only_past=True)

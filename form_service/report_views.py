@@ -14,7 +14,6 @@ from starlette.responses import HTMLResponse, Response
 from form_service.error_pages import error_page
 from form_service.form_input import BodyTooLarge, NotAForm, read_form
 from form_service.intake import prepare_report
-from form_service.logs import log_event
 from form_service.pages import NO_STORE
 from form_service.ratelimit import client_address
 from form_service.receipts import content_digest, open_code
@@ -117,7 +116,7 @@ async def _store(service: Service, report: Report, token_id: str, flood: bool) -
             service.wakeup.set()
             service.stored.add(reports=1, partners=len(new.outbox))
             return code
-        log_event("report_resubmitted")
+        service.events.add("report_resubmitted", reports=1)
         earlier = open_code(token_id, result.receipt_sealed, result.report_ref)
         if earlier is None:  # sealed by nothing this form holds: only a tampered row
             raise StoreUnavailable("the earlier report of this form holds no code it opens")
@@ -135,7 +134,7 @@ def _not_saved(
 ) -> Response:
     """503: the database is down, read-only or full. The same form token is kept, so if the
     commit went through after all, sending again shows that report's receipt."""
-    log_event("report_not_saved", logging.ERROR, status=503, error=str(error)[:200])
+    service.events.add("report_not_saved", logging.ERROR, reports=1)
     _ = translations(lang).gettext
     notice = _(
         "Your report could not be saved just now, so nothing was sent. "
@@ -167,16 +166,16 @@ async def _submit(service: Service, request: Request, lang: str) -> Response:
     try:
         form = await read_form(request, settings.max_body_bytes, (*FORM_FIELDS, HONEYPOT))
     except BodyTooLarge:
-        log_event("report_refused", status=413)
+        service.events.add("report_refused", too_large=1)
         return error_page(service.pages, request, lang, 413)
     except NotAForm:
-        log_event("report_refused", status=415)
+        service.events.add("report_refused", not_a_form=1)
         return error_page(service.pages, request, lang, 415)
     values = {k: v for k, v in form.values.items() if k != HONEYPOT}
     _ = translations(lang).gettext
     admission = service.report_limiter.admit(client_address(request, settings.trusted_proxies))
     if not admission.allowed:
-        log_event("report_limited", status=429, flood=admission.flood)
+        service.events.add("report_limited", requests=1, flood=int(admission.flood))
         notice = _(
             "Too many reports have been sent from your connection or to this site in a short "
             "time, so this one was not sent. Everything you wrote is still here: please wait "
@@ -186,19 +185,19 @@ async def _submit(service: Service, request: Request, lang: str) -> Response:
         response.headers["Retry-After"] = "60"
         return response
     if form.values.get(HONEYPOT) or form.repeated or form.field_count > settings.max_fields:
-        log_event("report_refused", status=400)
+        service.events.add("report_refused", unreadable=1)
         notice = _(
             "Some of the form could not be read. Please check your report and send it again."
         )
         return form_page(service, request, lang, 400, values, notice=notice)
     check = service.tokens.check(values.get("token"))
     if check.problem is not None or check.token_id is None:
-        log_event("report_refused", status=400, token=str(check.problem))
+        service.events.add("report_refused", **{f"token_{check.problem or 'missing'}": 1})
         notice = _token_notice(check.problem or TokenProblem.missing, lang)
         return form_page(service, request, lang, 400, values, notice=notice)
     result = validate_report(values, form.unreadable, settings.profile.profile, lang, _)
     if isinstance(result, Invalid):
-        log_event("report_invalid", status=422, fields=len(result.errors))
+        service.events.add("report_invalid", reports=1, fields=len(result.errors))
         return form_page(
             service, request, lang, 422, values, errors=result.errors, token=values["token"]
         )

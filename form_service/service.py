@@ -16,7 +16,7 @@ from typing import cast
 from starlette.requests import Request
 
 from form_service.intake import Readers
-from form_service.logs import MinuteTally
+from form_service.logs import MinuteTallies, MinuteTally
 from form_service.pages import Pages
 from form_service.ratelimit import LookupLimiter, ReportLimiter
 from form_service.settings import Settings
@@ -42,6 +42,8 @@ class Service:
     """Report submissions being handled now (the delivery worker gives way while any are)."""
     stored: MinuteTally = field(default_factory=lambda: MinuteTally("reports_stored"))
     """Stored reports, logged as a count per minute (never a line per report)."""
+    events: MinuteTallies = field(default_factory=MinuteTallies)
+    """Everything else the form and status pages log, counted per minute as well."""
     receipt_pages: dict[tuple[str, bool], str] = field(default_factory=dict)
     """Receipt pages rendered once per (language, danger now), the code put in per report."""
     threads: ThreadSessions = field(default_factory=ThreadSessions)

@@ -15,11 +15,12 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import click
 
+from form_service.private_files import private_folder
 from form_service.report_form import largest_form_bytes
 from outreach.loader import LoadedProfile, ProfileError, load_profile
 
@@ -48,6 +49,24 @@ def _lower(name: str, raw: str) -> str:
 
 def _items(name: str, raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+# A signing secret shorter than this could be guessed offline from one signed form token;
+# secrets.token_hex(32), as the guide suggests and the development secret is, has 64.
+MIN_SECRET_CHARS = 32
+
+
+def _secret_keys(name: str, raw: str) -> tuple[str, ...]:
+    keys = _items(name, raw)
+    short = [n for n, key in enumerate(keys, 1) if len(key) < MIN_SECRET_CHARS]
+    if short:
+        which = "the secret" if len(keys) == 1 else f"secret {', '.join(map(str, short))}"
+        raise SettingsError(
+            f"{name}: {which} is shorter than {MIN_SECRET_CHARS} characters. Make one with "
+            '`python -c "import secrets; print(secrets.token_hex(32))"`, or leave '
+            f"{name} unset for a trial, which keeps a generated one in the data dir."
+        )
+    return keys
 
 
 def _path(name: str, raw: str) -> Path:
@@ -167,10 +186,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "OUTREACH_SECRET_KEY",
         "secret_keys",
-        _items,
+        _secret_keys,
         "",
         "One secret, or several separated by commas. The **first** signs new form tokens and "
-        "makes new receipt codes; **all** are accepted when checking.",
+        "makes new receipt codes; **all** are accepted when checking. Each must be at least "
+        f"{MIN_SECRET_CHARS} characters long; the service refuses to start with a shorter one.",
         shown=f"generated into `<data dir>/{SECRET_FILE}`",
     ),
     Setting(
@@ -395,6 +415,12 @@ class Settings:
         return cls(**values)
 
 
+def data_dir_from_env(environ: Mapping[str, str] = os.environ) -> Path:
+    """OUTREACH_DATA_DIR, or its default, for a command that needs nothing else."""
+    (setting,) = (s for s in SETTINGS if s.field == "data_dir")
+    return cast(Path, setting.value(environ))
+
+
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
@@ -409,15 +435,18 @@ def default_hosts(profile: LoadedProfile) -> tuple[str, ...]:
 
 def dev_secret(data_dir: Path) -> str:
     """The secret kept in the data dir, created once with owner-only access."""
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_folder(data_dir)
     path = data_dir / SECRET_FILE
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         os.chmod(path, 0o600)
         secret = path.read_text(encoding="ascii").strip()
-        if not secret:
-            raise SettingsError(f"{path} is empty; delete it to generate a new secret") from None
+        if len(secret) < MIN_SECRET_CHARS:
+            raise SettingsError(
+                f"{path} is empty or shorter than {MIN_SECRET_CHARS} characters; "
+                "delete it to generate a new secret"
+            ) from None
         return secret
     secret = secrets.token_hex(32)
     with os.fdopen(fd, "w", encoding="ascii") as out:

@@ -10,6 +10,7 @@ tipster from their own conversation.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,7 +23,6 @@ from starlette.responses import Response
 from form_service import conversation
 from form_service.error_pages import error_page
 from form_service.form_input import BodyTooLarge, NotAForm, read_form
-from form_service.logs import log_event
 from form_service.ratelimit import client_address
 from form_service.receipts import normalize_code, receipt_hash
 from form_service.service import Service, service_of
@@ -162,7 +162,7 @@ async def _look_up(
     settings = service.settings
     admission = service.limiter.admit(client_address(request, settings.trusted_proxies))
     if not admission.allowed:
-        log_event("status_limited", status=429)
+        service.events.add("status_limited", requests=1)
         return error_page(service.pages, request, lang, 429)
     await anyio.sleep(admission.delay)
     async with service.store.transaction() as tx:
@@ -171,7 +171,7 @@ async def _look_up(
     if found is None:
         service.limiter.record_failure(admission.client)
     await anyio.sleep(max(0.0, started + settings.status_min_seconds - time.monotonic()))
-    log_event("status_checked", found=found is not None)
+    service.events.add("status_checked", **{"not_found" if found is None else "found": 1})
     if found is None:
         _ = translations(lang).gettext
         error = _("We could not find a report with this code. Check the code and try again.")
@@ -186,7 +186,7 @@ def _expired(service: Service, request: Request, lang: str, message: str) -> Res
         "This page has expired, to keep your conversation private. Enter your receipt code "
         "again. Your message was not sent yet: it is kept below, copy it before you go on."
     )
-    log_event("thread_expired", status=410)
+    service.events.add("thread_expired", pages=1)
     return _code_page(service, request, lang, 410, "", error, message)
 
 
@@ -216,11 +216,11 @@ async def _write(
                 status_code = 429 if problem else status_code
             found = await threads.messages(tx, opened.report_id) if thread else []
     except StoreUnavailable:
-        log_event("thread_not_saved", status=503)
+        service.events.add("thread_not_saved", logging.ERROR, messages=1)
         # The same page, the message kept and a new token: trying again needs no code.
         return _unavailable(service, request, lang, opened, text)
     if thread is None:
-        log_event("thread_gone", status=410)
+        service.events.add("thread_gone", pages=1)
         error = _(
             "This report was deleted at the end of the time we keep reports, so no more "
             "messages can be added to it. If you still have a concern, please send a "
@@ -240,7 +240,7 @@ async def _write(
             error=problem,
         )
     if send:
-        log_event("thread_message", sender=threads.TIPSTER)
+        service.events.add("thread_message", messages=1)
     # Looking for new messages keeps what the tipster has typed but not yet sent.
     draft = "" if send else text
     return _page(

@@ -16,9 +16,12 @@ def minute_iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%MZ")
 
 
+STAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
 def stamp(moment: datetime) -> str:
     """To the microsecond, e.g. 2026-03-04T05:06:07.000000Z, for the store's scheduling."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.strftime(STAMP_FORMAT)
 
 
 def minute_start_stamp(moment: datetime) -> str:

@@ -15,7 +15,8 @@ from form_service.app import create_app
 from form_service.delivery.admin import audit_line, audit_trail, purge_now
 from form_service.delivery.worker import WorkerOptions, run_standalone, start_worker
 from form_service.logs import setup_logging
-from form_service.settings import Settings
+from form_service.private_files import is_inside, private_folder, private_tree
+from form_service.settings import Settings, data_dir_from_env
 from form_service.staff import commands as staff_commands
 from form_service.staff.accounts import AccountError
 from form_service.staff.figures import as_csv, as_json
@@ -162,11 +163,20 @@ def build(profile_path: str | None, out: str, jobs: int | None) -> None:
 
 
 def _build(loaded: LoadedProfile, out: Path, jobs: int | None = None) -> list[str]:
+    # The default site folder (var/site) is in the data dir: a first build must not make
+    # that folder readable by everyone, nor leave files there that are.
+    data_dir = data_dir_from_env()
+    in_data_dir = is_inside(out, data_dir)
+    if in_data_dir:
+        private_folder(data_dir)
     try:
-        return build_site(loaded, out, jobs)
+        built = build_site(loaded, out, jobs)
     except BuildError as error:
         message = f"The site was not built (the previous one is kept):\n{error}"
         raise click.ClickException(message) from None
+    if in_data_dir:
+        private_tree(out)
+    return built
 
 
 @main.command()

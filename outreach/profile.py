@@ -303,6 +303,10 @@ class SharingAgreement(_Strict):
     reported, on reports shared with the partner. Without it, only the intake team does."""
 
 
+# A random hold longer than this would delay reports more than it hides.
+MAX_HOLD_MINUTES = 60
+
+
 class Partner(_Strict):
     id: Identifier
     name: LocalizedText
@@ -314,6 +318,9 @@ class Partner(_Strict):
     """Whether the partner appears in the public directory."""
     delivery: DeliveryConfig
     agreement: SharingAgreement
+    hold_minutes: int = Field(default=0, ge=0, le=MAX_HOLD_MINUTES)
+    """Hold each ordinary report (not danger now) a random 0 to this many minutes before
+    it is sent, so its arrival does not time the tipster's visit; 0 sends at once."""
 
 
 class RuleMatch(_Strict):

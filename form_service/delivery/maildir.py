@@ -1,13 +1,15 @@
 """Delivery into a local Maildir: the demo's channel, and the one for air-gapped sites.
 
-The file's name is the delivery id, so a retry after a crash finds the message already
-there instead of adding a second copy, and a file is in new/ only once it is on disk.
+The file's name is the delivery id (random: it holds no time), so a retry after a crash
+finds the message already there instead of adding a second copy, and a file is in new/
+only once it is on disk. The file's times are those of the minute it was written.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
 
 from form_service.delivery.channel import DeliveryFailed, DeliverySettings
@@ -19,6 +21,7 @@ from form_service.delivery.message import (
     to_email,
 )
 from form_service.delivery.payload import DeliveryPayload
+from form_service.private_files import FILE_MODE, private_folder
 from outreach.profile import DeliveryConfig, Partner
 
 
@@ -54,9 +57,13 @@ def store(folder: Path, key: str, data: bytes) -> bool:
     if already_there(folder, key):
         return False
     tmp = folder / "tmp" / f"{key}.{os.getpid()}"
-    with open(tmp, "wb") as handle:
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE), "wb") as handle:
         handle.write(data)
         handle.flush()
+        # The file's times to the minute, like the message's Date: mail clients show them,
+        # and to the second they would time the report that a network log could match.
+        minute = time.time() // 60 * 60
+        os.utime(handle.fileno(), (minute, minute))
         os.fsync(handle.fileno())
     try:
         # link() refuses an existing name, so two workers racing leave one copy.
@@ -80,9 +87,11 @@ def already_there(folder: Path, key: str) -> bool:
 def _make_folder(folder: Path) -> None:
     # Every time: someone may have cleared the mail since the last message.
     # Mail about reports is for its readers only: folders are the owner's alone.
-    folder.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    for path in (folder, folder / "tmp", folder / "new", folder / "cur"):
-        path.mkdir(exist_ok=True, mode=0o700)
+    # *folder* is <data dir>/maildir/<name>. The data dir first: mkdir would give missing
+    # parents the umask's mode.
+    private_folder(folder.parent.parent)
+    for path in (folder.parent, folder, folder / "tmp", folder / "new", folder / "cur"):
+        private_folder(path)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -17,6 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
+from form_service.private_files import private_folder
 from form_service.settings import Settings, SettingsError
 
 T = TypeVar("T")
@@ -56,6 +57,8 @@ class OutboxEntry:
     is_intake: bool
     fields: tuple[str, ...]
     """Names of the fields in the payload, for the audit log."""
+    hold_seconds: int = 0
+    """How long after the report's minute the copy is first due (the partner's random hold)."""
 
 
 @dataclass(frozen=True)
@@ -248,7 +251,11 @@ def is_postgres_url(url: str) -> bool:
 
 def open_store(settings: Settings, *, connections: int | None = None) -> Store:
     """The configured store, not yet opened; *connections* caps a PostgreSQL pool (a
-    one-off command needs one). The PostgreSQL driver is imported only when configured."""
+    one-off command needs one). The PostgreSQL driver is imported only when configured.
+
+    Every command that uses the store starts here, so here the data dir is made private
+    (form_service/private_files.py), also when an older version or a site build made it."""
+    private_folder(settings.data_dir)
     url = settings.database_url
     if is_postgres_url(url):
         from form_service.storage.postgres import PostgresStore

@@ -6,12 +6,12 @@ built here as steps, (statement, values) pairs, and each backend only runs them.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from form_service.storage import AuditEvent, ClaimedDelivery, NewReport, OutboxEntry
 from form_service.storage.statements import AUDIT_INSERT, INTAKE_DELIVERED, MARK_FAILED
-from form_service.times import minute_iso, minute_start_stamp, stamp
+from form_service.times import STAMP_FORMAT, minute_iso, minute_start_stamp, stamp
 
 Step = tuple[str, tuple[Any, ...]]
 """A shared statement (``?`` placeholders) and its values."""
@@ -60,7 +60,12 @@ def new_report_rows(
 
 
 def outbox_row(entry: OutboxEntry, report_id: int, created: str) -> tuple[Any, ...]:
-    """Values for OUTBOX_INSERT: one partner's copy, first due when it is created."""
+    """Values for OUTBOX_INSERT: one partner's copy, first due when it is created, or its
+    hold later."""
+    due = created
+    if entry.hold_seconds:
+        start = datetime.strptime(created, STAMP_FORMAT).replace(tzinfo=UTC)
+        due = stamp(start + timedelta(seconds=entry.hold_seconds))
     return (
         entry.delivery_id,
         report_id,
@@ -68,7 +73,7 @@ def outbox_row(entry: OutboxEntry, report_id: int, created: str) -> tuple[Any, .
         entry.rule_id,
         entry.agreement_id,
         entry.payload,
-        created,
+        due,
         created,
         int(entry.is_intake),
     )

@@ -28,6 +28,7 @@ from typing import Any, Literal, TypeVar
 import anyio.to_thread
 
 from form_service.logs import log_event
+from form_service.private_files import private_database, private_folder
 from form_service.storage import (
     AuditEvent,
     ClaimedDelivery,
@@ -48,7 +49,8 @@ T = TypeVar("T")
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.parent.exists():
+        private_folder(path.parent)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
@@ -149,6 +151,8 @@ class SqliteStore:
 
     async def open(self) -> None:
         def start() -> None:
+            # Before any connection of this process has the file open (private_files.py).
+            private_database(self.path)
             conn = connect(self.path)
             migrate(conn, self._clock())
             self._write_conn = conn

@@ -21,6 +21,8 @@ import secrets
 from contextlib import suppress
 from pathlib import Path
 
+from form_service.private_files import private_folder
+
 _WAKE = b"\0"
 
 
@@ -68,7 +70,7 @@ class Wakeups:
 
     async def listen(self, wakeup: asyncio.Event) -> None:
         """Set *wakeup* whenever another process (or this one) notifies, until cancelled."""
-        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_folder(self.folder)
         name = f"{os.getpid()}-{secrets.token_hex(4)}"
         setting_up = self.folder / f".{name}"
         os.mkfifo(setting_up, 0o600)

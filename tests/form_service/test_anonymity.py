@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from contextlib import closing
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -25,6 +26,7 @@ import pyrage
 import pytest
 
 from form_service.settings import Settings
+from outreach.loader import LoadedProfile
 from tests.conftest import edit_yaml, email_delivery, free_port
 from tests.form_service.delivery.servers import SMTPServer, make_ca
 
@@ -90,18 +92,48 @@ def test_log_lines_are_json_event_names_only(
         submit(client, description="Words that must never reach a log")
         submit(client, description="")
         submit(client, description="More words that must never reach a log")
-        # A stored report gets no line of its own, which would time it to the second.
-        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line]
-        assert [line["event"] for line in lines] == ["report_invalid"]
-    # The count of the minute's reports is logged by the minute, or when the service stops.
-    lines += [json.loads(line) for line in capsys.readouterr().err.splitlines() if line]
-    stored = [line for line in lines if line["event"] == "reports_stored"]
-    assert sum(line["reports"] for line in stored) == 2
-    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\dZ", line["minute"]) for line in stored)
-    allowed = {"event", "level", "time", "minute", "reports", "partners", "status", "fields"}
+        client.post("/status", data={"code": "wrong"})
+        client.post("/report", data={"description": "no token"})
+        # No request gets a line of its own, which would time it to the second.
+        assert capsys.readouterr().err == ""
+    # Each event is counted by the minute, or when the service stops.
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line]
+    counts = {line["event"]: line for line in lines}
+    assert counts["reports_stored"]["reports"] == 2
+    assert counts["report_invalid"]["reports"] == 1
+    assert counts["status_checked"]["not_found"] == 1
+    assert counts["report_refused"]["token_missing"] == 1
+    assert len(lines) == len(counts), "one line per event and minute"
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\dZ", line["minute"]) for line in lines)
     for line in lines:
-        assert set(line) <= allowed | {"token"}
+        assert all(isinstance(value, int) for key, value in line.items() if key not in NAMES)
         assert "words" not in json.dumps(line).lower()
+
+
+NAMES = {"event", "level", "time", "minute"}
+
+
+def test_failures_of_the_form_and_status_pages_are_counted_too(
+    settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from form_service.storage import StoreUnavailable
+
+    def down(*args: object) -> Any:
+        raise StoreUnavailable("database is down")
+
+    with start_client(settings) as client:
+        store = client.app_state["service"].store
+        monkeypatch.setattr(store, "transaction", down)
+        monkeypatch.setattr(store, "save_report", down)
+        capsys.readouterr()
+        assert client.post("/status", data={"code": "0000-0000"}).status_code == 503
+        assert submit(client).status_code == 503
+        assert capsys.readouterr().err == "", "a line each would time the visit"
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line]
+    counts = {line["event"]: line for line in lines}
+    assert counts["database_unavailable"]["requests"] == 1
+    assert counts["report_not_saved"]["reports"] == 1
+    assert {counts[e]["level"] for e in ("database_unavailable", "report_not_saved")} == {"error"}
 
 
 def test_report_times_are_kept_to_the_minute(client: Any, settings: Settings) -> None:
@@ -112,6 +144,27 @@ def test_report_times_are_kept_to_the_minute(client: Any, settings: Settings) ->
     assert len(created) == len("2026-01-01T12:34Z") and created.endswith("Z")
     for (at,) in rows(settings, "SELECT at FROM audit_events"):
         assert len(at) == len("2026-01-01T12:34Z")
+
+
+def test_a_held_copy_is_first_due_after_its_hold(
+    make_settings: Callable[..., Settings],
+    keyed_demo: LoadedProfile,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from .conftest import rows
+    from .test_intake import _holding
+
+    monkeypatch.setattr("form_service.intake.secrets.randbelow", lambda n: n - 1)
+    settings = make_settings(profile=_holding(keyed_demo, "intake-team", 7))
+    with start_client(settings) as client:
+        submit(client)
+        submit(client, danger_now="yes")
+    due = rows(settings, "SELECT created_at, next_attempt_at FROM outbox WHERE is_intake = 1")
+    ordinary, danger = sorted(due, key=lambda row: row[1], reverse=True)
+    created = datetime.fromisoformat(ordinary[0])
+    assert created.second == 0, "created in the report's minute"
+    assert datetime.fromisoformat(ordinary[1]) - created == timedelta(minutes=7)
+    assert danger[0] == danger[1], "danger now is due at once"
 
 
 # A real run: the service under uvicorn, a client on a loopback address of its own.

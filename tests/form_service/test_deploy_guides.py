@@ -23,9 +23,12 @@ import httpx
 import psycopg
 import pytest
 
+from form_service.settings import MIN_SECRET_CHARS
 from tests.conftest import REPO, free_port, require_tool
 from tests.databases import Database, only_postgres
 from tests.form_service.samples import VALID_FORM
+
+GUIDE_TEST_SECRET = "0123456789abcdef" * 4
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(180)]
 
@@ -170,6 +173,9 @@ def all_delivered(database: Database, paths: Paths) -> bool:
 def service_env(page_settings: dict[str, str], paths: Paths, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OUTREACH_")}
     env.update({name: paths(value) for name, value in page_settings.items()})
+    # The guide's placeholder is too short to start with, so it cannot be left in by mistake.
+    assert len(env["OUTREACH_SECRET_KEY"]) < MIN_SECRET_CHARS
+    env["OUTREACH_SECRET_KEY"] = GUIDE_TEST_SECRET
     env.update(OUTREACH_MIN_FILL_SECONDS="0", **extra)  # the test fills forms at once
     return env
 

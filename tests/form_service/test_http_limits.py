@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -115,18 +116,48 @@ def test_a_large_but_ordinary_request_head_is_served(server: LiveServer) -> None
     assert server.raw(big).split(b"\r\n", 1)[0] == b"HTTP/1.1 200 OK"
 
 
+@pytest.mark.server
+def test_a_body_framed_two_ways_is_refused_and_the_connection_closed(server: LiveServer) -> None:
+    # Content-Length says the body is 5 bytes, chunked that it ends at the empty chunk: a
+    # proxy in front and the server could each read a different request from these bytes.
+    smuggled = (
+        b"POST /report HTTP/1.1\r\nHost: localhost\r\n"
+        b"Content-Type: application/x-www-form-urlencoded\r\n"
+        b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"0\r\n\r\n"
+        b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    )
+    with socket.create_connection(server.address, timeout=10) as sock:
+        sock.sendall(smuggled)
+        answer = b""
+        started = time.monotonic()
+        while chunk := sock.recv(65536):  # b"" once the server closes
+            answer += chunk
+        closed_after = time.monotonic() - started
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert answer.count(b"HTTP/1.1 ") == 1, "the request after it was served"
+    assert closed_after < KEEP_ALIVE_TIMEOUT, "the connection was kept open"
+
+
 # A short-deadline copy of the protocol around an app that reads the whole body, so the
 # body deadline is seen in seconds rather than BODY_TIMEOUT.
 _BODY_SERVER = """
 import sys, uvicorn
-from form_service.http_limits import DeadlineH11Protocol
+from form_service.http_limits import CUT, DeadlineH11Protocol
+from form_service.logs import setup_logging
+
+setup_logging("debug")
 
 class Quick(DeadlineH11Protocol):
     head_timeout = 2.0
     body_timeout = 2.0
 
 async def app(scope, receive, send):
-    if scope["type"] != "http":
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        CUT.flush()
+        await send({"type": "lifespan.shutdown.complete"})
         return
     size = 0
     while True:
@@ -201,5 +232,7 @@ def test_a_body_sent_too_slowly_is_cut_off(
     process.terminate()
     output = process.communicate(timeout=20)[0]
     assert "app saw the client go" in output
-    assert "did not send its request body in time" in output
+    # Counted per minute at debug level, not a line each.
+    cut = [json.loads(line) for line in output.splitlines() if "connections_cut" in line]
+    assert [(line["level"], line["body"]) for line in cut] == [("debug", 1)]
     assert "127.0.0.1" not in output.replace("http://127.0.0.1:", ""), "a client address was logged"

@@ -130,3 +130,36 @@ def test_partners_of_review_rules_are_held_not_sent(reviewed_demo: LoadedProfile
     )
     assert [e.partner_id for e in urgent.outbox] == ["intake-team", "sheriff-tau"]
     assert {s.partner_id for s in urgent.shares if s.held} == {"harbor-schools"}
+
+
+def _holding(loaded: LoadedProfile, partner_id: str, minutes: int) -> LoadedProfile:
+    profile = loaded.profile
+    partners = [
+        p.model_copy(update={"hold_minutes": minutes}) if p.id == partner_id else p
+        for p in profile.partners
+    ]
+    return LoadedProfile(
+        profile=profile.model_copy(update={"partners": partners}),
+        folder=loaded.folder,
+        path=loaded.path,
+    )
+
+
+def test_a_partner_may_hold_ordinary_reports_a_random_while(
+    keyed_demo: LoadedProfile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert all(p.hold_minutes == 0 for p in keyed_demo.profile.partners), "off in the demo"
+    profile = _holding(keyed_demo, "harbor-behavioral-health", 10).profile
+    holds = set()
+    for _ in range(40):
+        new, _code = prepare_report(REPORT, profile, "c" * 32, "secret", NOW)
+        held = {e.partner_id: e.hold_seconds for e in new.outbox}
+        assert held["intake-team"] == 0
+        holds.add(held["harbor-behavioral-health"])
+    assert all(0 <= hold <= 600 for hold in holds) and len(holds) > 30, holds
+    monkeypatch.setattr("form_service.intake.secrets.randbelow", lambda n: n - 1)
+    new, _code = prepare_report(REPORT, profile, "c" * 32, "secret", NOW)
+    assert max(e.hold_seconds for e in new.outbox) == 600, "up to the whole hold"
+    danger = replace(REPORT, danger_now=True)
+    new, _code = prepare_report(danger, profile, "d" * 32, "secret", NOW)
+    assert all(e.hold_seconds == 0 for e in new.outbox), "danger now is never held"

@@ -81,3 +81,25 @@ def test_an_agency_without_a_logo_gets_materials_icon(
         assert icon(client.get("/es/report").text) == "/assets/images/favicon.png"
     # Material puts its icon in every site it builds.
     assert (demo_site / "assets" / "images" / "favicon.png").is_file()
+
+
+# The form's advice on the device and network to report from, in each language.
+DEVICE_ADVICE = {
+    "en": "If you can, use your own phone or computer and your own internet",
+    "es": "Si puede, use su propio teléfono o computadora y su propio internet",
+}
+
+
+@pytest.mark.parametrize("lang", sorted(DEVICE_ADVICE))
+def test_the_form_advises_a_personal_device_and_network(client: TestClient, lang: str) -> None:
+    import textstat
+
+    from tests.content import test_pages as content  # textstat without a download
+
+    page = html.unescape(client.get(f"/{lang}/report").text)
+    match = re.search(re.escape(DEVICE_ADVICE[lang]) + r"[^<]*", page)
+    assert match, f"no advice on the device to use on the {lang} form"
+    if lang == "en":
+        textstat.set_lang("en")
+        assert content.syllables is not None
+        assert textstat.flesch_kincaid_grade(match.group(0)) <= 8.0

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
+from tests.private_files import loose_modes, umask
 
 from .samples import VALID_FORM
 
@@ -48,7 +49,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     env.pop("OUTREACH_SECRET_KEY", None)
     log = workdir / "server.log"
     outreach = Path(sys.executable).parent / "outreach"
-    with log.open("wb") as out:
+    # A umask that leaves files readable by everyone: the service must not rely on it.
+    with log.open("wb") as out, umask(0o022):
         process = subprocess.Popen(
             [str(outreach), "serve", "--port", str(port), "--out", str(workdir / "site")],
             cwd=workdir,
@@ -119,6 +121,18 @@ def test_report_and_status_over_http(server: Server, prefix: str, received: str)
         assert re.search(f"<h2>({received})</h2>", status.text)
         wrong = client.post(f"{prefix}/status", data={"code": "0000-0000-0000-0000-0000"})
         assert wrong.status_code == 404
+
+
+def test_the_data_dir_is_private_while_serving(server: Server) -> None:
+    with canary_client(server) as client:
+        send_report(client, "")
+    intake = server.data_dir / "maildir" / "intake-team" / "new"
+    deadline = time.monotonic() + 30
+    while not (intake.is_dir() and any(intake.iterdir())):
+        assert time.monotonic() < deadline, "no message was delivered"
+        time.sleep(0.1)
+    assert (server.data_dir / "reports.sqlite3-wal").exists()
+    assert loose_modes(server.data_dir) == []
 
 
 def test_a_streamed_10_mb_body_is_refused(server: Server) -> None:

@@ -45,16 +45,43 @@ def test_dev_secret_is_generated_once_with_owner_only_access(
 
 
 def test_secret_key_list_for_rotation(demo: LoadedProfile, tmp_path: Path) -> None:
-    settings = from_env(demo, tmp_path, OUTREACH_SECRET_KEY=" new-key , old-key ")
-    assert settings.secret_keys == ("new-key", "old-key")
+    settings = from_env(demo, tmp_path, OUTREACH_SECRET_KEY=f" {NEW} , {OLD} ")
+    assert settings.secret_keys == (NEW, OLD)
     assert not (tmp_path / "data" / "secret_key").exists()
+
+
+NEW = "new-key-" + "n" * 32
+OLD = "old-key-" + "o" * 32
+
+
+@pytest.mark.parametrize(
+    ("keys", "which"),
+    [("tiny-k", "the secret"), ("change-me-please", "the secret"), (f"{NEW},tiny-old", "secret 2")],
+)
+def test_a_short_secret_key_is_refused_at_start(
+    demo: LoadedProfile, tmp_path: Path, keys: str, which: str
+) -> None:
+    with pytest.raises(SettingsError) as error:
+        from_env(demo, tmp_path, OUTREACH_SECRET_KEY=keys)
+    assert error.value.message.startswith(
+        f"OUTREACH_SECRET_KEY: {which} is shorter than 32 characters."
+    )
+    assert "token_hex(32)" in error.value.message
+    assert keys.split(",")[-1] not in error.value.message[25:], "the secret itself is not shown"
+
+
+def test_a_key_of_32_characters_and_the_generated_one_start(
+    demo: LoadedProfile, tmp_path: Path
+) -> None:
+    assert from_env(demo, tmp_path, OUTREACH_SECRET_KEY="x" * 32).secret_keys == ("x" * 32,)
+    assert len(from_env(demo, tmp_path).secret_keys[0]) == 64  # `make run`: no key set
 
 
 def test_values_are_read(demo: LoadedProfile, tmp_path: Path) -> None:
     settings = from_env(
         demo,
         tmp_path,
-        OUTREACH_SECRET_KEY="k",
+        OUTREACH_SECRET_KEY=NEW,
         OUTREACH_MIN_FILL_SECONDS="0",
         OUTREACH_MAX_TOKEN_AGE_SECONDS="60",
         OUTREACH_TRUSTED_PROXIES="10.0.0.1, 192.168.0.0/16",
@@ -141,3 +168,12 @@ def test_every_variable_named_here_is_in_the_table() -> None:
     source = (REPO / "form_service" / "settings.py").read_text(encoding="utf-8")
     named = set(re.findall(r'"(OUTREACH_[A-Z_]+)"', source))
     assert named == {s.env for s in SETTINGS}
+
+
+def test_a_short_kept_secret_is_refused(demo: LoadedProfile, tmp_path: Path) -> None:
+    kept = tmp_path / "data" / "secret_key"
+    kept.parent.mkdir()
+    kept.write_text("abc\n")
+    with pytest.raises(SettingsError) as error:
+        from_env(demo, tmp_path)
+    assert "shorter than 32 characters; delete it" in error.value.message

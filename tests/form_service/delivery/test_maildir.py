@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 import mailbox
 import shutil
+import time
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -31,6 +33,18 @@ def test_message_lands_in_the_partners_folder(demo: LoadedProfile, data_dir: Pat
     mail = box[key]
     assert mail["Subject"] == "Someone may be in danger now: report R-7K3M9Q2X"
     assert list((data_dir / "maildir" / "harbor-schools" / "tmp").iterdir()) == []
+
+
+def test_the_file_is_timed_to_the_minute(demo: LoadedProfile, data_dir: Path) -> None:
+    data = payload("intake-team")
+    _deliver(demo, data_dir, data)
+    (new,) = (data_dir / "maildir" / "intake-team" / "new").iterdir()
+    assert new.name == data["delivery_id"], "the name holds no time"
+    assert new.stat().st_mtime % 60 == 0
+    assert new.stat().st_atime % 60 == 0
+    assert abs(new.stat().st_mtime - time.time()) <= 61
+    mail = mailbox.Maildir(data_dir / "maildir" / "intake-team", create=False)[new.name]
+    assert email.utils.parsedate_to_datetime(mail["Date"]).second == 0
 
 
 def test_same_delivery_twice_is_one_message(demo: LoadedProfile, data_dir: Path) -> None:

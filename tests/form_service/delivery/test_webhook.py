@@ -62,6 +62,7 @@ def test_signed_payload_arrives(
     (request,) = http_receiver.requests
     assert request.headers["webhook-id"] == data["delivery_id"]
     assert request.headers["content-type"] == "application/json"
+    assert int(request.headers["webhook-timestamp"]) % 60 == 0, "timed to the minute"
     assert verify(SECRET, request.headers, request.body)
     assert not verify("whsec_" + base64.b64encode(b"wrong").decode(), request.headers, request.body)
     received = json.loads(request.body)
