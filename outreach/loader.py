@@ -18,27 +18,40 @@ from pydantic import BaseModel, ValidationError
 from outreach.assets import demo_profile
 from outreach.languages import is_valid_language
 from outreach.profile import (
-    UNKNOWN_AREA,
     DeliveryConfig,
     Partner,
     Profile,
     ReportField,
     StaffNotices,
 )
-from outreach.routing import routing_gaps
+from outreach.raw_profile import (
+    file_problems,
+    placeholder_problems,
+    reference_problems,
+    routing_findings,
+)
 
 PROFILE_FILE = "agency.yml"
 DEMO_PROFILE = demo_profile()
 
 
-class ProfileError(Exception):
-    """A profile that cannot be used; ``problems`` holds one line per problem."""
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
-    def __init__(self, problems: list[str]) -> None:
+
+class ProfileError(Exception):
+    """A profile that cannot be used; ``problems`` holds one line per problem, ``warnings``
+    what would not stop it but deserves a look."""
+
+    def __init__(self, problems: list[str], warnings: list[str] | None = None) -> None:
         self.problems = problems
-        count = len(problems)
-        noun = "problem" if count == 1 else "problems"
-        super().__init__(f"{count} {noun} in the agency profile:\n  " + "\n  ".join(problems))
+        self.warnings = warnings or []
+        message = f"{_counted(len(problems), 'problem')} in the agency profile:\n  "
+        message += "\n  ".join(problems)
+        if self.warnings:
+            message += f"\n{_counted(len(self.warnings), 'warning')}:\n  "
+            message += "\n  ".join(self.warnings)
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,10 @@ class LoadedProfile:
     profile: Profile
     folder: Path
     path: Path
+    warnings: tuple[str, ...] = ()
+    """Lines naming what does not stop the profile but deserves a look (file: key: text)."""
+    draft: bool = False
+    """Loaded for a draft build: its placeholders are warnings, and every page says draft."""
 
     @property
     def agency_id(self) -> str:
@@ -135,7 +152,7 @@ def _localized_texts(value: Any, path: str) -> Iterator[tuple[str, dict[str, str
             yield from _localized_texts(item, f"{path}[{index}]")
 
 
-def _meaning_problems(profile: Profile, folder: Path) -> list[str]:
+def _meaning_problems(profile: Profile) -> list[str]:
     problems: list[str] = []
     languages = profile.languages
     for path, texts in _localized_texts(profile, ""):
@@ -147,56 +164,27 @@ def _meaning_problems(profile: Profile, folder: Path) -> list[str]:
                 f"{path}: needs a text in the default language '{profile.default_language}'"
             )
 
-    area_ids = set(profile.area_ids())
+    # References between sections (partner and area ids) and the logo file are checked
+    # on the parsed YAML (outreach.raw_profile), so a schema error cannot hide them.
     partner_ids = {partner.id for partner in profile.partners}
     for index, partner in enumerate(profile.partners):
-        problems += _partner_problems(index, partner, area_ids, languages)
+        problems += _delivery_problems(f"partners[{index}].delivery", partner.delivery, languages)
         problems += _request_problems(index, partner, profile.routing.intake)
 
     intake = profile.routing.intake
-    if intake is not None:
-        if intake not in partner_ids:
-            problems.append(f"routing.intake: no partner has the id '{intake}'")
-        else:
-            agreement = profile.partner(intake).agreement
-            missing = [f.value for f in ReportField if f not in agreement.fields]
-            if missing:
-                problems.append(
-                    f"routing.intake: the intake team must receive every field; its agreement "
-                    f"'{agreement.id}' leaves out {', '.join(missing)}"
-                )
-    for index, rule in enumerate(profile.routing.rules):
-        for j, partner_id in enumerate(rule.send_to):
-            if partner_id not in partner_ids:
-                problems.append(
-                    f"routing.rules[{index}].send_to[{j}]: no partner has the id '{partner_id}'"
-                )
-        for j, area in enumerate(rule.match.areas):
-            if area not in area_ids and area != UNKNOWN_AREA:
-                problems.append(f"routing.rules[{index}].match.areas[{j}]: unknown area '{area}'")
+    if intake is not None and intake in partner_ids:
+        agreement = profile.partner(intake).agreement
+        missing = [f.value for f in ReportField if f not in agreement.fields]
+        if missing:
+            problems.append(
+                f"routing.intake: the intake team must receive every field; its agreement "
+                f"'{agreement.id}' leaves out {', '.join(missing)}"
+            )
 
     problems += _escalation_problems(profile)
     if profile.staff_notices is not None:
         problems += _delivery_problems("staff_notices", profile.staff_notices, profile.languages)
-
-    if profile.agency.logo and not (folder / profile.agency.logo).is_file():
-        problems.append(f"agency.logo: no file '{profile.agency.logo}' in {display_path(folder)}")
-
     return problems
-
-
-def _routing_gap_problems(profile: Profile) -> list[str]:
-    """A routing gap, checked last: it is only meaningful once every reference resolves."""
-    gaps = routing_gaps(profile)
-    if not gaps:
-        return []
-    first = gaps[0]
-    danger = "someone in danger now" if first.danger_now else "no one in danger now"
-    return [
-        f"routing: {len(gaps)} kinds of report reach nobody, e.g. area '{first.area}', "
-        f"setting '{first.setting.value}', concern '{first.concern.value}', {danger}; "
-        "set routing.intake or add a rule that covers them"
-    ]
 
 
 def _raw_problems(raw: dict[str, Any]) -> list[str]:
@@ -231,17 +219,6 @@ def _duplicates(key: str, ids: list[str]) -> list[str]:
             problems.append(f"{key}[{index}].id: '{item}' is used twice")
         seen.add(item)
     return problems
-
-
-def _partner_problems(
-    index: int, partner: Any, area_ids: set[str], languages: list[str]
-) -> list[str]:
-    problems = []
-    where = f"partners[{index}]"
-    for j, area in enumerate(partner.areas):
-        if area not in area_ids:
-            problems.append(f"{where}.areas[{j}]: unknown area '{area}'")
-    return problems + _delivery_problems(f"{where}.delivery", partner.delivery, languages)
 
 
 def _request_problems(index: int, partner: Partner, intake: str | None) -> list[str]:
@@ -288,10 +265,37 @@ def _escalation_problems(profile: Profile) -> list[str]:
     return problems
 
 
-def load_profile(location: str | os.PathLike[str] | None = None) -> LoadedProfile:
-    """Load and check a profile; raise ProfileError listing every problem found."""
+def load_profile(
+    location: str | os.PathLike[str] | None = None, *, draft: bool = False
+) -> LoadedProfile:
+    """Load and check a profile; raise ProfileError listing every problem found.
+
+    *draft*: ``CHANGE-ME`` placeholders are warnings instead of problems (``build --draft``).
+    """
     path = resolve_profile_path(location)
     shown = display_path(path)
+    raw = _read_yaml(path, shown)
+    problems, warnings = _raw_findings(raw, path.parent, draft)
+    profile: Profile | None = None
+    try:
+        profile = Profile.model_validate(raw)
+    except ValidationError as error:
+        problems = _structure_problems(error) + problems
+    if profile is not None:
+        problems += _meaning_problems(profile)
+    warnings = [f"{shown}: {w}" for w in warnings]
+    if problems or profile is None:
+        raise ProfileError([f"{shown}: {p}" for p in problems], warnings)
+    return LoadedProfile(
+        profile=profile,
+        folder=path.parent.resolve(),
+        path=path.resolve(),
+        warnings=tuple(warnings),
+        draft=draft,
+    )
+
+
+def _read_yaml(path: Path, shown: str) -> dict[str, Any]:
     if not path.is_file():
         raise ProfileError(
             [f"{shown}: no agency profile here (expected a folder with {PROFILE_FILE})"]
@@ -307,15 +311,17 @@ def load_profile(location: str | os.PathLike[str] | None = None) -> LoadedProfil
         raise ProfileError([f"{shown}: {where}{problem}"]) from None
     if not isinstance(raw, dict):
         raise ProfileError([f"{shown}: must be a mapping of keys (agency:, languages:, …)"])
-    problems = _raw_problems(raw)
-    try:
-        profile = Profile.model_validate(raw)
-    except ValidationError as error:
-        problems = _structure_problems(error) + problems
-        raise ProfileError([f"{shown}: {p}" for p in problems]) from None
-    problems += _meaning_problems(profile, path.parent)
-    if not problems:
-        problems = _routing_gap_problems(profile)
-    if problems:
-        raise ProfileError([f"{shown}: {p}" for p in problems])
-    return LoadedProfile(profile=profile, folder=path.parent.resolve(), path=path.resolve())
+    return raw
+
+
+def _raw_findings(raw: dict[str, Any], folder: Path, draft: bool) -> tuple[list[str], list[str]]:
+    """Problems and warnings found on the parsed YAML, valid against the schema or not."""
+    problems = _raw_problems(raw) + reference_problems(raw)
+    problems += file_problems(raw, folder, display_path(folder))
+    routing_problems, warnings = routing_findings(raw)
+    placeholders = placeholder_problems(raw)
+    if draft:
+        warnings = placeholders + warnings
+    else:
+        problems += placeholders
+    return problems + routing_problems, warnings
