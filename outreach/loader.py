@@ -13,19 +13,22 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from outreach.assets import demo_profile
 from outreach.languages import is_valid_language
 from outreach.profile import (
     DeliveryConfig,
+    Escalation,
     Partner,
     Profile,
     ReportField,
+    Routing,
     StaffNotices,
 )
 from outreach.raw_profile import (
     file_problems,
+    list_entries,
     placeholder_problems,
     reference_problems,
     routing_findings,
@@ -152,38 +155,92 @@ def _localized_texts(value: Any, path: str) -> Iterator[tuple[str, dict[str, str
             yield from _localized_texts(item, f"{path}[{index}]")
 
 
-def _meaning_problems(profile: Profile) -> list[str]:
+@dataclass(frozen=True)
+class _Parts:
+    """The sections of a profile, and each partner, that fit the schema on their own: the
+    checks of meaning run on them, so one bad section does not hide mistakes in another."""
+
+    sections: dict[str, Any]
+    partners: list[tuple[int, Partner]]
+
+    @property
+    def languages(self) -> list[str] | None:
+        languages = self.sections.get("languages")
+        return languages if isinstance(languages, list) and languages else None
+
+    @property
+    def intake(self) -> str | None:
+        routing = self.sections.get("routing")
+        return routing.intake if isinstance(routing, Routing) else None
+
+
+_SECTIONS: dict[str, TypeAdapter[Any]] = {
+    name: TypeAdapter(field.annotation)
+    for name, field in Profile.model_fields.items()
+    if field.annotation is not None
+}
+
+
+def _parts(raw: dict[str, Any]) -> _Parts:
+    sections: dict[str, Any] = {}
+    for name, adapter in _SECTIONS.items():
+        if name != "partners" and name in raw:
+            try:
+                sections[name] = adapter.validate_python(raw[name])
+            except ValidationError:
+                continue
+    partners = []
+    for index, item in list_entries(raw.get("partners")):
+        try:
+            partners.append((index, Partner.model_validate(item)))
+        except ValidationError:
+            continue
+    return _Parts(sections, partners)
+
+
+def _text_problems(parts: _Parts, languages: list[str]) -> list[str]:
     problems: list[str] = []
-    languages = profile.languages
-    for path, texts in _localized_texts(profile, ""):
-        for code in texts:
-            if code not in languages:
-                problems.append(f"{path}.{code}: '{code}' is not one of the profile's languages")
-        if profile.default_language not in texts:
-            problems.append(
-                f"{path}: needs a text in the default language '{profile.default_language}'"
-            )
+    default = languages[0]
+    found: list[tuple[str, Any]] = []
+    for name in _SECTIONS:
+        if name == "partners":
+            found += [(f"partners[{index}]", partner) for index, partner in parts.partners]
+        elif name in parts.sections:
+            found.append((name, parts.sections[name]))
+    for where, value in found:
+        for path, texts in _localized_texts(value, where):
+            for code in texts:
+                if code not in languages:
+                    problems.append(
+                        f"{path}.{code}: '{code}' is not one of the profile's languages"
+                    )
+            if default not in texts:
+                problems.append(f"{path}: needs a text in the default language '{default}'")
+    return problems
 
+
+def _meaning_problems(parts: _Parts) -> list[str]:
     # References between sections (partner and area ids) and the logo file are checked
-    # on the parsed YAML (outreach.raw_profile), so a schema error cannot hide them.
-    partner_ids = {partner.id for partner in profile.partners}
-    for index, partner in enumerate(profile.partners):
+    # on the parsed YAML (outreach.raw_profile).
+    languages = parts.languages
+    problems = _text_problems(parts, languages) if languages else []
+    intake = parts.intake
+    for index, partner in parts.partners:
         problems += _delivery_problems(f"partners[{index}].delivery", partner.delivery, languages)
-        problems += _request_problems(index, partner, profile.routing.intake)
-
-    intake = profile.routing.intake
-    if intake is not None and intake in partner_ids:
-        agreement = profile.partner(intake).agreement
-        missing = [f.value for f in ReportField if f not in agreement.fields]
-        if missing:
-            problems.append(
-                f"routing.intake: the intake team must receive every field; its agreement "
-                f"'{agreement.id}' leaves out {', '.join(missing)}"
-            )
-
-    problems += _escalation_problems(profile)
-    if profile.staff_notices is not None:
-        problems += _delivery_problems("staff_notices", profile.staff_notices, profile.languages)
+        problems += _request_problems(index, partner, intake)
+        if partner.id == intake:
+            missing = [f.value for f in ReportField if f not in partner.agreement.fields]
+            if missing:
+                problems.append(
+                    f"routing.intake: the intake team must receive every field; its agreement "
+                    f"'{partner.agreement.id}' leaves out {', '.join(missing)}"
+                )
+    escalation = parts.sections.get("escalation")
+    if isinstance(escalation, Escalation):
+        problems += _escalation_problems(escalation, languages)
+    notices = parts.sections.get("staff_notices")
+    if isinstance(notices, StaffNotices):
+        problems += _delivery_problems("staff_notices", notices, languages)
     return problems
 
 
@@ -239,7 +296,7 @@ def _request_problems(index: int, partner: Partner, intake: str | None) -> list[
 
 
 def _delivery_problems(
-    where: str, delivery: DeliveryConfig | StaffNotices, languages: list[str]
+    where: str, delivery: DeliveryConfig | StaffNotices, languages: list[str] | None
 ) -> list[str]:
     problems = []
     for channel in ("email", "webhook", "maildir"):
@@ -248,18 +305,17 @@ def _delivery_problems(
             problems.append(f"{where}.{channel}: required when channel is '{channel}'")
         elif channel != delivery.channel and present:
             problems.append(f"{where}.{channel}: not used when channel is '{delivery.channel}'")
-    if delivery.language is not None and delivery.language not in languages:
-        problems.append(f"{where}.language: '{delivery.language}' is not a profile language")
+    language = delivery.language
+    if languages is not None and language is not None and language not in languages:
+        problems.append(f"{where}.language: '{language}' is not a profile language")
     return problems
 
 
-def _escalation_problems(profile: Profile) -> list[str]:
-    if profile.escalation is None:
-        return []
+def _escalation_problems(escalation: Escalation, languages: list[str] | None) -> list[str]:
     problems = []
-    for index, contact in enumerate(profile.escalation.contacts):
+    for index, contact in enumerate(escalation.contacts):
         where = f"escalation.contacts[{index}]"
-        problems += _delivery_problems(where, contact, profile.languages)
+        problems += _delivery_problems(where, contact, languages)
         if contact.age_recipient is not None:
             problems.append(f"{where}.age_recipient: not used; a notice carries no report content")
     return problems
@@ -281,8 +337,6 @@ def load_profile(
         profile = Profile.model_validate(raw)
     except ValidationError as error:
         problems = _structure_problems(error) + problems
-    if profile is not None:
-        problems += _meaning_problems(profile)
     warnings = [f"{shown}: {w}" for w in warnings]
     if problems or profile is None:
         raise ProfileError([f"{shown}: {p}" for p in problems], warnings)
@@ -318,6 +372,7 @@ def _raw_findings(raw: dict[str, Any], folder: Path, draft: bool) -> tuple[list[
     """Problems and warnings found on the parsed YAML, valid against the schema or not."""
     problems = _raw_problems(raw) + reference_problems(raw)
     problems += file_problems(raw, folder, display_path(folder))
+    problems += _meaning_problems(_parts(raw))
     routing_problems, warnings = routing_findings(raw)
     placeholders = placeholder_problems(raw)
     if draft:

@@ -19,7 +19,7 @@ from outreach.routing import routing_gaps, unserved_areas
 PLACEHOLDER = "CHANGE-ME"
 
 
-def items(value: Any) -> list[tuple[int, dict[str, Any]]]:
+def list_entries(value: Any) -> list[tuple[int, dict[str, Any]]]:
     """The mapping entries of a list section, with their index; nothing if it is no list."""
     if not isinstance(value, list):
         return []
@@ -27,7 +27,7 @@ def items(value: Any) -> list[tuple[int, dict[str, Any]]]:
 
 
 def _ids(value: Any) -> list[str]:
-    return [item["id"] for _, item in items(value) if isinstance(item.get("id"), str)]
+    return [item["id"] for _, item in list_entries(value) if isinstance(item.get("id"), str)]
 
 
 def _strings(value: Any) -> list[str]:
@@ -43,7 +43,7 @@ def reference_problems(raw: dict[str, Any]) -> list[str]:
     partner_ids = set(_ids(raw.get("partners")))
     area_ids = set(_ids(raw.get("areas")))
     problems = []
-    for index, partner in items(raw.get("partners")):
+    for index, partner in list_entries(raw.get("partners")):
         for j, area in enumerate(_strings(partner.get("areas"))):
             if area not in area_ids:
                 problems.append(f"partners[{index}].areas[{j}]: unknown area '{area}'")
@@ -51,7 +51,7 @@ def reference_problems(raw: dict[str, Any]) -> list[str]:
     intake = routing.get("intake")
     if isinstance(intake, str) and intake not in partner_ids:
         problems.append(f"routing.intake: no partner has the id '{intake}'")
-    for index, rule in items(routing.get("rules")):
+    for index, rule in list_entries(routing.get("rules")):
         where = f"routing.rules[{index}]"
         for j, partner_id in enumerate(_strings(rule.get("send_to"))):
             if partner_id not in partner_ids:
@@ -112,7 +112,7 @@ def routing_findings(raw: dict[str, Any]) -> tuple[list[str], list[str]]:
             f"setting '{first.setting.value}', concern '{first.concern.value}', {danger}; "
             "set routing.intake or add a rule that covers them"
         )
-    index = {item.get("id"): i for i, item in reversed(items(areas))}
+    index = {item.get("id"): i for i, item in reversed(list_entries(areas))}
     warnings = [
         f"areas[{index[area]}]: no partner serves area '{area}': only the intake team "
         "receives its reports (add a routing rule that sends them to a partner)"

@@ -282,7 +282,7 @@ def test_a_plain_http_webhook_may_only_reach_this_machine(demo_copy: Path, url: 
     assert load_profile(demo_copy).profile.partners[1].delivery.webhook is not None
 
 
-def test_schema_errors_do_not_hide_references_files_placeholders_or_routing(
+def test_schema_errors_do_not_hide_references_files_placeholders_or_meaning(
     demo_copy: Path,
 ) -> None:
     def break_it(data: dict[str, Any]) -> None:
@@ -293,6 +293,8 @@ def test_schema_errors_do_not_hide_references_files_placeholders_or_routing(
         data["routing"]["intake"] = "intake-tema"
         data["agency"]["logo"] = "logo.png"
         data["agency"]["liaison"]["name"] = "CHANGE-ME liaison"
+        data["partners"][1]["delivery"]["channel"] = "webhook"
+        data["areas"][0]["name"] = {"es": "Norte"}
 
     edit_yaml(demo_copy / "agency.yml", break_it)
     problems = [p.split("agency.yml: ", 1)[1] for p in problems_of(demo_copy)]
@@ -309,6 +311,9 @@ def test_schema_errors_do_not_hide_references_files_placeholders_or_routing(
         f"agency.logo: no file 'logo.png' in {display_path(demo_copy)}",
         "agency.liaison.name: still the placeholder 'CHANGE-ME liaison'; "
         "replace it with the real value",
+        "areas[0].name: needs a text in the default language 'en'",
+        "partners[1].delivery.webhook: required when channel is 'webhook'",
+        "partners[1].delivery.maildir: not used when channel is 'webhook'",
     }
 
 
