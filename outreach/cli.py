@@ -22,9 +22,18 @@ from form_service.staff.accounts import AccountError
 from form_service.staff.figures import as_csv, as_json
 from outreach.keys import keygen as make_key_pair
 from outreach.loader import LoadedProfile, ProfileError, display_path, load_profile
-from outreach.profile import DeliveryConfig, Escalation, Profile, StaffNotices, localize
+from outreach.profile import (
+    DeliveryConfig,
+    Escalation,
+    Profile,
+    ReportField,
+    SharingAgreement,
+    StaffNotices,
+    localize,
+)
 from outreach.routing import INTAKE_RULE, all_facts, route_report
 from outreach.scaffold import ScaffoldError, scaffold_agency
+from outreach.secret_env import missing_secrets
 from outreach.site.sitegen import BuildError, build_site
 
 DEFAULT_OUT = "var/site"
@@ -38,11 +47,29 @@ profile_option = click.option(
 )
 
 
-def _load(profile_path: str | None) -> LoadedProfile:
+def _load(profile_path: str | None, *, draft: bool = False, warn: bool = False) -> LoadedProfile:
+    """The profile, or one clean abort naming every problem; with *warn*, its warnings on
+    stderr (``check`` lists them in its own output)."""
     try:
-        return load_profile(profile_path)
+        loaded = load_profile(profile_path, draft=draft)
     except ProfileError as error:
         raise click.ClickException(str(error)) from None
+    if warn:
+        for warning in loaded.warnings:
+            click.echo(f"Warning: {warning}", err=True)
+    return loaded
+
+
+def _require_secrets(loaded: LoadedProfile, doing: str) -> None:
+    """Refuse to go on when a secret a delivery target needs is not in the environment."""
+    missing = missing_secrets(loaded.profile, os.environ)
+    if missing:
+        shown = display_path(loaded.path)
+        count = f"{len(missing)} secret{'s' if len(missing) > 1 else ''}"
+        raise click.ClickException(
+            f"{doing}: {count} missing from the environment:\n  "
+            + "\n  ".join(f"{shown}: {line}" for line in missing)
+        )
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -53,24 +80,36 @@ def main() -> None:
 
 @main.command()
 @profile_option
-def check(profile_path: str | None) -> None:
+@click.option(
+    "--deploy",
+    is_flag=True,
+    help="Also fail when a secret a partner needs (SMTP password, webhook secret, …) is not "
+    "set in this environment: run it where the service runs.",
+)
+def check(profile_path: str | None, deploy: bool) -> None:
     """Validate a profile; print its partners and routing table."""
     loaded = _load(profile_path)
+    if deploy:
+        _require_secrets(loaded, "Not ready to deploy")
     profile = loaded.profile
     default = profile.default_language
     click.echo(
         f"{display_path(loaded.path)}: OK ({localize(profile.agency.name, default, default)})"
     )
+    if loaded.warnings:
+        click.echo("Warnings:")
+        for warning in loaded.warnings:
+            click.echo(f"  {warning}")
+        click.echo()
     click.echo(f"Languages: {', '.join(profile.languages)}")
     click.echo(f"Areas: {', '.join(profile.area_ids())}")
     click.echo("\nPartners:")
     for partner in profile.partners:
         agreement = partner.agreement
-        consent = "with consent" if agreement.contact_requires_consent else "always"
         fields = ", ".join(f.value for f in agreement.fields)
         click.echo(
             f"  {partner.id} ({partner.kind.value}) via {partner.delivery.channel}; "
-            f"agreement {agreement.id}: {fields}; contact details {consent}"
+            f"agreement {agreement.id}: {fields}; {_contact_terms(agreement)}"
         )
     click.echo("\nRouting (every kind of report and who receives it):")
     rows: dict[tuple[str, ...], list[str]] = {}
@@ -92,6 +131,14 @@ def check(profile_path: str | None) -> None:
     _echo_requests(profile)
     _echo_escalation(profile.escalation)
     _echo_staff_notices(profile.staff_notices)
+
+
+def _contact_terms(agreement: SharingAgreement) -> str:
+    if ReportField.contact not in agreement.fields:
+        return "no contact details"
+    if agreement.contact_requires_consent:
+        return "contact details with consent"
+    return "contact details always"
 
 
 def _echo_requests(profile: Profile) -> None:
@@ -155,11 +202,17 @@ def _target(delivery: DeliveryConfig) -> str:
 @profile_option
 @click.option("--out", "out", default=DEFAULT_OUT, show_default=True, help="Output folder.")
 @click.option("--jobs", type=click.IntRange(min=1), default=None, help="Languages built at once.")
-def build(profile_path: str | None, out: str, jobs: int | None) -> None:
+@click.option(
+    "--draft",
+    is_flag=True,
+    help="Build even with CHANGE-ME placeholders left; every page then says it is a draft "
+    "and asks search engines not to index it. Never publish a draft.",
+)
+def build(profile_path: str | None, out: str, jobs: int | None, draft: bool) -> None:
     """Build the static outreach site, one language per folder."""
-    loaded = _load(profile_path)
+    loaded = _load(profile_path, draft=draft, warn=draft)
     languages = _build(loaded, Path(out), jobs)
-    click.echo(f"Built {', '.join(languages)} into {out}")
+    click.echo(f"Built {', '.join(languages)} into {out}" + (" (a draft)" if draft else ""))
 
 
 def _build(loaded: LoadedProfile, out: Path, jobs: int | None = None) -> list[str]:
@@ -205,13 +258,15 @@ def serve(
     """Build the site and serve it (with the report service) on HOST:PORT."""
     loaded = _load(profile_path)
     site = Path(out)
+    settings = Settings.from_env(profile=loaded, site_dir=site)  # checked (and secret made) once
+    deliver = settings.delivery_worker and not no_worker
+    if deliver:  # else `outreach worker` delivers, and checks the secrets itself
+        _require_secrets(loaded, "The report service was not started")
     if not no_build:
         _build(loaded, site)
     elif not (site / "index.html").is_file():
         raise click.ClickException(f"No built site in {out}; run without --no-build first.")
-    settings = Settings.from_env(profile=loaded, site_dir=site)  # checked (and secret made) once
     click.echo(f"Serving {display_path(loaded.path)} at http://{host}:{port}/ (Ctrl+C stops)")
-    deliver = settings.delivery_worker and not no_worker
     if workers > 1:
         # Each process builds its app from these public settings (form_service/asgi.py).
         os.environ["OUTREACH_PROFILE"] = str(loaded.path)
@@ -250,6 +305,7 @@ def worker(
 ) -> None:
     """Deliver routed reports to partners (`outreach serve` also does this itself)."""
     settings = _service_settings(profile_path)
+    _require_secrets(settings.profile, "The delivery worker was not started")
     setup_logging(settings.log_level)
     options = WorkerOptions(
         concurrency=concurrency, lease_seconds=lease_seconds, poll_seconds=poll_seconds
@@ -406,14 +462,15 @@ def _run_uvicorn(app: Any, host: str, port: int, workers: int = 1) -> None:
 @main.command()
 @click.argument("agency_id")
 def new(agency_id: str) -> None:
-    """Create agencies/AGENCY_ID/ with a profile that passes check and builds."""
+    """Create agencies/AGENCY_ID/ with a profile to fill in (its CHANGE-ME values)."""
     try:
         folder = scaffold_agency(Path.cwd(), agency_id)
     except ScaffoldError as error:
         raise click.ClickException(str(error)) from None
     shown = display_path(folder)
     click.echo(
-        f"Created {shown}. Edit {shown}/agency.yml, then run: outreach check --profile {shown}"
+        f"Created {shown}. Replace each CHANGE-ME value in {shown}/agency.yml, "
+        f"then run: outreach check --profile {shown}"
     )
 
 

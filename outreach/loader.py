@@ -13,32 +13,48 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from outreach.assets import demo_profile
 from outreach.languages import is_valid_language
 from outreach.profile import (
-    UNKNOWN_AREA,
     DeliveryConfig,
+    Escalation,
     Partner,
     Profile,
     ReportField,
+    Routing,
     StaffNotices,
 )
-from outreach.routing import routing_gaps
+from outreach.raw_profile import (
+    file_problems,
+    list_entries,
+    placeholder_problems,
+    reference_problems,
+    routing_findings,
+)
 
 PROFILE_FILE = "agency.yml"
 DEMO_PROFILE = demo_profile()
 
 
-class ProfileError(Exception):
-    """A profile that cannot be used; ``problems`` holds one line per problem."""
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
-    def __init__(self, problems: list[str]) -> None:
+
+class ProfileError(Exception):
+    """A profile that cannot be used; ``problems`` holds one line per problem, ``warnings``
+    what would not stop it but deserves a look."""
+
+    def __init__(self, problems: list[str], warnings: list[str] | None = None) -> None:
         self.problems = problems
-        count = len(problems)
-        noun = "problem" if count == 1 else "problems"
-        super().__init__(f"{count} {noun} in the agency profile:\n  " + "\n  ".join(problems))
+        self.warnings = warnings or []
+        message = f"{_counted(len(problems), 'problem')} in the agency profile:\n  "
+        message += "\n  ".join(problems)
+        if self.warnings:
+            message += f"\n{_counted(len(self.warnings), 'warning')}:\n  "
+            message += "\n  ".join(self.warnings)
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -48,6 +64,10 @@ class LoadedProfile:
     profile: Profile
     folder: Path
     path: Path
+    warnings: tuple[str, ...] = ()
+    """Lines naming what does not stop the profile but deserves a look (file: key: text)."""
+    draft: bool = False
+    """Loaded for a draft build: its placeholders are warnings, and every page says draft."""
 
     @property
     def agency_id(self) -> str:
@@ -135,68 +155,93 @@ def _localized_texts(value: Any, path: str) -> Iterator[tuple[str, dict[str, str
             yield from _localized_texts(item, f"{path}[{index}]")
 
 
-def _meaning_problems(profile: Profile, folder: Path) -> list[str]:
+@dataclass(frozen=True)
+class _Parts:
+    """The sections of a profile, and each partner, that fit the schema on their own: the
+    checks of meaning run on them, so one bad section does not hide mistakes in another."""
+
+    sections: dict[str, Any]
+    partners: list[tuple[int, Partner]]
+
+    @property
+    def languages(self) -> list[str] | None:
+        languages = self.sections.get("languages")
+        return languages if isinstance(languages, list) and languages else None
+
+    @property
+    def intake(self) -> str | None:
+        routing = self.sections.get("routing")
+        return routing.intake if isinstance(routing, Routing) else None
+
+
+_SECTIONS: dict[str, TypeAdapter[Any]] = {
+    name: TypeAdapter(field.annotation)
+    for name, field in Profile.model_fields.items()
+    if field.annotation is not None
+}
+
+
+def _parts(raw: dict[str, Any]) -> _Parts:
+    sections: dict[str, Any] = {}
+    for name, adapter in _SECTIONS.items():
+        if name != "partners" and name in raw:
+            try:
+                sections[name] = adapter.validate_python(raw[name])
+            except ValidationError:
+                continue
+    partners = []
+    for index, item in list_entries(raw.get("partners")):
+        try:
+            partners.append((index, Partner.model_validate(item)))
+        except ValidationError:
+            continue
+    return _Parts(sections, partners)
+
+
+def _text_problems(parts: _Parts, languages: list[str]) -> list[str]:
     problems: list[str] = []
-    languages = profile.languages
-    for path, texts in _localized_texts(profile, ""):
-        for code in texts:
-            if code not in languages:
-                problems.append(f"{path}.{code}: '{code}' is not one of the profile's languages")
-        if profile.default_language not in texts:
-            problems.append(
-                f"{path}: needs a text in the default language '{profile.default_language}'"
-            )
-
-    area_ids = set(profile.area_ids())
-    partner_ids = {partner.id for partner in profile.partners}
-    for index, partner in enumerate(profile.partners):
-        problems += _partner_problems(index, partner, area_ids, languages)
-        problems += _request_problems(index, partner, profile.routing.intake)
-
-    intake = profile.routing.intake
-    if intake is not None:
-        if intake not in partner_ids:
-            problems.append(f"routing.intake: no partner has the id '{intake}'")
-        else:
-            agreement = profile.partner(intake).agreement
-            missing = [f.value for f in ReportField if f not in agreement.fields]
-            if missing:
-                problems.append(
-                    f"routing.intake: the intake team must receive every field; its agreement "
-                    f"'{agreement.id}' leaves out {', '.join(missing)}"
-                )
-    for index, rule in enumerate(profile.routing.rules):
-        for j, partner_id in enumerate(rule.send_to):
-            if partner_id not in partner_ids:
-                problems.append(
-                    f"routing.rules[{index}].send_to[{j}]: no partner has the id '{partner_id}'"
-                )
-        for j, area in enumerate(rule.match.areas):
-            if area not in area_ids and area != UNKNOWN_AREA:
-                problems.append(f"routing.rules[{index}].match.areas[{j}]: unknown area '{area}'")
-
-    problems += _escalation_problems(profile)
-    if profile.staff_notices is not None:
-        problems += _delivery_problems("staff_notices", profile.staff_notices, profile.languages)
-
-    if profile.agency.logo and not (folder / profile.agency.logo).is_file():
-        problems.append(f"agency.logo: no file '{profile.agency.logo}' in {display_path(folder)}")
-
+    default = languages[0]
+    found: list[tuple[str, Any]] = []
+    for name in _SECTIONS:
+        if name == "partners":
+            found += [(f"partners[{index}]", partner) for index, partner in parts.partners]
+        elif name in parts.sections:
+            found.append((name, parts.sections[name]))
+    for where, value in found:
+        for path, texts in _localized_texts(value, where):
+            for code in texts:
+                if code not in languages:
+                    problems.append(
+                        f"{path}.{code}: '{code}' is not one of the profile's languages"
+                    )
+            if default not in texts:
+                problems.append(f"{path}: needs a text in the default language '{default}'")
     return problems
 
 
-def _routing_gap_problems(profile: Profile) -> list[str]:
-    """A routing gap, checked last: it is only meaningful once every reference resolves."""
-    gaps = routing_gaps(profile)
-    if not gaps:
-        return []
-    first = gaps[0]
-    danger = "someone in danger now" if first.danger_now else "no one in danger now"
-    return [
-        f"routing: {len(gaps)} kinds of report reach nobody, e.g. area '{first.area}', "
-        f"setting '{first.setting.value}', concern '{first.concern.value}', {danger}; "
-        "set routing.intake or add a rule that covers them"
-    ]
+def _meaning_problems(parts: _Parts) -> list[str]:
+    # References between sections (partner and area ids) and the logo file are checked
+    # on the parsed YAML (outreach.raw_profile).
+    languages = parts.languages
+    problems = _text_problems(parts, languages) if languages else []
+    intake = parts.intake
+    for index, partner in parts.partners:
+        problems += _delivery_problems(f"partners[{index}].delivery", partner.delivery, languages)
+        problems += _request_problems(index, partner, intake)
+        if partner.id == intake:
+            missing = [f.value for f in ReportField if f not in partner.agreement.fields]
+            if missing:
+                problems.append(
+                    f"routing.intake: the intake team must receive every field; its agreement "
+                    f"'{partner.agreement.id}' leaves out {', '.join(missing)}"
+                )
+    escalation = parts.sections.get("escalation")
+    if isinstance(escalation, Escalation):
+        problems += _escalation_problems(escalation, languages)
+    notices = parts.sections.get("staff_notices")
+    if isinstance(notices, StaffNotices):
+        problems += _delivery_problems("staff_notices", notices, languages)
+    return problems
 
 
 def _raw_problems(raw: dict[str, Any]) -> list[str]:
@@ -233,17 +278,6 @@ def _duplicates(key: str, ids: list[str]) -> list[str]:
     return problems
 
 
-def _partner_problems(
-    index: int, partner: Any, area_ids: set[str], languages: list[str]
-) -> list[str]:
-    problems = []
-    where = f"partners[{index}]"
-    for j, area in enumerate(partner.areas):
-        if area not in area_ids:
-            problems.append(f"{where}.areas[{j}]: unknown area '{area}'")
-    return problems + _delivery_problems(f"{where}.delivery", partner.delivery, languages)
-
-
 def _request_problems(index: int, partner: Partner, intake: str | None) -> list[str]:
     terms = partner.agreement.requests
     if terms is None:
@@ -262,7 +296,7 @@ def _request_problems(index: int, partner: Partner, intake: str | None) -> list[
 
 
 def _delivery_problems(
-    where: str, delivery: DeliveryConfig | StaffNotices, languages: list[str]
+    where: str, delivery: DeliveryConfig | StaffNotices, languages: list[str] | None
 ) -> list[str]:
     problems = []
     for channel in ("email", "webhook", "maildir"):
@@ -271,27 +305,51 @@ def _delivery_problems(
             problems.append(f"{where}.{channel}: required when channel is '{channel}'")
         elif channel != delivery.channel and present:
             problems.append(f"{where}.{channel}: not used when channel is '{delivery.channel}'")
-    if delivery.language is not None and delivery.language not in languages:
-        problems.append(f"{where}.language: '{delivery.language}' is not a profile language")
+    language = delivery.language
+    if languages is not None and language is not None and language not in languages:
+        problems.append(f"{where}.language: '{language}' is not a profile language")
     return problems
 
 
-def _escalation_problems(profile: Profile) -> list[str]:
-    if profile.escalation is None:
-        return []
+def _escalation_problems(escalation: Escalation, languages: list[str] | None) -> list[str]:
     problems = []
-    for index, contact in enumerate(profile.escalation.contacts):
+    for index, contact in enumerate(escalation.contacts):
         where = f"escalation.contacts[{index}]"
-        problems += _delivery_problems(where, contact, profile.languages)
+        problems += _delivery_problems(where, contact, languages)
         if contact.age_recipient is not None:
             problems.append(f"{where}.age_recipient: not used; a notice carries no report content")
     return problems
 
 
-def load_profile(location: str | os.PathLike[str] | None = None) -> LoadedProfile:
-    """Load and check a profile; raise ProfileError listing every problem found."""
+def load_profile(
+    location: str | os.PathLike[str] | None = None, *, draft: bool = False
+) -> LoadedProfile:
+    """Load and check a profile; raise ProfileError listing every problem found.
+
+    *draft*: ``CHANGE-ME`` placeholders are warnings instead of problems (``build --draft``).
+    """
     path = resolve_profile_path(location)
     shown = display_path(path)
+    raw = _read_yaml(path, shown)
+    problems, warnings = _raw_findings(raw, path.parent, draft)
+    profile: Profile | None = None
+    try:
+        profile = Profile.model_validate(raw)
+    except ValidationError as error:
+        problems = _structure_problems(error) + problems
+    warnings = [f"{shown}: {w}" for w in warnings]
+    if problems or profile is None:
+        raise ProfileError([f"{shown}: {p}" for p in problems], warnings)
+    return LoadedProfile(
+        profile=profile,
+        folder=path.parent.resolve(),
+        path=path.resolve(),
+        warnings=tuple(warnings),
+        draft=draft,
+    )
+
+
+def _read_yaml(path: Path, shown: str) -> dict[str, Any]:
     if not path.is_file():
         raise ProfileError(
             [f"{shown}: no agency profile here (expected a folder with {PROFILE_FILE})"]
@@ -307,15 +365,18 @@ def load_profile(location: str | os.PathLike[str] | None = None) -> LoadedProfil
         raise ProfileError([f"{shown}: {where}{problem}"]) from None
     if not isinstance(raw, dict):
         raise ProfileError([f"{shown}: must be a mapping of keys (agency:, languages:, …)"])
-    problems = _raw_problems(raw)
-    try:
-        profile = Profile.model_validate(raw)
-    except ValidationError as error:
-        problems = _structure_problems(error) + problems
-        raise ProfileError([f"{shown}: {p}" for p in problems]) from None
-    problems += _meaning_problems(profile, path.parent)
-    if not problems:
-        problems = _routing_gap_problems(profile)
-    if problems:
-        raise ProfileError([f"{shown}: {p}" for p in problems])
-    return LoadedProfile(profile=profile, folder=path.parent.resolve(), path=path.resolve())
+    return raw
+
+
+def _raw_findings(raw: dict[str, Any], folder: Path, draft: bool) -> tuple[list[str], list[str]]:
+    """Problems and warnings found on the parsed YAML, valid against the schema or not."""
+    problems = _raw_problems(raw) + reference_problems(raw)
+    problems += file_problems(raw, folder, display_path(folder))
+    problems += _meaning_problems(_parts(raw))
+    routing_problems, warnings = routing_findings(raw)
+    placeholders = placeholder_problems(raw)
+    if draft:
+        warnings = placeholders + warnings
+    else:
+        problems += placeholders
+    return problems + routing_problems, warnings

@@ -7,6 +7,7 @@ the environment variables that hold them.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from enum import StrEnum
 from pathlib import PurePosixPath
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     HttpUrl,
@@ -53,16 +55,22 @@ def _identifier(value: str) -> str:
     return value
 
 
-def _color(value: str) -> str:
+def _color(value: Any) -> str:
+    if not isinstance(value, str):
+        # An unquoted `#1f4e79` is a YAML comment (no value), and `123456` a number.
+        raise ValueError(
+            'must be a colour in quotes, like "#1f4e79": without the quotes, YAML reads '
+            "everything from # on as a comment"
+        )
     if not _COLOR.match(value):
-        raise ValueError("must be a colour like #1f4e79")
+        raise ValueError('must be a colour like "#1f4e79"')
     return value
 
 
 Email = Annotated[str, AfterValidator(_email)]
 EnvName = Annotated[str, AfterValidator(_env_name)]
 Identifier = Annotated[str, AfterValidator(_identifier)]
-Color = Annotated[str, AfterValidator(_color)]
+Color = Annotated[str, BeforeValidator(_color)]
 
 
 def _one_text_or_per_language(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
@@ -232,8 +240,31 @@ class EmailDelivery(SmtpServer):
     to: list[Email] = Field(min_length=1)
 
 
+_LOOPBACK_NAMES = {"localhost", "localhost."}
+
+
+def is_loopback(host: str) -> bool:
+    """Whether *host* (a name or an address, IPv6 in brackets or not) is this machine."""
+    host = host.strip("[]").lower()
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _https_unless_loopback(url: HttpUrl) -> HttpUrl:
+    if url.scheme != "https" and not is_loopback(url.host or ""):
+        raise ValueError(
+            "must start with https:// (plain http:// only to this machine: localhost, "
+            "127.0.0.0/8 or ::1): a report sent over http can be read on the way"
+        )
+    return url
+
+
 class WebhookDelivery(_Strict):
-    url: HttpUrl
+    url: Annotated[HttpUrl, AfterValidator(_https_unless_loopback)]
     secret_env: EnvName
 
 

@@ -10,7 +10,7 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from outreach.profile import UNKNOWN_AREA, Concern, Profile, RoutingRule, Setting
+from outreach.profile import UNKNOWN_AREA, Concern, Profile, Routing, RoutingRule, Setting
 
 INTAKE_RULE = "intake"
 
@@ -55,10 +55,16 @@ def _matches(rule: RoutingRule, facts: RoutingFacts) -> bool:
 
 def route_report(facts: RoutingFacts, profile: Profile) -> list[Recipient]:
     """Every partner that must receive the report, each with the first rule that chose it."""
+    return route_by(facts, profile.routing)
+
+
+def route_by(facts: RoutingFacts, routing: Routing) -> list[Recipient]:
+    """``route_report`` from the routing section alone (a profile being checked may have
+    problems elsewhere that keep it from loading)."""
     recipients: dict[str, Recipient] = {}
-    if profile.routing.intake:
-        recipients[profile.routing.intake] = Recipient(profile.routing.intake, INTAKE_RULE)
-    for rule in profile.routing.rules:
+    if routing.intake:
+        recipients[routing.intake] = Recipient(routing.intake, INTAKE_RULE)
+    for rule in routing.rules:
         if _matches(rule, facts):
             for partner_id in rule.send_to:
                 chosen = recipients.get(partner_id)
@@ -69,11 +75,28 @@ def route_report(facts: RoutingFacts, profile: Profile) -> list[Recipient]:
 
 def all_facts(profile: Profile) -> Iterator[RoutingFacts]:
     """Every combination of facts a report can carry under this profile."""
-    areas = [*profile.area_ids(), UNKNOWN_AREA]
+    return facts_for_areas(profile.area_ids())
+
+
+def facts_for_areas(area_ids: list[str]) -> Iterator[RoutingFacts]:
+    """Every combination of facts a report can carry, given the profile's area ids."""
+    areas = [*area_ids, UNKNOWN_AREA]
     for area, setting, concern, danger in itertools.product(areas, Setting, Concern, (False, True)):
         yield RoutingFacts(area, setting, concern, danger)
 
 
-def routing_gaps(profile: Profile) -> list[RoutingFacts]:
+def routing_gaps(routing: Routing, area_ids: list[str]) -> list[RoutingFacts]:
     """Combinations of facts that would reach nobody."""
-    return [facts for facts in all_facts(profile) if not route_report(facts, profile)]
+    return [facts for facts in facts_for_areas(area_ids) if not route_by(facts, routing)]
+
+
+def unserved_areas(routing: Routing, area_ids: list[str]) -> list[str]:
+    """Areas whose reports reach the intake team and no partner beside it, whatever they say."""
+    if routing.intake is None:
+        return []
+    served = {
+        facts.area
+        for facts in facts_for_areas(area_ids)
+        if any(r.rule_id != INTAKE_RULE for r in route_by(facts, routing))
+    }
+    return [area for area in area_ids if area not in served]

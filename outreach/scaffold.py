@@ -1,4 +1,5 @@
-"""``outreach new``: a new agency profile that passes ``check`` and builds as it is."""
+"""``outreach new``: a new agency profile that builds as a draft (``build --draft``) as it
+is, and passes ``check`` once its ``CHANGE-ME`` values are replaced."""
 
 from __future__ import annotations
 

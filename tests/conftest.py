@@ -86,15 +86,39 @@ def email_delivery(partner_id: str, smtp_port: int) -> dict[str, Any]:
     }
 
 
+# What a new agency writes over the placeholders `outreach new` leaves (the guide's values).
+FILLED_IN = {
+    "CHANGE-ME office address for reporting in person": "200 Main Street, Suite 4",
+    "CHANGE-ME liaison name": "Dana Reyes",
+}
+
+
+def fill_placeholders(folder: Path) -> None:
+    """Replace the CHANGE-ME values of a scaffolded agency.yml, as its agency would."""
+    path = folder / "agency.yml"
+    text = path.read_text(encoding="utf-8")
+    for placeholder, value in FILLED_IN.items():
+        text = text.replace(placeholder, value)
+    left = "CHANGE-ME" in str(yaml.safe_load(text))
+    assert not left, "the scaffold has a placeholder FILLED_IN does not know"
+    path.write_text(text, encoding="utf-8")
+
+
 @pytest.fixture
 def new_agency(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Callable[..., Path]:
-    """A scaffolded agency under tmp_path, optionally changed; returns its folder."""
+    """A scaffolded agency under tmp_path with its placeholders filled in (unless
+    *placeholders*), optionally changed; returns its folder."""
 
     def make(
-        agency_id: str = "riverside", change: Callable[[dict[str, Any]], None] | None = None
+        agency_id: str = "riverside",
+        change: Callable[[dict[str, Any]], None] | None = None,
+        *,
+        placeholders: bool = False,
     ) -> Path:
         folder = scaffold_agency(tmp_path, agency_id)
         capsys.readouterr()  # the printed private key is not part of any test's output
+        if not placeholders:
+            fill_placeholders(folder)
         if change is not None:
             edit_yaml(folder / "agency.yml", change)
         return folder

@@ -280,12 +280,18 @@ def plan_language(loaded: LoadedProfile, lang: str, work: Path, site_root: Path)
     root = base_path(loaded)
     links = SiteLinks(root, lang, default)
     context = page_context(profile, lang, links)
+    # A fallback page's text is in its own language, and so must be the agency values in
+    # it; its links still lead to this language's form and pages.
+    contexts = {lang: context}
     pages = collect_pages(loaded, lang)
     for name, source in pages.items():
         target = docs / name
         target.parent.mkdir(parents=True, exist_ok=True)
         if name.endswith(".md"):
-            target.write_text(_stage_page(name, source, lang, context), encoding="utf-8")
+            if source.lang not in contexts:
+                contexts[source.lang] = page_context(profile, source.lang, links)
+            staged = _stage_page(name, source, lang, contexts[source.lang])
+            target.write_text(staged, encoding="utf-8")
         else:
             shutil.copyfile(source.path, target)
     if DIRECTORY_PAGE not in pages:
@@ -332,6 +338,11 @@ def plan_language(loaded: LoadedProfile, lang: str, work: Path, site_root: Path)
                 % {"number": profile.emergency_number},
                 "call_label": _("Call %(number)s") % {"number": profile.emergency_number},
                 "region_label": _("Report or get help"),
+                "draft": loaded.draft,
+                "draft_text": _(
+                    "Draft: this site is not ready to publish. Its profile still has "
+                    "placeholders to replace."
+                ),
             },
         },
     }

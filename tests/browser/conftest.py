@@ -18,7 +18,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from outreach.scaffold import scaffold_agency
 from tests.browser.support import CHROMIUM, LAUNCH_ARGS
-from tests.conftest import edit_yaml, free_port, require_tool
+from tests.conftest import edit_yaml, fill_placeholders, free_port, require_tool
 
 OUTREACH = Path(sys.executable).with_name("outreach")
 # Building the site is part of `outreach serve`; a slow CI machine gets time for it.
@@ -117,6 +117,7 @@ def rtl_served(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     brand colour is a light yellow that white text would not read on."""
     workdir = tmp_path_factory.mktemp("rtl")
     folder = scaffold_agency(workdir, "rtl-fixture")
+    fill_placeholders(folder)
 
     def change(data: dict[str, Any]) -> None:
         data["languages"] = ["en", "ar"]

@@ -155,3 +155,29 @@ def test_the_subcommand_list_comes_from_the_cli() -> None:
 def test_the_guide_shows_commands() -> None:
     assert len(_page_params()) >= 4
     assert any(SERVE.match(command) for command in all_shown_commands())
+
+
+def cli_options() -> list[tuple[str, str]]:
+    """(command, --option) for every long option of every `outreach` command."""
+    context = click.Context(main)
+    found: list[tuple[str, str]] = []
+
+    def walk(command: click.Command, name: str) -> None:
+        if isinstance(command, click.Group):
+            for sub in command.list_commands(context):
+                child = command.get_command(context, sub)
+                if child is not None and not child.hidden:
+                    walk(child, f"{name} {sub}".strip())
+            return
+        for param in command.params:
+            found.extend((name, opt) for opt in param.opts if opt.startswith("--"))
+
+    walk(main, "")
+    return found
+
+
+def test_the_guide_names_every_option_of_every_command() -> None:
+    text = "\n".join(page.read_text(encoding="utf-8") for page in guide_pages())
+    missing = [f"outreach {name} {option}" for name, option in cli_options() if option not in text]
+    assert not missing, f"not in any guide page: {missing}"
+    assert ("check", "--deploy") in cli_options() and ("build", "--draft") in cli_options()

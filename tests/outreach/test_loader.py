@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from outreach.loader import ProfileError, load_profile
+from outreach.loader import ProfileError, display_path, load_profile
 from outreach.profile import _onion_url
 from tests.conftest import edit_yaml
 
@@ -137,6 +138,32 @@ def test_every_problem_is_reported_in_one_run(demo_copy: Path) -> None:
             "partners[1].delivery.webhook: required when channel is 'webhook'",
         ),
         (
+            lambda d: d["partners"][1].update(
+                delivery={
+                    "channel": "webhook",
+                    "webhook": {"url": "http://hooks.example.org/r", "secret_env": "HOOK"},
+                }
+            ),
+            "partners[1].delivery.webhook.url: must start with https://",
+        ),
+        (
+            lambda d: d["escalation"]["contacts"].append(
+                {
+                    "channel": "webhook",
+                    "webhook": {"url": "http://10.0.0.8/page", "secret_env": "PAGER"},
+                }
+            ),
+            "escalation.contacts[2].webhook.url: must start with https://",
+        ),
+        (
+            lambda d: d["agency"].update(primary_color=123456),
+            'agency.primary_color: must be a colour in quotes, like "#1f4e79"',
+        ),
+        (
+            lambda d: d["crisis_lines"][0].update(hours={"en": "CHANGE-ME", "es": "24 horas"}),
+            "crisis_lines[0].hours.en: still the placeholder 'CHANGE-ME'",
+        ),
+        (
             lambda d: d["routing"]["rules"][0]["match"].update(settings=["spaceship"]),
             "routing.rules[0].match.settings[0]: Input should be",
         ),
@@ -220,3 +247,114 @@ def test_an_onion_address_must_be_an_onion_services_root(address: str) -> None:
 
 def test_an_onion_address_is_kept_as_its_root() -> None:
     assert _onion_url("http://" + "a" * 56 + ".onion") == "http://" + "a" * 56 + ".onion/"
+
+
+def test_an_unquoted_colour_is_explained(demo_copy: Path) -> None:
+    path = demo_copy / "agency.yml"
+    text, count = re.subn(r"primary_color: .*", "primary_color: #1f4e79", path.read_text("utf-8"))
+    assert count == 1
+    path.write_text(text, encoding="utf-8")
+    (problem,) = problems_of(demo_copy)
+    assert problem.endswith(
+        'agency.primary_color: must be a colour in quotes, like "#1f4e79": without the '
+        "quotes, YAML reads everything from # on as a comment"
+    )
+    assert "valid string" not in problem
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:9000/hook",
+        "http://127.8.9.10/hook",
+        "http://[::1]:9000/",
+        "http://localhost/h",
+    ],
+)
+def test_a_plain_http_webhook_may_only_reach_this_machine(demo_copy: Path, url: str) -> None:
+    def webhook(data: dict[str, Any]) -> None:
+        data["partners"][1]["delivery"] = {
+            "channel": "webhook",
+            "webhook": {"url": url, "secret_env": "HOOK"},
+        }
+
+    edit_yaml(demo_copy / "agency.yml", webhook)
+    assert load_profile(demo_copy).profile.partners[1].delivery.webhook is not None
+
+
+def test_schema_errors_do_not_hide_references_files_placeholders_or_meaning(
+    demo_copy: Path,
+) -> None:
+    def break_it(data: dict[str, Any]) -> None:
+        data["retention"]["days"] = 0
+        data["partners"][4]["kind"] = "wizard"
+        data["partners"][2]["areas"] = ["west"]
+        data["routing"]["rules"][1]["match"]["areas"] = ["nowhere"]
+        data["routing"]["intake"] = "intake-tema"
+        data["agency"]["logo"] = "logo.png"
+        data["agency"]["liaison"]["name"] = "CHANGE-ME liaison"
+        data["partners"][1]["delivery"]["channel"] = "webhook"
+        data["areas"][0]["name"] = {"es": "Norte"}
+
+    edit_yaml(demo_copy / "agency.yml", break_it)
+    problems = [p.split("agency.yml: ", 1)[1] for p in problems_of(demo_copy)]
+    assert problems[:2] == [
+        "partners[4].kind: Input should be 'k12_school', 'college', 'mental_health', "
+        "'law_enforcement', 'threat_assessment', 'intake', 'workplace', 'public_venue', "
+        "'critical_infrastructure', 'community' or 'social_services'",
+        "retention.days: Input should be greater than or equal to 1",
+    ]
+    assert set(problems[2:]) == {
+        "partners[2].areas[0]: unknown area 'west'",
+        "routing.intake: no partner has the id 'intake-tema'",
+        "routing.rules[1].match.areas[0]: unknown area 'nowhere'",
+        f"agency.logo: no file 'logo.png' in {display_path(demo_copy)}",
+        "agency.liaison.name: still the placeholder 'CHANGE-ME liaison'; "
+        "replace it with the real value",
+        "areas[0].name: needs a text in the default language 'en'",
+        "partners[1].delivery.webhook: required when channel is 'webhook'",
+        "partners[1].delivery.maildir: not used when channel is 'webhook'",
+    }
+
+
+def test_a_routing_gap_is_named_beside_schema_errors(demo_copy: Path) -> None:
+    def break_it(data: dict[str, Any]) -> None:
+        data["agency"]["email"] = "nobody"
+        data["routing"].pop("intake")
+
+    edit_yaml(demo_copy / "agency.yml", break_it)
+    problems = problems_of(demo_copy)
+    assert len(problems) == 2 and "agency.email: not an e-mail address" in problems[0]
+    assert "routing: " in problems[1] and "reach nobody" in problems[1]
+
+
+def test_draft_placeholders_are_warnings(new_agency: Any) -> None:
+    folder = new_agency(placeholders=True)
+    problems = problems_of(folder)
+    assert len(problems) == 2 and all("still the placeholder 'CHANGE-ME" in p for p in problems)
+    drafted = load_profile(folder, draft=True)
+    assert drafted.draft
+    placeholders = [w for w in drafted.warnings if "CHANGE-ME" in w]
+    assert [w.split("agency.yml: ")[1].split(":")[0] for w in placeholders] == [
+        "agency.address",
+        "agency.liaison.name",
+    ]
+    assert not load_profile(new_agency("filled")).draft
+
+
+def test_an_area_only_the_intake_team_hears_about_is_a_warning(new_agency: Any) -> None:
+    def two_towns_one_school_district(data: dict[str, Any]) -> None:
+        data["areas"] = [{"id": "upton", "name": "Upton"}, {"id": "downey", "name": "Downey"}]
+        schools = {**data["partners"][0], "id": "upton-schools", "kind": "k12_school"}
+        schools["delivery"] = {"channel": "maildir", "maildir": {"folder": "upton-schools"}}
+        data["partners"].append(schools)
+        data["routing"]["rules"] = [
+            {"id": "upton", "match": {"areas": ["upton"]}, "send_to": ["upton-schools"]}
+        ]
+
+    loaded = load_profile(new_agency("valley", two_towns_one_school_district))
+    (warning,) = loaded.warnings
+    assert warning.endswith(
+        "agency.yml: areas[1]: no partner serves area 'downey': only the intake team "
+        "receives its reports (add a routing rule that sends them to a partner)"
+    )

@@ -63,7 +63,7 @@ def test_table_covers_every_rule_of_the_demo(demo: Any) -> None:
 
 
 def test_demo_has_no_routing_gaps(demo: Any) -> None:
-    assert routing_gaps(demo.profile) == []
+    assert routing_gaps(demo.profile.routing, demo.profile.area_ids()) == []
 
 
 def test_a_partner_is_listed_once_under_its_first_rule(demo: Any) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, fill_placeholders
 from tests.guide.guide_text import blocks
 from tests.packaging.kit import (
     InstalledKit,
@@ -80,6 +80,7 @@ def test_an_agency_takes_a_new_kit_version_by_changing_its_pin(
     kit.pip_install("-r", str(requirements))
     kit.outreach("new", "riverside", cwd=repo)
     agency = repo / "agencies" / "riverside"
+    fill_placeholders(agency)
     untouched = folder_digest(agency)
 
     home = build_home_page(kit, repo, tmp_path / "site-before")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO, fill_placeholders, free_port
 from tests.packaging.kit import InstalledKit, new_venv, run, stop, wait_for_200
 
 pytestmark = [pytest.mark.packaging, pytest.mark.timeout(900)]
@@ -45,6 +45,7 @@ def agency_repo(installed_kit: InstalledKit, tmp_path_factory: pytest.TempPathFa
     """An agency's own folder, away from the checkout, with agencies/riverside/ in it."""
     home = tmp_path_factory.mktemp("riverside-repo")
     installed_kit.outreach("new", "riverside", cwd=home)
+    fill_placeholders(home / "agencies" / "riverside")
     return home
 
 

@@ -159,6 +159,14 @@ def test_branding_from_the_profile(demo_site: Path) -> None:
     assert "Equipo de Prevención del Condado de Harbor" in html(demo_site, "es/")
 
 
+def test_the_logo_is_named_by_the_agencys_name_in_each_language(demo_site: Path) -> None:
+    for prefix, name in (("", "Harbor County Prevention Team"), ("es/", "Equipo de Prevención")):
+        page = html(demo_site, prefix + "warning-signs/")
+        logos = re.findall(r'<img src="[^"]*logo\.svg" alt="([^"]*)"', page)
+        assert logos and all(alt.startswith(name) for alt in logos), logos
+        assert 'alt="logo"' not in page
+
+
 def test_demo_spanish_site_has_no_fallback_notice(demo_site: Path) -> None:
     for path in html_pages(demo_site / "es"):
         assert "todavía no está disponible" not in path.read_text(encoding="utf-8"), path
@@ -185,6 +193,26 @@ def test_untranslated_page_falls_back_with_a_notice_in_the_readers_language(
     )
     assert '<div lang="en">' in spanish and "Come to our events." in spanish
     assert "todavía no está disponible" not in html(site, "es/warning-signs/")
+
+
+def test_a_fallback_page_fills_in_values_in_its_own_language(
+    new_agency: Callable[..., Path], tmp_path: Path
+) -> None:
+    def english_and_vietnamese(data: dict[str, Any]) -> None:
+        data["languages"] = ["en", "vi"]
+        data["agency"]["name"] = {"en": "Riverside Prevention Team", "vi": "Nhóm Phòng ngừa"}
+        data["agency"]["hours"] = {"en": "Weekdays 9 to 5", "vi": "Thứ Hai đến Thứ Sáu"}
+
+    folder = new_agency("riverside", english_and_vietnamese)
+    page = "# Events\n\nCome to events run by {{ agency.name }}, open {{ agency.hours }}.\n"
+    (folder / "docs" / "en" / "events.md").write_text(page)
+    edit_nav(folder, [*NAV_PAGES, "events.md"])
+    site = build(folder, tmp_path / "out")
+    vietnamese = html(site, "vi/events/")
+    assert "Come to events run by Riverside Prevention Team, open Weekdays 9 to 5." in vietnamese
+    assert "run by Nhóm" not in vietnamese and "open Thứ" not in vietnamese
+    assert 'href="/vi/report"' in vietnamese, "links still lead to the reader's language"
+    assert "Nhóm Phòng ngừa" in vietnamese, "the site's own header stays in Vietnamese"
 
 
 def edit_nav(folder: Path, nav: list[Any]) -> None:
