@@ -73,9 +73,11 @@ _NUMBER = re.compile(r"(?<![\w-])\d[\d,.]*\s?%?")
 def _profile_values(demo: Any) -> list[str]:
     profile = demo.profile
     values = [profile.agency.phone, profile.agency.liaison.phone, profile.emergency_number]
-    values += [str(profile.retention.days)]
+    values += [str(profile.retention.days), str(profile.agency.response_days)]
+    values += [str(profile.retention.backup_days)] if profile.retention.backup_days else []
     for line in profile.crisis_lines:
         values += [v for v in (line.how, line.hours, line.name) for v in _texts(v)]
+        values += [line.number] if line.number else []
     values += [v for text in (profile.agency.hours, profile.agency.address) for v in _texts(text)]
     values += [p.public.phone for p in profile.partners if p.public.phone]
     return sorted(values, key=len, reverse=True)
