@@ -159,6 +159,9 @@ OnionUrl = Annotated[str, AfterValidator(_onion_url)]
 
 class Agency(_Strict):
     name: LocalizedText
+    the_name: LocalizedText | None = None
+    """The name as a sentence uses it, with its article if it takes one: "the Harbor
+    County Prevention Team", "el Equipo de Prevención …". Default: the name alone."""
     short_name: str
     jurisdiction: LocalizedText
     site_url: HttpUrl

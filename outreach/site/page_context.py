@@ -73,10 +73,13 @@ def page_context(profile: Profile, lang: str, links: SiteLinks) -> dict[str, Any
 
     agency = profile.agency
     area_names = {area.id: text(area.name) for area in profile.areas}
+    the_name = text(agency.the_name) if agency.the_name else text(agency.name)
     return {
         "lang": lang,
         "agency": {
             "name": text(agency.name),
+            "the_name": the_name,
+            "the_name_start": the_name[:1].upper() + the_name[1:],
             "short_name": agency.short_name,
             "jurisdiction": text(agency.jurisdiction),
             "site_url": str(agency.site_url),
