@@ -13,8 +13,16 @@ from dataclasses import dataclass
 from babel.lists import format_list
 
 from outreach.i18n import translations
-from outreach.profile import UNKNOWN_AREA, Concern, Partner, PartnerKind, Profile, localize
-from outreach.profile import RoutingRule, Setting
+from outreach.profile import (
+    UNKNOWN_AREA,
+    Concern,
+    Partner,
+    PartnerKind,
+    Profile,
+    RoutingRule,
+    Setting,
+    localize,
+)
 
 
 @dataclass(frozen=True)
@@ -27,7 +35,7 @@ class RouteRow:
 
 
 def join_names(names: list[str], lang: str, style: str = "standard") -> str:
-    """"A, B and C" in the reader's language; with style "or", "A, B or C"."""
+    """ "A, B and C" in the reader's language; with style "or", "A, B or C"."""
     if not names:
         return ""
     return format_list(names, style=style, locale=lang.replace("-", "_"))  # type: ignore[arg-type]
@@ -184,7 +192,10 @@ def kept_copies(profile: Profile, lang: str) -> list[str]:
         copies.append(_("Copies sent to a partner's own computer system stay there."))
     if "maildir" in channels:
         copies.append(
-            _("Copies left in the mail folders of our team and partners stay until they delete them.")
+            _(
+                "Copies left in the mail folders of our team and partners stay until they "
+                "delete them."
+            )
         )
     copies.append(_("Notes and files that partners made about a case follow their own rules."))
     backup_days = profile.retention.backup_days

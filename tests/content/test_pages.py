@@ -195,6 +195,18 @@ def test_sources_page_has_every_cited_anchor(demo_site: Path) -> None:
             assert f'id="{anchor}"' in sources, f"{lang}: sources.md lacks #{anchor}"
 
 
+def test_every_source_is_cited_by_a_page(demo_site: Path) -> None:
+    for lang in LANGS:
+        sources = built_page(demo_site, lang, "sources.md").read_text(encoding="utf-8")
+        listed = set(re.findall(r'<h3 id="([\w-]+)"', sources))
+        cited = set()
+        for name in WRITTEN:
+            page = built_page(demo_site, lang, name).read_text(encoding="utf-8")
+            cited |= set(re.findall(r'href="[^"]*sources/#([\w-]+)"', page))
+        assert listed, "the sources page lists its entries"
+        assert sorted(listed - cited) == [], f"{lang}: sources no page cites"
+
+
 def test_base_pages_hold_no_agency_values(demo: Any) -> None:
     profile = demo.profile
     literal = {profile.agency.short_name, profile.agency.phone, profile.agency.email, "Harbor"}

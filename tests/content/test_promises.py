@@ -189,3 +189,15 @@ def test_every_page_offers_the_crisis_line_beside_the_emergency_number(
     bar = page.split('class="outreach-cta"')[1].split("</aside>")[0]
     assert 'href="tel:911"' in bar and 'href="tel:988"' in bar
     assert {"en": "988 Suicide &amp; Crisis Lifeline", "es": "Línea 988"}[lang] in bar
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_the_name_with_its_article_comes_from_the_profile(shipped: Profile, lang: str) -> None:
+    pages = rendered(shipped, lang)
+    the_name = {"en": "the Harbor County Prevention Team", "es": "el Equipo de Prevención"}[lang]
+    assert the_name in pages["index.md"] + pages["get-help.md"]
+    start = {"en": "The Harbor County Prevention Team", "es": "El Equipo de Prevención"}[lang]
+    assert start in pages["mental-health.md"]
+    bare = shipped.agency.model_copy(update={"the_name": None})
+    pages = rendered(shipped.model_copy(update={"agency": bare}), lang)
+    assert the_name not in pages["get-help.md"] and start not in pages["mental-health.md"]
