@@ -207,6 +207,14 @@ def test_every_source_is_cited_by_a_page(demo_site: Path) -> None:
         assert sorted(listed - cited) == [], f"{lang}: sources no page cites"
 
 
+@pytest.mark.parametrize("name", WRITTEN)
+def test_spanish_numbers_have_one_format(demo_site: Path, name: str) -> None:
+    """As Babel writes them on the form: 1234 and 22.486, never 1,234 or 1.234."""
+    text = read_article(built_page(demo_site, "es", name)).prose()
+    assert re.findall(r"\b\d{1,3},\d{3}\b", text) == []
+    assert re.findall(r"(?<![\d.])\d\.\d{3}\b", text) == []
+
+
 def test_base_pages_hold_no_agency_values(demo: Any) -> None:
     profile = demo.profile
     literal = {profile.agency.short_name, profile.agency.phone, profile.agency.email, "Harbor"}
