@@ -101,6 +101,10 @@ class Pages:
             "lang": lang,
             "dir": "rtl" if is_rtl(lang) else "ltr",
             "agency_name": localize(profile.agency.name, lang, default),
+            # The name with its article, for the middle of a sentence ("tell the … Team").
+            "agency_the_name": localize(
+                profile.agency.the_name or profile.agency.name, lang, default
+            ),
             "agency_phone": profile.agency.phone,
             "emergency": profile.emergency_number,
             "crisis_number": next((c.number for c in profile.crisis_lines if c.number), ""),
