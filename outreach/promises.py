@@ -135,6 +135,26 @@ def route_rows(profile: Profile, lang: str) -> list[RouteRow]:
     return rows
 
 
+def routing_summary(profile: Profile, lang: str) -> str:
+    """When partners get a report: at once, only after review, or some of each."""
+    _ = translations(lang).gettext
+    reviews = {rule.review for rule in profile.routing.rules}
+    if not reviews:
+        return _("Only our intake team gets your report.")
+    if reviews == {True}:
+        return _("Partners get a report only after our intake team has read it and sent it on.")
+    if reviews == {False}:
+        return _(
+            "Partners get a report at once, as soon as it is sent. "
+            "That is before anyone on our team has read it."
+        )
+    return _(
+        "Some partners get a report at once, as soon as it is sent. "
+        "That is before anyone on our team has read it. "
+        "Others get it only after our intake team has read it and sent it on."
+    )
+
+
 def _cell(text: str) -> str:
     """Profile text kept literal inside a Markdown table cell."""
     for char in "\\`*_[]<>|":

@@ -108,6 +108,7 @@ def page_context(profile: Profile, lang: str, links: SiteLinks) -> dict[str, Any
             {"name": "", "number": ""},
         ),
         "routing_table": promises.routing_table(profile, lang),
+        "routing_summary": promises.routing_summary(profile, lang),
         "law_enforcement": promises.join_names(
             promises.law_enforcement_partners(profile, lang), lang
         ),

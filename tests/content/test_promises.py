@@ -12,7 +12,13 @@ import pytest
 from outreach.assets import base_docs
 from outreach.loader import LoadedProfile
 from outreach.profile import Profile
-from outreach.promises import contact_partners, kept_copies, reading_hours, routing_table
+from outreach.promises import (
+    contact_partners,
+    kept_copies,
+    reading_hours,
+    routing_summary,
+    routing_table,
+)
 from outreach.site.directory import directory_page
 from outreach.site.page_context import SiteLinks, page_context, render_markdown
 from tests.content.page_text import read_article
@@ -94,6 +100,25 @@ def test_the_routing_table_follows_the_rules(shipped: Profile, lang: str) -> Non
     for name in ROUTING_PAGES:
         assert routing_table(shipped, lang) in before[name], f"{lang}/{name}"
         assert routing_table(changed(shipped), lang) in after[name], f"{lang}/{name}"
+    summary = {
+        name: (routing_summary(shipped, lang), routing_summary(changed(shipped), lang))
+        for name in (*ROUTING_PAGES, "index.md", "questions.md")
+    }
+    for name, (mixed, _) in summary.items():
+        assert mixed in before[name], f"{lang}/{name}"
+    at_once = shipped.model_copy(
+        update={
+            "routing": shipped.routing.model_copy(
+                update={
+                    "rules": [r.model_copy(update={"review": False}) for r in shipped.routing.rules]
+                }
+            )
+        }
+    )
+    everything_at_once = rendered(at_once, lang)
+    for name in summary:
+        assert routing_summary(at_once, lang) in everything_at_once[name], f"{lang}/{name}"
+        assert routing_summary(shipped, lang) not in everything_at_once[name], f"{lang}/{name}"
     police = {"en": "Sheriff's Office Threat Assessment Unit (law enforcement)", "es": "(policía)"}
     assert police[lang] in routing_table(shipped, lang)
 
