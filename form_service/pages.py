@@ -19,6 +19,7 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from outreach import promises
 from outreach.assets import templates
 from outreach.i18n import translations
 from outreach.languages import is_rtl, native_name
@@ -100,8 +101,14 @@ class Pages:
             "lang": lang,
             "dir": "rtl" if is_rtl(lang) else "ltr",
             "agency_name": localize(profile.agency.name, lang, default),
+            # The name with its article, for the middle of a sentence ("tell the … Team").
+            "agency_the_name": localize(
+                profile.agency.the_name or profile.agency.name, lang, default
+            ),
             "agency_phone": profile.agency.phone,
             "emergency": profile.emergency_number,
+            "crisis_number": next((c.number for c in profile.crisis_lines if c.number), ""),
+            "reading_hours": promises.reading_hours(profile, lang),
             "response_days": profile.agency.response_days,
             "home_url": base + "/",
             "report_url": base + "/report",

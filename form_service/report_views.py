@@ -23,6 +23,7 @@ from form_service.service import Service, service_of
 from form_service.sharing import area_name
 from form_service.storage import ReferenceTaken, StoreUnavailable
 from form_service.tokens import TokenProblem
+from outreach import promises
 from outreach.i18n import translations
 from outreach.profile import Concern, Setting
 
@@ -55,6 +56,7 @@ def _options(service: Service, lang: str) -> dict[str, Any]:
             (Concern.both.value, _("Both of these")),
             (Concern.not_sure.value, _("Not sure")),
         ],
+        "contact_partners": promises.join_names(promises.contact_partners(profile, lang), lang),
         "max_description": format_decimal(MAX_DESCRIPTION, locale=lang.replace("-", "_")),
     }
 

@@ -167,6 +167,9 @@ OnionUrl = Annotated[str, AfterValidator(_onion_url)]
 
 class Agency(_Strict):
     name: LocalizedText
+    the_name: LocalizedText | None = None
+    """The name as a sentence uses it, with its article if it takes one: "the Harbor
+    County Prevention Team", "el Equipo de Prevención …". Default: the name alone."""
     short_name: str
     jurisdiction: LocalizedText
     site_url: HttpUrl
@@ -177,6 +180,9 @@ class Agency(_Strict):
     email: Email
     address: LocalizedText
     hours: LocalizedText
+    reads_reports: Literal["office_hours", "always"] = "office_hours"
+    """When the team reads new reports: during ``hours`` (the default), or at any hour,
+    every day. Every page and the form say it; only "always" lets a page promise 24/7."""
     liaison: Liaison
     hosts: list[str] = Field(default_factory=list)
     """Extra host names the report service answers to (the site_url host is always one)."""
@@ -213,6 +219,9 @@ class CrisisLine(_Strict):
     """How to reach it, e.g. "Call or text 988"."""
     url: str = ""
     hours: LocalizedText = ""
+    number: str = ""
+    """The number to call, if any (e.g. "988"): the first line with one sits beside the
+    emergency number on every page of the site."""
 
 
 class PublicContact(_Strict):
@@ -407,6 +416,9 @@ class StaffNotices(_Strict):
 
 class Retention(_Strict):
     days: int = Field(ge=1, le=3650)
+    backup_days: int | None = Field(default=None, ge=1, le=3650)
+    """How long the agency keeps backups of the report database, which the purge does not
+    reach. None: the privacy page says only that backups may keep a copy for a while."""
 
 
 class Archive(_Strict):

@@ -44,6 +44,7 @@ crisis_lines:
   - name: 988 Suicide & Crisis Lifeline
     how: Call or text 988.
     url: https://988lifeline.org/
+    number: "988"
     hours: Open 24 hours, every day
   - name: Crisis Text Line
     how: Text HOME to 741741.
@@ -55,7 +56,7 @@ partners:
     name: {title} Intake Team
     kind: intake
     public:
-      description: Reads every report first and decides who should help.
+      description: Gets every report first, reads it and decides who else should help.
     delivery:
       channel: maildir
       maildir: {{folder: intake-team}}

@@ -37,6 +37,8 @@ def directory_page(context: dict[str, Any], lang: str) -> str:
         lines += ["## " + _escape(partner["name"]), "", f"*{_escape(partner['kind_label'])}*", ""]
         if partner["description"]:
             lines += [_escape(partner["description"]), ""]
+        if partner["kind"] == "intake":
+            lines += [_escape(context["reading"]["hours"]), ""]
         details = []
         if partner["areas"]:
             details.append(_("Serves: %(areas)s") % {"areas": _escape(", ".join(partner["areas"]))})

@@ -14,6 +14,7 @@ from jinja2 import StrictUndefined, TemplateError, UndefinedError
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
+from outreach import promises
 from outreach.i18n import translations
 from outreach.profile import Profile, localize
 
@@ -72,10 +73,13 @@ def page_context(profile: Profile, lang: str, links: SiteLinks) -> dict[str, Any
 
     agency = profile.agency
     area_names = {area.id: text(area.name) for area in profile.areas}
+    the_name = text(agency.the_name) if agency.the_name else text(agency.name)
     return {
         "lang": lang,
         "agency": {
             "name": text(agency.name),
+            "the_name": the_name,
+            "the_name_start": the_name[:1].upper() + the_name[1:],
             "short_name": agency.short_name,
             "jurisdiction": text(agency.jurisdiction),
             "site_url": str(agency.site_url),
@@ -85,14 +89,39 @@ def page_context(profile: Profile, lang: str, links: SiteLinks) -> dict[str, Any
             "address": text(agency.address),
             "hours": text(agency.hours),
             "liaison": agency.liaison.model_dump(),
+            "response_days": agency.response_days,
         },
         "emergency_number": profile.emergency_number,
         "report_url": links.report_url,
         "status_url": links.status_url,
         "retention_days": profile.retention.days,
+        "retention": {
+            "days": profile.retention.days,
+            "kept_copies": promises.kept_copies(profile, lang),
+        },
+        "reading": {
+            "always": promises.reads_always(profile),
+            "hours": promises.reading_hours(profile, lang),
+        },
+        "crisis": next(
+            ({"name": text(c.name), "number": c.number} for c in profile.crisis_lines if c.number),
+            {"name": "", "number": ""},
+        ),
+        "routing_table": promises.routing_table(profile, lang),
+        "routing_summary": promises.routing_summary(profile, lang),
+        "law_enforcement": promises.join_names(
+            promises.law_enforcement_partners(profile, lang), lang
+        ),
+        "contact_partners": promises.join_names(promises.contact_partners(profile, lang), lang),
         "areas": list(area_names.values()),
         "crisis_lines": [
-            {"name": text(c.name), "how": text(c.how), "url": c.url, "hours": text(c.hours)}
+            {
+                "name": text(c.name),
+                "how": text(c.how),
+                "url": c.url,
+                "hours": text(c.hours),
+                "number": c.number,
+            }
             for c in profile.crisis_lines
         ],
         "partners": [

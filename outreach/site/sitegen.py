@@ -34,7 +34,7 @@ from outreach.assets import base_config, base_docs, templates
 from outreach.i18n import translations
 from outreach.languages import is_rtl, name_in, native_name
 from outreach.loader import LoadedProfile, display_path
-from outreach.profile import localize
+from outreach.profile import Profile, localize
 from outreach.site.directory import directory_page
 from outreach.site.lazy_search import defer_search
 from outreach.site.page_context import PageError, SiteLinks, page_context, render_markdown
@@ -263,6 +263,20 @@ def _agency_stylesheet(color: str) -> str:
     )
 
 
+def _crisis_call(profile: Profile, lang: str) -> dict[str, str]:
+    """The call-to-action bar's crisis line (988 in the US): the first one with a number."""
+    _ = translations(lang).gettext
+    for line in profile.crisis_lines:
+        if line.number:
+            return {
+                "crisis_text": _("Thinking about suicide, or in a crisis?"),
+                "crisis_number": line.number,
+                "crisis_label": _("Call %(number)s") % {"number": line.number},
+                "crisis_name": localize(line.name, lang, profile.default_language),
+            }
+    return {}
+
+
 def plan_language(loaded: LoadedProfile, lang: str, work: Path, site_root: Path) -> LanguagePlan:
     """Stage one language's pages and write its MkDocs config."""
     profile = loaded.profile
@@ -343,6 +357,7 @@ def plan_language(loaded: LoadedProfile, lang: str, work: Path, site_root: Path)
                     "Draft: this site is not ready to publish. Its profile still has "
                     "placeholders to replace."
                 ),
+                **_crisis_call(profile, lang),
             },
         },
     }

@@ -73,9 +73,11 @@ _NUMBER = re.compile(r"(?<![\w-])\d[\d,.]*\s?%?")
 def _profile_values(demo: Any) -> list[str]:
     profile = demo.profile
     values = [profile.agency.phone, profile.agency.liaison.phone, profile.emergency_number]
-    values += [str(profile.retention.days)]
+    values += [str(profile.retention.days), str(profile.agency.response_days)]
+    values += [str(profile.retention.backup_days)] if profile.retention.backup_days else []
     for line in profile.crisis_lines:
         values += [v for v in (line.how, line.hours, line.name) for v in _texts(v)]
+        values += [line.number] if line.number else []
     values += [v for text in (profile.agency.hours, profile.agency.address) for v in _texts(text)]
     values += [p.public.phone for p in profile.partners if p.public.phone]
     return sorted(values, key=len, reverse=True)
@@ -191,6 +193,26 @@ def test_sources_page_has_every_cited_anchor(demo_site: Path) -> None:
         assert cited, "pages cite their sources"
         for anchor in cited:
             assert f'id="{anchor}"' in sources, f"{lang}: sources.md lacks #{anchor}"
+
+
+def test_every_source_is_cited_by_a_page(demo_site: Path) -> None:
+    for lang in LANGS:
+        sources = built_page(demo_site, lang, "sources.md").read_text(encoding="utf-8")
+        listed = set(re.findall(r'<h3 id="([\w-]+)"', sources))
+        cited = set()
+        for name in WRITTEN:
+            page = built_page(demo_site, lang, name).read_text(encoding="utf-8")
+            cited |= set(re.findall(r'href="[^"]*sources/#([\w-]+)"', page))
+        assert listed, "the sources page lists its entries"
+        assert sorted(listed - cited) == [], f"{lang}: sources no page cites"
+
+
+@pytest.mark.parametrize("name", WRITTEN)
+def test_spanish_numbers_have_one_format(demo_site: Path, name: str) -> None:
+    """As Babel writes them on the form: 1234 and 22.486, never 1,234 or 1.234."""
+    text = read_article(built_page(demo_site, "es", name)).prose()
+    assert re.findall(r"\b\d{1,3},\d{3}\b", text) == []
+    assert re.findall(r"(?<![\d.])\d\.\d{3}\b", text) == []
 
 
 def test_base_pages_hold_no_agency_values(demo: Any) -> None:

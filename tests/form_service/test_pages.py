@@ -20,13 +20,13 @@ from .test_security_headers import with_agency
 # The first words of each page's description, in each language of the demo profile.
 DESCRIPTIONS = {
     ("report", "en"): "Tell ",
-    ("report", "es"): "Informe a ",
-    ("receipt", "en"): "Your report to ",
-    ("receipt", "es"): "Su reporte a ",
+    ("report", "es"): "Hable con el Equipo de Prevención",
+    ("receipt", "en"): "Your report to the Harbor County",
+    ("receipt", "es"): "Su reporte para el Equipo",
     ("status", "en"): "Check on a report ",
-    ("status", "es"): "Consulte un reporte ",
+    ("status", "es"): "Consulte su reporte para el Equipo",
     ("error", "en"): "Tell ",
-    ("error", "es"): "Informe a ",
+    ("error", "es"): "Hable con ",
 }
 
 
