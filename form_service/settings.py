@@ -193,7 +193,8 @@ SETTINGS: tuple[Setting, ...] = (
         _networks,
         "",
         "Comma-separated addresses or networks (`10.0.0.0/8`) of your reverse proxies. Only "
-        "from these is `X-Forwarded-For` believed, and only to rate-limit status look-ups.",
+        "from these is `X-Forwarded-For` believed, and only to rate-limit status look-ups "
+        "and reports.",
         shown="none",
     ),
     Setting(
@@ -222,14 +223,8 @@ SETTINGS: tuple[Setting, ...] = (
         "status_client_limit",
         _number(int),
         "20",
-        "Status look-ups one client may make per window.",
-    ),
-    Setting(
-        "OUTREACH_STATUS_GLOBAL_LIMIT",
-        "status_global_limit",
-        _number(int),
-        "600",
-        "Status look-ups all clients together may make per window.",
+        "Status look-ups by receipt code one client (one address, an IPv6 /64) may make per "
+        "window. There is no limit for all clients together, so no one can lock others out.",
     ),
     Setting(
         "OUTREACH_STATUS_WINDOW_SECONDS",
@@ -266,8 +261,9 @@ SETTINGS: tuple[Setting, ...] = (
         "report_surge_per_minute",
         _number(int),
         "60",
-        "Report submissions per minute, refused ones included, above which the reports stored "
-        "in that minute and the next are flagged as a possible flood.",
+        "Forms sent per minute with a valid form token (each form counted once, refused ones "
+        "included), above which the reports stored in that minute and the next are flagged "
+        "as a possible flood.",
     ),
     Setting(
         "OUTREACH_REPORT_CLIENT_SURGE",
@@ -341,7 +337,6 @@ class Settings:
     max_fields: int = _default("max_fields")
     status_min_seconds: float = _default("status_min_seconds")
     status_client_limit: int = _default("status_client_limit")
-    status_global_limit: int = _default("status_global_limit")
     status_window_seconds: float = _default("status_window_seconds")
     report_client_burst: int = _default("report_client_burst")
     report_client_per_hour: float = _default("report_client_per_hour")
