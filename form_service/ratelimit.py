@@ -228,16 +228,16 @@ class ReportLimiter:
 def client_address(request: Request, trusted: Sequence[IPNetwork]) -> str:
     """The address to rate-limit on: the peer, or, behind a trusted proxy, who it speaks for."""
     peer = request.client.host if request.client else ""
-    if not trusted or not _is_trusted(peer, trusted):
+    if not trusted or not is_trusted(peer, trusted):
         return peer
     hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",")]
     for hop in reversed([h for h in hops if h]):
-        if not _is_trusted(hop, trusted):
+        if not is_trusted(hop, trusted):
             return hop
     return peer
 
 
-def _is_trusted(address: str, trusted: Sequence[IPNetwork]) -> bool:
+def is_trusted(address: str, trusted: Sequence[IPNetwork]) -> bool:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

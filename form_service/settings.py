@@ -276,6 +276,15 @@ SETTINGS: tuple[Setting, ...] = (
         "only by the overall surge rate.",
     ),
     Setting(
+        "OUTREACH_CONNECTIONS_PER_CLIENT",
+        "connections_per_client",
+        _number(int),
+        "128",
+        "Connections one client (one address, an IPv6 /64) may hold open to one process of "
+        "`outreach serve`, so that one address cannot take every connection; its requests on "
+        "more get the busy page (503). Not applied to trusted proxies. `0`: no cap.",
+    ),
+    Setting(
         "OUTREACH_FLOOD_DIGEST_SECONDS",
         "flood_digest_seconds",
         _number(float),
@@ -343,6 +352,7 @@ class Settings:
     report_global_per_minute: int = _default("report_global_per_minute")
     report_surge_per_minute: int = _default("report_surge_per_minute")
     report_client_surge: int = _default("report_client_surge")
+    connections_per_client: int = _default("connections_per_client")
     flood_digest_seconds: float = _default("flood_digest_seconds")
     delivery_worker: bool = _default("delivery_worker")
     allowed_hosts: tuple[str, ...] = _default("allowed_hosts")
