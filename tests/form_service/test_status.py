@@ -15,7 +15,7 @@ from form_service.settings import Settings
 from form_service.status_views import BODY_FACTOR
 from form_service.storage import conversation as threads
 
-from .conftest import code_of, start_client, submit
+from .conftest import code_of, start_client, submit, token_of
 
 
 def check(client: TestClient, code: str, path: str = "/status") -> tuple[int, str]:
@@ -188,6 +188,20 @@ def test_empty_lookups_from_many_addresses_lock_no_one_out(
         assert post("203.0.113.0") == 429  # the per-client limit still holds
         assert post("198.51.100.4", f"code={code}") == 200
         assert post("198.51.100.5", "code=wrong") == 404
+
+
+def test_conversation_token_posts_pass_no_code_limit(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(status_client_limit=1)
+    with start_client(settings, client=("203.0.113.9", 4000)) as client:
+        page = client.post("/status", data={"code": code_of(submit(client).text)})
+        assert page.status_code == 200
+        for _ in range(3):
+            token = token_of(page.text)
+            page = client.post("/status", data={"token": token, "action": "refresh"})
+            assert page.status_code == 200
+        assert client.post("/status", data={"code": "wrong"}).status_code == 429
 
 
 def test_failures_slow_the_next_lookup(make_settings: Callable[..., Settings]) -> None:
