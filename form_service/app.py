@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from form_service.busy_page import BusyPage
 from form_service.error_pages import ERRORS as page_errors
 from form_service.error_pages import exception_handlers
 from form_service.forwarded import ForwardedWarning
@@ -129,6 +130,8 @@ def create_app(settings: Settings, background: Sequence[BackgroundTask] = ()) ->
             Middleware(SecurityHeaders, settings=settings),
             Middleware(TrustedHostMiddleware, allowed_hosts=list(settings.allowed_hosts)),
             Middleware(ForwardedWarning, proxies_trusted=bool(settings.trusted_proxies)),
+            # Requests the server is too busy for (form_service/connection_cap.py).
+            Middleware(BusyPage, pages=service.pages),
         ],
         exception_handlers=exception_handlers(service.pages),  # type: ignore[arg-type]
         lifespan=lifespan,

@@ -96,3 +96,8 @@ def exception_handlers(pages: Pages) -> dict[type[Exception] | int, object]:
         ClientDisconnect: client_gone,
         Exception: server_error,
     }
+
+
+def busy_page(pages: Pages, request: Request) -> Response:
+    """503 for a request the server is too busy to take (form_service.busy_page)."""
+    return error_page(pages, request, _page_language(pages, request), 503)

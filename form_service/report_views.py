@@ -147,6 +147,21 @@ def _not_saved(
     return response
 
 
+def _limited(
+    service: Service, request: Request, lang: str, values: Mapping[str, str], flood: bool
+) -> Response:
+    service.events.add("report_limited", requests=1, flood=int(flood))
+    _ = translations(lang).gettext
+    notice = _(
+        "Too many reports have been sent from your connection or to this site in a short "
+        "time, so this one was not sent. Everything you wrote is still here: please wait "
+        "a few minutes, then send it again."
+    )
+    response = form_page(service, request, lang, 429, values, notice=notice, token=values["token"])
+    response.headers["Retry-After"] = "60"
+    return response
+
+
 # Stands in for the code while a receipt page is rendered once per language and danger
 # answer; the code (Crockford base32 and dashes) needs no escaping, so it is put in after.
 _CODE_MARK = "RECEIPTCODEMARK"
@@ -175,17 +190,6 @@ async def _submit(service: Service, request: Request, lang: str) -> Response:
         return error_page(service.pages, request, lang, 415)
     values = {k: v for k, v in form.values.items() if k != HONEYPOT}
     _ = translations(lang).gettext
-    admission = service.report_limiter.admit(client_address(request, settings.trusted_proxies))
-    if not admission.allowed:
-        service.events.add("report_limited", requests=1, flood=int(admission.flood))
-        notice = _(
-            "Too many reports have been sent from your connection or to this site in a short "
-            "time, so this one was not sent. Everything you wrote is still here: please wait "
-            "a few minutes, then send it again."
-        )
-        response = form_page(service, request, lang, 429, values, notice=notice)
-        response.headers["Retry-After"] = "60"
-        return response
     if form.values.get(HONEYPOT) or form.repeated or form.field_count > settings.max_fields:
         service.events.add("report_refused", unreadable=1)
         notice = _(
@@ -197,6 +201,12 @@ async def _submit(service: Service, request: Request, lang: str) -> Response:
         service.events.add("report_refused", **{f"token_{check.problem or 'missing'}": 1})
         notice = _token_notice(check.problem or TokenProblem.missing, lang)
         return form_page(service, request, lang, 400, values, notice=notice)
+    # Only now, with a form this site issued, does the report count toward any limit or
+    # the flood flag: tokenless and forged requests cost their sender, not the budget.
+    address = client_address(request, settings.trusted_proxies)
+    admission = service.report_limiter.admit(address, check.token_id)
+    if not admission.allowed:
+        return _limited(service, request, lang, values, admission.flood)
     result = validate_report(values, form.unreadable, settings.profile.profile, lang, _)
     if isinstance(result, Invalid):
         service.events.add("report_invalid", reports=1, fields=len(result.errors))

@@ -62,7 +62,6 @@ class Service:
             ),
             limiter=LookupLimiter(
                 settings.status_client_limit,
-                settings.status_global_limit,
                 settings.status_window_seconds,
             ),
             pages=Pages(settings.profile),

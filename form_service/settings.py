@@ -215,7 +215,8 @@ SETTINGS: tuple[Setting, ...] = (
         _networks,
         "",
         "Comma-separated addresses or networks (`10.0.0.0/8`) of your reverse proxies. Only "
-        "from these is `X-Forwarded-For` believed, and only to rate-limit status look-ups.",
+        "from these is `X-Forwarded-For` believed, and only to rate-limit status look-ups "
+        "and reports.",
         shown="none",
     ),
     Setting(
@@ -248,14 +249,8 @@ SETTINGS: tuple[Setting, ...] = (
         "status_client_limit",
         _number(int),
         "20",
-        "Status look-ups one client may make per window.",
-    ),
-    Setting(
-        "OUTREACH_STATUS_GLOBAL_LIMIT",
-        "status_global_limit",
-        _number(int),
-        "600",
-        "Status look-ups all clients together may make per window.",
+        "Status look-ups by receipt code one client (one address, an IPv6 /64) may make per "
+        "window. There is no limit for all clients together, so no one can lock others out.",
     ),
     Setting(
         "OUTREACH_STATUS_WINDOW_SECONDS",
@@ -292,8 +287,9 @@ SETTINGS: tuple[Setting, ...] = (
         "report_surge_per_minute",
         _number(int),
         "60",
-        "Report submissions per minute, refused ones included, above which the reports stored "
-        "in that minute and the next are flagged as a possible flood.",
+        "Forms sent per minute with a valid form token (each form counted once, refused ones "
+        "included), above which the reports stored in that minute and the next are flagged "
+        "as a possible flood.",
     ),
     Setting(
         "OUTREACH_REPORT_CLIENT_SURGE",
@@ -304,6 +300,15 @@ SETTINGS: tuple[Setting, ...] = (
         "as a possible flood too, so one address's burst is flagged before the overall count "
         "notices it. A school sending a report every few minutes is never flagged. `0` flags "
         "only by the overall surge rate.",
+    ),
+    Setting(
+        "OUTREACH_CONNECTIONS_PER_CLIENT",
+        "connections_per_client",
+        _number(int),
+        "128",
+        "Connections one client (one address, an IPv6 /64) may hold open to one process of "
+        "`outreach serve`, so that one address cannot take every connection; its requests on "
+        "more get the busy page (503). Not applied to trusted proxies. `0`: no cap.",
     ),
     Setting(
         "OUTREACH_FLOOD_DIGEST_SECONDS",
@@ -367,13 +372,13 @@ class Settings:
     max_fields: int = _default("max_fields")
     status_min_seconds: float = _default("status_min_seconds")
     status_client_limit: int = _default("status_client_limit")
-    status_global_limit: int = _default("status_global_limit")
     status_window_seconds: float = _default("status_window_seconds")
     report_client_burst: int = _default("report_client_burst")
     report_client_per_hour: float = _default("report_client_per_hour")
     report_global_per_minute: int = _default("report_global_per_minute")
     report_surge_per_minute: int = _default("report_surge_per_minute")
     report_client_surge: int = _default("report_client_surge")
+    connections_per_client: int = _default("connections_per_client")
     flood_digest_seconds: float = _default("flood_digest_seconds")
     delivery_worker: bool = _default("delivery_worker")
     allowed_hosts: tuple[str, ...] = _default("allowed_hosts")

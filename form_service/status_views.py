@@ -1,7 +1,8 @@
 """The status page: a receipt code in (by POST only), the report's status and conversation out.
 
 Every code look-up takes the same minimum time and does the same work, right code or
-wrong, so timing tells nothing; look-ups are rate-limited per client and overall. After a
+wrong, so timing tells nothing; look-ups are rate-limited per client (never for everyone
+together, which strangers could use up to lock every tipster out). After a
 right code the page carries a single-use token (form_service.thread_sessions) for its next
 POST: to write to the team or to look for new messages without typing the code again.
 Token POSTs test no code, so they pass no code limit, and no one else's look-ups can keep a

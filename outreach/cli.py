@@ -10,6 +10,7 @@ from typing import Any
 import click
 import uvicorn
 
+from form_service import connection_cap
 from form_service import http_limits as limits
 from form_service.app import create_app
 from form_service.delivery.admin import audit_line, audit_trail, purge_now
@@ -272,10 +273,10 @@ def serve(
         os.environ["OUTREACH_PROFILE"] = str(loaded.path)
         os.environ["OUTREACH_SITE_DIR"] = str(site.resolve())
         os.environ["OUTREACH_DELIVERY_WORKER"] = "1" if deliver else "0"
-        _run_uvicorn("form_service.asgi:app_from_environment", host, port, workers)
+        _run_uvicorn("form_service.asgi:app_from_environment", host, port, settings, workers)
         return
     app = create_app(settings, background=(start_worker,) if deliver else ())
-    _run_uvicorn(app, host, port)
+    _run_uvicorn(app, host, port, settings)
 
 
 def _service_settings(profile_path: str | None) -> Settings:
@@ -434,12 +435,14 @@ def staff_reset(profile_path: str | None, email: str) -> None:
     click.echo(link)
 
 
-def _run_uvicorn(app: Any, host: str, port: int, workers: int = 1) -> None:
+def _run_uvicorn(app: Any, host: str, port: int, settings: Settings, workers: int = 1) -> None:
     """Serve *app*, or with several workers the factory named by the string *app*."""
     # No access log: it would record every visitor's address and the pages they read.
     # The limits: a request head of at most 16 KiB, sent within 10 s, its body within 30 s
     # (DeadlineH11Protocol); idle keep-alive connections closed after 5 s; past 512 open
-    # connections new requests get 503 rather than queueing without end.
+    # connections new requests get 503 rather than queueing without end. One client may hold
+    # OUTREACH_CONNECTIONS_PER_CLIENT of them, and the 503 is the service's own page
+    # (form_service/connection_cap.py).
     uvicorn.run(
         app,
         host=host,
@@ -450,7 +453,7 @@ def _run_uvicorn(app: Any, host: str, port: int, workers: int = 1) -> None:
         proxy_headers=False,
         server_header=False,
         log_level=os.environ.get("OUTREACH_LOG_LEVEL", "info").lower(),
-        http=limits.DeadlineH11Protocol,
+        http=connection_cap.protocol(settings),
         h11_max_incomplete_event_size=limits.MAX_HEAD_BYTES,
         timeout_keep_alive=limits.KEEP_ALIVE_TIMEOUT,
         limit_concurrency=limits.MAX_CONCURRENCY,

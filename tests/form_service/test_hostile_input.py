@@ -106,7 +106,6 @@ def hostile(make_settings: Callable[..., Settings]) -> Iterator[tuple[TestClient
         report_client_burst=1_000_000,
         report_global_per_minute=1_000_000,
         status_client_limit=1_000_000,
-        status_global_limit=1_000_000,
     )
     with start_client(settings_, client=("203.0.113.9", 5000)) as client:
         yield client, settings_

@@ -8,12 +8,13 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from form_service.connection_cap import ClientCapProtocol
 from form_service.http_limits import (
     BACKLOG,
     HEAD_TIMEOUT,
@@ -22,6 +23,7 @@ from form_service.http_limits import (
     MAX_HEAD_BYTES,
     DeadlineH11Protocol,
 )
+from form_service.settings import Settings
 from outreach import cli
 from tests.conftest import REPO, free_port
 from tests.live_server import LiveServer, outreach_serve
@@ -29,13 +31,17 @@ from tests.live_server import LiveServer, outreach_serve
 GET = b"GET / HTTP/1.1\r\nHost: localhost\r\n"
 
 
-def test_serve_runs_uvicorn_with_the_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_serve_runs_uvicorn_with_the_limits(
+    monkeypatch: pytest.MonkeyPatch, make_settings: Callable[..., Settings]
+) -> None:
     import uvicorn
 
     seen: dict[str, Any] = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: seen.update(options))
-    cli._run_uvicorn(object(), "127.0.0.1", 8000)
-    assert seen["http"] is DeadlineH11Protocol
+    cli._run_uvicorn(object(), "127.0.0.1", 8000, make_settings(connections_per_client=7))
+    assert seen["http"].func is ClientCapProtocol
+    assert issubclass(ClientCapProtocol, DeadlineH11Protocol)
+    assert seen["http"].keywords["per_client"] == 7
     assert seen["h11_max_incomplete_event_size"] == MAX_HEAD_BYTES == 16 * 1024
     assert seen["timeout_keep_alive"] == KEEP_ALIVE_TIMEOUT <= 5
     assert seen["limit_concurrency"] == MAX_CONCURRENCY

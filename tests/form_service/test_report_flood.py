@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from starlette.testclient import TestClient
 
 from form_service.ratelimit import ReportLimiter
 from form_service.settings import Settings
@@ -17,6 +19,11 @@ from tests.live_server import outreach_serve
 
 from .conftest import rows, start_client, submit, token_of
 from .samples import VALID_FORM
+
+
+def form() -> str:
+    """A new form token's id: each report a limiter sees comes with a form of its own."""
+    return secrets.token_hex(8)
 
 
 class Clock:
@@ -29,12 +36,12 @@ class Clock:
 def test_bucket_gives_a_burst_then_the_hourly_rate() -> None:
     clock = Clock()
     limiter = ReportLimiter(20, 60, 1000, 1000, clock=clock)
-    allowed = [limiter.admit("203.0.113.5").allowed for _ in range(21)]
+    allowed = [limiter.admit("203.0.113.5", form()).allowed for _ in range(21)]
     assert allowed == [True] * 20 + [False]
-    assert limiter.admit("198.51.100.7").allowed  # another address is not affected
+    assert limiter.admit("198.51.100.7", form()).allowed  # another address is not affected
     clock.now += 60  # one more report a minute at 60 an hour
-    assert limiter.admit("203.0.113.5").allowed
-    assert not limiter.admit("203.0.113.5").allowed
+    assert limiter.admit("203.0.113.5", form()).allowed
+    assert not limiter.admit("203.0.113.5", form()).allowed
 
 
 def test_a_school_gets_thirty_reports_an_hour_from_one_address() -> None:
@@ -42,7 +49,7 @@ def test_a_school_gets_thirty_reports_an_hour_from_one_address() -> None:
     limiter = ReportLimiter(20, 60, 120, 1000, clock=clock)
     accepted = 0
     for _ in range(40):  # 40 reports spread over an hour
-        accepted += limiter.admit("203.0.113.5").allowed
+        accepted += limiter.admit("203.0.113.5", form()).allowed
         clock.now += 90
     assert accepted == 40
 
@@ -50,34 +57,34 @@ def test_a_school_gets_thirty_reports_an_hour_from_one_address() -> None:
 def test_global_budget_per_minute() -> None:
     clock = Clock()
     limiter = ReportLimiter(20, 60, 5, 1000, clock=clock)
-    allowed = [limiter.admit(f"203.0.113.{n}").allowed for n in range(7)]
+    allowed = [limiter.admit(f"203.0.113.{n}", form()).allowed for n in range(7)]
     assert allowed == [True] * 5 + [False] * 2
     clock.now += 60
-    assert limiter.admit("203.0.113.99").allowed
+    assert limiter.admit("203.0.113.99", form()).allowed
 
 
 def test_surge_flag_covers_this_minute_and_the_next() -> None:
     clock = Clock()
     clock.now = 60 * 100.0
     limiter = ReportLimiter(1000, 60, 1000, 3, clock=clock)
-    flags = [limiter.admit("203.0.113.5").flood for _ in range(5)]
+    flags = [limiter.admit("203.0.113.5", form()).flood for _ in range(5)]
     assert flags == [False, False, False, True, True]
     clock.now += 60
-    assert limiter.admit("198.51.100.7").flood
+    assert limiter.admit("198.51.100.7", form()).flood
     clock.now += 60
-    assert not limiter.admit("198.51.100.7").flood
+    assert not limiter.admit("198.51.100.7", form()).flood
 
 
 def test_one_address_sending_fast_is_flagged_from_its_fourth_report() -> None:
     clock = Clock()
     limiter = ReportLimiter(20, 60, 1000, 1000, clock=clock)
-    flags = [limiter.admit("203.0.113.5").flood for _ in range(5)]
+    flags = [limiter.admit("203.0.113.5", form()).flood for _ in range(5)]
     assert flags == [False, False, False, True, True]
-    assert not limiter.admit("198.51.100.7").flood  # another address is not flagged
+    assert not limiter.admit("198.51.100.7", form()).flood  # another address is not flagged
     clock.now += 5 * 60  # its hourly rate has given back the five reports
-    assert not limiter.admit("203.0.113.5").flood
+    assert not limiter.admit("203.0.113.5", form()).flood
     quiet = ReportLimiter(20, 60, 1000, 1000, clock=clock, client_surge=0)
-    assert not any(quiet.admit("203.0.113.5").flood for _ in range(5))
+    assert not any(quiet.admit("203.0.113.5", form()).flood for _ in range(5))
 
 
 def test_a_school_reporting_every_few_minutes_is_never_flagged() -> None:
@@ -85,7 +92,7 @@ def test_a_school_reporting_every_few_minutes_is_never_flagged() -> None:
     limiter = ReportLimiter(20, 60, 120, 1000, clock=clock)
     flags = []
     for _ in range(30):
-        flags.append(limiter.admit("203.0.113.5").flood)
+        flags.append(limiter.admit("203.0.113.5", form()).flood)
         clock.now += 120
     assert not any(flags)
 
@@ -146,14 +153,74 @@ def test_reports_in_a_surge_are_flagged_for_partners(
         assert submit(client).status_code == 200
         first = {ref for (ref,) in rows(settings, "SELECT id FROM reports")}
         assert submit(client).status_code == 200
-    flags = {}
+    flags = flags_by_report(settings)
+    assert len(flags) == 2
+    for ref, seen in flags.items():
+        assert seen == ({False} if ref in first else {True})
+
+
+def flags_by_report(settings: Settings) -> dict[str, set[bool]]:
+    flags: dict[str, set[bool]] = {}
     for ref, payload in rows(
         settings, "SELECT report_id, payload FROM outbox WHERE payload IS NOT NULL"
     ):
         flags.setdefault(ref, set()).add(json.loads(payload).get("flood_suspected", False))
-    assert len(flags) == 2
-    for ref, seen in flags.items():
-        assert seen == ({False} if ref in first else {True})
+    return flags
+
+
+def test_requests_without_a_valid_token_spend_no_budget(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """140 POSTs of `a=b` once used the per-minute budget: a real report then got 429."""
+    settings = make_settings(report_client_burst=1_000)
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    with start_client(settings, client=("203.0.113.66", 5000)) as flooder:
+        answers = {flooder.post("/report", content=b"a=b", headers=form).status_code}
+        for _ in range(139):
+            answers.add(flooder.post("/report", content=b"a=b", headers=form).status_code)
+        forged = {"token": "x" * 40, **VALID_FORM}
+        answers |= {flooder.post("/report", data=forged).status_code for _ in range(20)}
+        assert answers == {400}
+        assert submit(flooder).status_code == 200  # the budget was not spent
+
+
+def send_with_three_errors(client: TestClient) -> int:
+    token = token_of(client.get("/report").text)
+    for _ in range(3):
+        data = {**VALID_FORM, "token": token, "description": ""}
+        assert client.post("/report", data=data).status_code == 422
+    return client.post("/report", data={**VALID_FORM, "token": token}).status_code
+
+
+def test_a_tipster_who_fixes_three_errors_is_not_flagged(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """An honest tipster with three validation errors was flagged as a flood."""
+    settings = make_settings()
+    with start_client(settings, client=("203.0.113.5", 5000)) as client:
+        assert send_with_three_errors(client) == 200
+    assert list(flags_by_report(settings).values()) == [{False}]
+
+
+def test_a_form_sent_again_costs_one_report(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(report_client_burst=2, report_client_per_hour=0.0)
+    with start_client(settings, client=("203.0.113.5", 5000)) as client:
+        assert send_with_three_errors(client) == 200
+        assert submit(client).status_code == 200  # the burst of two still had room for this
+        assert submit(client).status_code == 429
+
+
+def test_refused_requests_do_not_make_a_surge(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(report_surge_per_minute=3)
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    with start_client(settings, client=("203.0.113.66", 5000)) as flooder:
+        for _ in range(10):
+            assert flooder.post("/report", content=b"a=b", headers=form).status_code == 400
+        no_token = {k: v for k, v in VALID_FORM.items() if k != "token"}
+        for _ in range(10):
+            assert flooder.post("/report", data=no_token).status_code == 400
+        assert submit(flooder).status_code == 200
+    assert list(flags_by_report(settings).values()) == [{False}]
 
 
 @pytest.mark.server

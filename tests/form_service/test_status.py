@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from form_service.ratelimit import LookupLimiter
 from form_service.settings import Settings
 from form_service.storage import conversation as threads
 
-from .conftest import code_of, start_client, submit
+from .conftest import code_of, start_client, submit, token_of
 
 
 def check(client: TestClient, code: str, path: str = "/status") -> tuple[int, str]:
@@ -162,10 +163,44 @@ def test_forwarded_for_from_an_untrusted_peer_is_ignored(
     assert forged.status_code == 429
 
 
-def test_global_limit(make_settings: Callable[..., Settings]) -> None:
-    with start_client(make_settings(status_global_limit=2)) as client:
-        assert [check(client, "x")[0] for _ in range(3)] == [404, 404, 429]
-        assert "Too many attempts" in client.post("/status", data={"code": "x"}).text
+FORM = "application/x-www-form-urlencoded"
+
+
+def test_empty_lookups_from_many_addresses_lock_no_one_out(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """600 empty POSTs from 30 addresses once spent a window shared by everyone: a real code
+    then got 429 from any address for ten minutes."""
+    monkeypatch.setattr(LookupLimiter, "record_failure", lambda self, client: None)  # fast
+    proxy = ipaddress.ip_network("10.0.0.0/8")
+    settings = make_settings(status_min_seconds=0.0, trusted_proxies=(proxy,))
+    with start_client(settings, client=("10.0.0.2", 4000)) as client:
+        code = code_of(submit(client).text)
+
+        def post(address: str, body: str = "") -> int:
+            headers = {"x-forwarded-for": address, "content-type": FORM}
+            return client.post("/status", content=body, headers=headers).status_code
+
+        limit = settings.status_client_limit
+        for n in range(30):
+            assert {post(f"203.0.113.{n}") for _ in range(limit)} == {404}
+        assert post("203.0.113.0") == 429  # the per-client limit still holds
+        assert post("198.51.100.4", f"code={code}") == 200
+        assert post("198.51.100.5", "code=wrong") == 404
+
+
+def test_conversation_token_posts_pass_no_code_limit(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(status_client_limit=1)
+    with start_client(settings, client=("203.0.113.9", 4000)) as client:
+        page = client.post("/status", data={"code": code_of(submit(client).text)})
+        assert page.status_code == 200
+        for _ in range(3):
+            token = token_of(page.text)
+            page = client.post("/status", data={"token": token, "action": "refresh"})
+            assert page.status_code == 200
+        assert client.post("/status", data={"code": "wrong"}).status_code == 429
 
 
 def test_failures_slow_the_next_lookup(make_settings: Callable[..., Settings]) -> None:
