@@ -106,7 +106,7 @@ def test_the_focus_check_catches_a_hidden_focus_indicator(
     assert tab_until(page, REPORT_LINK) == []
     indicator = focus_indicator(page, page.locator("a.outreach-cta__report"), scratch)
     # A link moved off screen is a focus stop nobody sees.
-    page.locator("a.outreach-cta__call").evaluate(
+    page.locator("a.outreach-cta__call").first.evaluate(
         "el => { el.style.position = 'fixed'; el.style.left = '-999px'; }"
     )
     page.evaluate("document.activeElement.blur()")
