@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -136,7 +137,9 @@ def _not_saved(
 ) -> Response:
     """503: the database is down, read-only or full. The same form token is kept, so if the
     commit went through after all, sending again shows that report's receipt."""
-    service.events.add("report_not_saved", logging.ERROR, reports=1)
+    # The store's reason, as a count's name (database_or_disk_is_full: 2): never the client's.
+    reason = re.sub(r"\W+", "_", str(error)[:60].lower()).strip("_") or "unknown"
+    service.events.add("report_not_saved", logging.ERROR, reports=1, **{reason: 1})
     _ = translations(lang).gettext
     notice = _(
         "Your report could not be saved just now, so nothing was sent. "
