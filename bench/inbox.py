@@ -210,6 +210,9 @@ def _report_rows(
                 assigned,
                 rng.choice(OUTCOMES) if closed else None,
                 minute_iso(created + timedelta(days=2)) if closed else None,
+                # The tipster wrote and no one has read it yet; the team asked and waits.
+                int(not closed and (rng.random() < 0.005 or n <= FLAGGED_NEWEST)),
+                int(not closed and (rng.random() < 0.02 or n <= FLAGGED_NEWEST)),
             )
         )
         waiting = n <= max(1, desk.size // 100)
@@ -253,7 +256,7 @@ def _staff_events(prev: str, refs: list[str], rng: random.Random) -> list[tuple[
 
 _COLUMNS = {
     "reports": "report_ref, receipt_hash, token_id, status, created_at, content_age, urgent,"
-    " stage, acknowledged_at, assigned_to, outcome, closed_at",
+    " stage, acknowledged_at, assigned_to, outcome, closed_at, tipster_unread, awaiting_tipster",
     "outbox": "id, report_id, partner_id, rule_id, agreement_id, payload, status, attempts,"
     " next_attempt_at, created_at, delivered_at, is_intake",
     "audit_events": "at, report_ref, event, partner_id, rule_id, agreement_id, fields, outcome",
@@ -355,9 +358,16 @@ class Timings:
         return percentile(self.seconds[size], p) * 1000
 
 
+FLAGGED_NEWEST = 20
+"""The newest reports, if open, all have an unread message and a question waiting: the two
+conversation views list something at any size."""
+
+VIEWS = ("open", "new", "mine", "closed", "overdue", "messages", "awaiting")
+"""The inbox's views measured: every one a team uses daily."""
+
 EXPECTED = {
     "report page": "knife to the gym",  # the content, opened with the team key
-    **dict.fromkeys(("open", "new", "mine", "closed", "overdue"), 'href="/staff/reports/R-'),
+    **dict.fromkeys(VIEWS, 'href="/staff/reports/R-'),
     "open, deep page": 'href="/staff/reports/R-',
 }
 """What each page must show to count: a list of reports, or a report's own text."""
@@ -366,7 +376,7 @@ EXPECTED = {
 def pages(desk: Desk, rng: random.Random) -> dict[str, Callable[[], str]]:
     """Each page measured, as a function giving the next path to ask."""
     deep = max(2, desk.size // 20)  # the open view, about nineteen-twentieths of the way down
-    paths = {view: f"/staff/?view={view}" for view in ("open", "new", "mine", "closed", "overdue")}
+    paths = {view: f"/staff/?view={view}" for view in VIEWS}
     askers: dict[str, Callable[[], str]] = {k: (lambda p=p: p) for k, p in paths.items()}
     askers["open, deep page"] = lambda: f"/staff/?view=open&before={deep}"
     askers["report page"] = lambda: f"/staff/reports/{rng.choice(desk.refs)}"

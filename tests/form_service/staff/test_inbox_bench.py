@@ -35,7 +35,8 @@ def test_the_quick_inbox_bench_measures_every_page(tmp_path: Path, kind: str) ->
     (figures,) = json.loads(figures_file.read_text(encoding="utf-8")).values()
     assert list(json.loads(figures_file.read_text(encoding="utf-8"))) == [kind], shown
     assert figures["sizes"] == [200, 2000], shown
-    names = {"open", "new", "mine", "closed", "overdue", "open, deep page", "report page"}
+    views = {"open", "new", "mine", "closed", "overdue", "messages", "awaiting"}
+    names = {"open, deep page", "report page", *views}
     assert set(figures["pages"]) == names, shown
     for name, page in figures["pages"].items():
         # Every answer was a 200 showing reports (or the report's text): the timings are
