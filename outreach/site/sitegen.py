@@ -180,11 +180,13 @@ def _stage_page(name: str, source: SourcePage, lang: str, context: dict[str, Any
     if source.lang == lang:
         return rendered
     # Keep the front matter first; mark the fallback text with its real language so
-    # screen readers pronounce it correctly.
+    # screen readers pronounce it correctly, and its direction, so that English inside an
+    # Arabic page is not laid out right to left (punctuation on the wrong side).
     front, body = _split_front_matter(rendered)
+    direction = "rtl" if is_rtl(source.lang) else "ltr"
     return (
         f"{front}{_fallback_notice(lang, source.lang)}"
-        f'<div lang="{source.lang}" markdown>\n\n{body}\n\n</div>\n'
+        f'<div lang="{source.lang}" dir="{direction}" markdown>\n\n{body}\n\n</div>\n'
     )
 
 

@@ -191,7 +191,9 @@ def test_untranslated_page_falls_back_with_a_notice_in_the_readers_language(
         "Esta página todavía no está disponible en español. Está leyendo la versión en inglés."
         in spanish
     )
-    assert '<div lang="en">' in spanish and "Come to our events." in spanish
+    # The English text is marked as English, laid out left to right (attribute order is
+    # Markdown's to choose).
+    assert '<div dir="ltr" lang="en">' in spanish and "Come to our events." in spanish
     assert "todavía no está disponible" not in html(site, "es/warning-signs/")
 
 
@@ -232,6 +234,8 @@ def test_rtl_language_renders_right_to_left(
     arabic = html(site, "ar/")
     assert '<html lang="ar"' in arabic and 'dir="rtl"' in arabic
     assert 'dir="rtl"' not in html(site, "")
+    # The English text of a page with no Arabic version keeps its own direction.
+    assert '<div dir="ltr" lang="en">' in arabic
 
 
 @pytest.mark.parametrize("code", ["ht", "so"])
