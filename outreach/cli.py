@@ -35,6 +35,7 @@ from outreach.profile import (
 from outreach.routing import INTAKE_RULE, all_facts, route_report
 from outreach.scaffold import ScaffoldError, scaffold_agency
 from outreach.secret_env import missing_secrets
+from outreach.site.claims import contradicted_claims
 from outreach.site.sitegen import BuildError, build_site
 
 DEFAULT_OUT = "var/site"
@@ -92,6 +93,12 @@ def check(profile_path: str | None, deploy: bool) -> None:
     loaded = _load(profile_path)
     if deploy:
         _require_secrets(loaded, "Not ready to deploy")
+    claims = contradicted_claims(loaded)
+    if claims:
+        raise click.ClickException(
+            f"{len(claims)} sentence{'s promise' if len(claims) > 1 else ' promises'} more "
+            "than the profile configures:\n  " + "\n  ".join(str(claim) for claim in claims)
+        )
     profile = loaded.profile
     default = profile.default_language
     click.echo(
