@@ -233,3 +233,37 @@ def test_home_page_says_what_to_report_how_and_what_happens(demo_site: Path) -> 
         assert target in english
     assert "In danger now? Call 911" in english
     assert "988" in english
+
+
+# The topics readers look for and must find, each a section (page, anchor) in every language.
+TOPICS = {
+    "what happens to the person reported": ("questions.md", "reported-person"),
+    "arrest or not": ("questions.md", "arrest"),
+    "how long it takes and what you hear back": ("after-you-report.md", "follow-up"),
+    "families": ("questions.md", "families"),
+    "safe storage of guns and medicines": ("questions.md", "safe-storage"),
+    "if your child tells you something": ("questions.md", "child-told-me"),
+    "if your child is reported": ("questions.md", "child-reported"),
+    "telling a trusted adult is not snitching": ("questions.md", "snitching"),
+    "retaliation": ("questions.md", "retaliation"),
+    "thinking about suicide, 988 first": ("questions.md", "suicide"),
+    "deaf and hard of hearing (711, ASL)": ("get-help.md", "access"),
+    "interpreters and other languages": ("get-help.md", "languages"),
+    "viral threats and hoaxes": ("questions.md", "viral-threats"),
+    "public records and court orders": ("privacy.md", "public-records"),
+    "what the law can make us share": ("privacy.md", "limits"),
+}
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("topic", TOPICS)
+def test_every_topic_readers_expect_has_its_section(
+    demo_site: Path, lang: str, topic: str
+) -> None:
+    name, anchor = TOPICS[topic]
+    page = built_page(demo_site, lang, name).read_text(encoding="utf-8")
+    heading = re.search(rf'<h[2-4] id="{anchor}">(.*?)<', page)
+    assert heading, f"{lang}/{name} has no section #{anchor} ({topic})"
+    # The section has words under it, not only a heading.
+    after = page[heading.end() :]
+    assert len(re.sub(r"<[^>]+>", "", after.split("<h2", 1)[0]).split()) >= 20, topic
