@@ -257,9 +257,7 @@ TOPICS = {
 
 @pytest.mark.parametrize("lang", LANGS)
 @pytest.mark.parametrize("topic", TOPICS)
-def test_every_topic_readers_expect_has_its_section(
-    demo_site: Path, lang: str, topic: str
-) -> None:
+def test_every_topic_readers_expect_has_its_section(demo_site: Path, lang: str, topic: str) -> None:
     name, anchor = TOPICS[topic]
     page = built_page(demo_site, lang, name).read_text(encoding="utf-8")
     heading = re.search(rf'<h[2-4] id="{anchor}">(.*?)<', page)
