@@ -13,7 +13,11 @@ def loose_modes(data_dir: Path) -> list[tuple[str, str]]:
     """Everything in *data_dir* (itself included) that is not 0700 (folders) or 0600."""
     loose = []
     for path in [data_dir, *data_dir.rglob("*")]:
-        mode = stat.S_IMODE(path.lstat().st_mode)
+        try:
+            mode = stat.S_IMODE(path.lstat().st_mode)
+        except FileNotFoundError:
+            continue  # a Maildir file moved from tmp/ to new/ while the folder was read
+
         if mode != (0o700 if path.is_dir() else 0o600):
             loose.append((str(path.relative_to(data_dir.parent)), oct(mode)))
     return loose
