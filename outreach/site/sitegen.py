@@ -22,7 +22,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import material
 import yaml
@@ -30,6 +29,7 @@ from mkdocs.commands.build import build
 from mkdocs.config import load_config
 from mkdocs.exceptions import MkDocsException
 
+from outreach.addresses import service_link_from_site, site_path
 from outreach.assets import base_config, base_docs, templates
 from outreach.i18n import translations
 from outreach.languages import is_rtl, name_in, native_name
@@ -75,8 +75,7 @@ class LanguagePlan:
 
 
 def base_path(loaded: LoadedProfile) -> str:
-    path = urlsplit(str(loaded.profile.agency.site_url)).path or "/"
-    return path if path.endswith("/") else f"{path}/"
+    return site_path(loaded.profile.agency)
 
 
 def _markdown_files(folder: Path) -> dict[str, Path]:
@@ -294,7 +293,7 @@ def plan_language(loaded: LoadedProfile, lang: str, work: Path, site_root: Path)
         target.write_text(partial, encoding="utf-8")
 
     root = base_path(loaded)
-    links = SiteLinks(root, lang, default)
+    links = SiteLinks(root, lang, default, service_link_from_site(profile.agency))
     context = page_context(profile, lang, links)
     # A fallback page's text is in its own language, and so must be the agency values in
     # it; its links still lead to this language's form and pages.
