@@ -25,12 +25,14 @@ from typing import Any
 
 import material
 import yaml
+from markupsafe import Markup, escape
 from mkdocs.commands.build import build
 from mkdocs.config import load_config
 from mkdocs.exceptions import MkDocsException
 
 from outreach.addresses import service_link_from_site, site_path
 from outreach.assets import base_config, base_docs, templates
+from outreach.dialing import left_to_right, tel_href
 from outreach.i18n import translations
 from outreach.languages import is_rtl, name_in, native_name
 from outreach.loader import LoadedProfile, display_path
@@ -41,6 +43,7 @@ from outreach.site.page_context import PageError, SiteLinks, page_context, rende
 
 BASE_CONFIG = base_config()
 BASE_DOCS = base_docs()
+BASE_EXTENSIONS = yaml.safe_load(BASE_CONFIG.read_text(encoding="utf-8"))["markdown_extensions"]
 THEME_DIR = templates("site")
 MATERIAL_LANGUAGES = Path(material.__path__[0]) / "templates" / "partials" / "languages"
 DIRECTORY_PAGE = "partners.md"
@@ -264,6 +267,11 @@ def _agency_stylesheet(color: str) -> str:
     )
 
 
+def _with_number(text: str, number: str) -> str:
+    """HTML: translated *text* with its %(number)s kept left to right in any language."""
+    return str(escape(text) % {"number": Markup(left_to_right(number))})  # noqa: S704
+
+
 def _crisis_call(profile: Profile, lang: str) -> dict[str, str]:
     """The call-to-action bar's crisis line (988 in the US): the first one with a number."""
     _ = translations(lang).gettext
@@ -271,11 +279,26 @@ def _crisis_call(profile: Profile, lang: str) -> dict[str, str]:
         if line.number:
             return {
                 "crisis_text": _("Thinking about suicide, or in a crisis?"),
-                "crisis_number": line.number,
-                "crisis_label": _("Call %(number)s") % {"number": line.number},
+                "crisis_href": tel_href(line.number),
+                "crisis_label": _with_number(_("Call %(number)s"), line.number),
                 "crisis_name": localize(line.name, lang, profile.default_language),
             }
     return {}
+
+
+def _number_links(profile: Profile) -> dict[str, Any]:
+    """The Markdown extension that makes every number to call a link (number_links.py)."""
+    agency = profile.agency
+    call = [profile.emergency_number, agency.phone, agency.liaison.phone]
+    call += [line.number for line in profile.crisis_lines]
+    call += [partner.public.phone for partner in profile.partners]
+    text = [line.text_number for line in profile.crisis_lines]
+    return {
+        "outreach.site.number_links": {
+            "call": sorted({n for n in call if n}),
+            "text": sorted({n for n in text if n}),
+        }
+    }
 
 
 def plan_language(loaded: LoadedProfile, lang: str, work: Path, site_root: Path) -> LanguagePlan:
@@ -336,6 +359,8 @@ def plan_language(loaded: LoadedProfile, lang: str, work: Path, site_root: Path)
         "site_dir": str(site_dir),
         "theme": theme_config,
         "extra_css": ["assets/outreach.css", "assets/agency.css"],
+        # A list is replaced, not merged, by INHERIT: the base's extensions come along.
+        "markdown_extensions": [*BASE_EXTENSIONS, _number_links(profile)],
         "extra": {
             "alternate": [
                 {
@@ -348,10 +373,11 @@ def plan_language(loaded: LoadedProfile, lang: str, work: Path, site_root: Path)
             "outreach": {
                 "report_url": links.report_url,
                 "report_label": _("Report a concern"),
-                "emergency_number": profile.emergency_number,
-                "danger_text": _("In danger now? Call %(number)s.")
-                % {"number": profile.emergency_number},
-                "call_label": _("Call %(number)s") % {"number": profile.emergency_number},
+                "emergency_href": tel_href(profile.emergency_number),
+                "danger_text": _with_number(
+                    _("In danger now? Call %(number)s."), profile.emergency_number
+                ),
+                "call_label": _with_number(_("Call %(number)s"), profile.emergency_number),
                 "region_label": _("Report or get help"),
                 "draft": loaded.draft,
                 "draft_text": _(
