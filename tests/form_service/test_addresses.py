@@ -119,10 +119,10 @@ def test_the_form_its_links_and_actions_follow_the_setting(layout: Any) -> None:
         assert client.get(f"{own}ar/status").status_code == 200
 
 
-def test_the_service_serves_the_site_under_its_path(layout: Any) -> None:
-    name, loaded, site = layout
-    if name != "shared":
-        pytest.skip("the site is on its own static host in this layout")
+def test_the_service_serves_the_site_under_its_path(tmp_path: Path) -> None:
+    loaded = _region(tmp_path, own_service=False)
+    site = tmp_path / "site"
+    build_site(loaded, site)
     with _client(loaded, site, "https://region.example.org") as client:
         home = client.get("/prevent/ar/")
         assert home.status_code == 200 and 'dir="rtl"' in home.text
