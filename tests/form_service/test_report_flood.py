@@ -17,6 +17,9 @@ from starlette.testclient import TestClient
 
 from form_service.ratelimit import ReportLimiter
 from form_service.settings import SETTINGS, Settings
+from outreach.loader import load_profile
+from outreach.site.sitegen import build_site
+from tests.conftest import REPO
 from tests.live_server import outreach_serve
 
 from .conftest import rows, start_client, submit, token_of
@@ -277,26 +280,48 @@ def test_real_server_answers_429_to_one_address_and_serves_another(
             assert send(other) == 200
 
 
+REGION = REPO / "tests" / "fixtures" / "region"
+
+
+@pytest.fixture(params=["demo", "region"])
+def agency(
+    request: pytest.FixtureRequest, demo_site: Path, tmp_path: Path
+) -> tuple[Path, list[str], dict[str, str], str]:
+    """A built site, `serve` arguments, a form in its areas, and its intake team's folder:
+    the demo, and the second fixture profile (service on its own address, every channel)."""
+    if request.param == "demo":
+        return demo_site, [], VALID_FORM, "intake-team"
+    build_site(load_profile(REGION), tmp_path / "region-site")
+    return tmp_path / "region-site", ["--profile", str(REGION)], REGION_FORM, "intake"
+
+
+REGION_FORM = {**VALID_FORM, "area": "riverbend", "setting": "home"}
+
+
 @pytest.mark.server
 def test_thirty_people_behind_one_address_are_delivered_at_once_not_flagged(
-    demo_site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    agency: tuple[Path, list[str], dict[str, str], str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A school assembly after an incident, against the real service and its default limits:
     thirty people behind one address each load a form and send it, one every half second
     (far faster than people type). Every report is accepted, and the intake team gets each
     as a message of its own at once, none marked as a possible flood nor held for a digest."""
     monkeypatch.setenv("OUTREACH_MIN_FILL_SECONDS", "0")
-    with outreach_serve(demo_site, tmp_path / "data") as live:
+    monkeypatch.setenv("RIVERBEND_UNIVERSITY_WEBHOOK_SECRET", "whsec_" + "A" * 44)
+    site, arguments, sample, intake = agency
+    with outreach_serve(site, tmp_path / "data", *arguments) as live:
         url = f"http://127.0.0.1:{live.port}/report"
         school = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.20"))
         with school:
             forms = [token_of(school.get(url).text) for _ in range(30)]
             answers = []
             for token in forms:
-                answers.append(school.post(url, data={"token": token, **VALID_FORM}).status_code)
+                answers.append(school.post(url, data={"token": token, **sample}).status_code)
                 time.sleep(0.5)
         assert answers == [200] * 30
-        inbox = tmp_path / "data" / "maildir" / "intake-team"
+        inbox = tmp_path / "data" / "maildir" / intake
 
         def messages() -> list[str]:
             if not (inbox / "new").is_dir():
