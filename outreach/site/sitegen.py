@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import material
 import yaml
@@ -354,7 +355,8 @@ def plan_language(loaded: LoadedProfile, lang: str, work: Path, site_root: Path)
     config: dict[str, Any] = {
         "INHERIT": str(BASE_CONFIG),
         "site_name": context["agency"]["name"],
-        "site_url": f"{str(profile.agency.site_url).rstrip('/')}{links.prefix}",
+        # The host and this language's path: the site's own path is already in the prefix.
+        "site_url": urljoin(str(profile.agency.site_url), links.prefix),
         "docs_dir": str(docs),
         "site_dir": str(site_dir),
         "theme": theme_config,

@@ -81,6 +81,15 @@ def test_the_site_links_to_the_form_where_the_service_is(layout: Any) -> None:
         assert f'href="{service}{lang}status"' in page, (name, lang)
 
 
+def test_canonical_addresses_and_the_sitemap_name_the_sub_path_once(layout: Any) -> None:
+    _, _, site = layout
+    for lang in ("", "vi/", "ar/"):
+        page = (site / lang / "index.html").read_text(encoding="utf-8")
+        assert f'<link rel="canonical" href="{SITE}{lang}">' in page, lang
+    sitemap = (site / "sitemap.xml").read_text(encoding="utf-8")
+    assert f"<loc>{SITE}</loc>" in sitemap and "/prevent/prevent/" not in sitemap
+
+
 def test_a_static_host_serves_the_site_under_its_sub_path(layout: Any) -> None:
     """No link of any page leaves /prevent/ on the site's host (a static host has nothing else)."""
     name, _, site = layout
