@@ -142,6 +142,9 @@ def test_the_service_serves_the_site_under_its_path(tmp_path: Path) -> None:
             assert targets, lang
             for target in targets:
                 assert client.get(target).status_code == 200, target
+        # An error page under the path is in the language the path names.
+        refused = client.delete("/prevent/ar/report", headers={"accept-language": "vi"})
+        assert refused.status_code == 405 and '<html lang="ar"' in refused.text
         root = client.get("/", follow_redirects=False)
         assert root.status_code == 308 and root.headers["location"] == "/prevent/"
         assert client.get("/staff/sign-in").status_code == 200  # staff stay at the root
