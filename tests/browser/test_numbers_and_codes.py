@@ -15,6 +15,7 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from tests.browser.conftest import Server, _serve
+from tests.browser.support import axe_violations, describe
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.browser
@@ -140,7 +141,9 @@ def test_the_receipt_code_is_shown_whole_wrapped_by_its_groups(
     page = context.new_page()
     _send_report(page, region, lang)
     fits = page.evaluate(_CODE_FITS)
+    problems = axe_violations(page, every_rule=True) if width == 320 else []
     context.close()
+    assert problems == [], describe(problems)
     assert fits["text"] == fits["value"] and fits["groups"] == 5, fits
     assert fits["lineScroll"] <= fits["lineClient"], fits  # not narrower than its text
     assert fits["outside"] == 0, fits
