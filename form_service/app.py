@@ -13,7 +13,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -43,6 +43,7 @@ from form_service.staff.sign_in_views import (
 from form_service.staff.team_views import team_endpoint
 from form_service.status_views import status_endpoint
 from form_service.storage import open_store
+from outreach.addresses import service_path
 
 BackgroundTask = Callable[[Service], Coroutine[Any, Any, None]]
 
@@ -57,15 +58,38 @@ async def healthz(request: Request) -> Response:
 
 
 def _routes(settings: Settings) -> list[BaseRoute]:
+    """The public pages under the service's path (agency.service_url, by default the
+    site's: "/" or "/prevent/"); the staff pages and the health check at the host's root."""
+    base = service_path(settings.profile.profile.agency).rstrip("/")
+    public = _public_routes(settings)
+    if not base:
+        return [Route("/healthz", healthz, methods=["GET"]), *_staff_routes(), *public]
+    return [
+        Route("/healthz", healthz, methods=["GET"]),
+        *_staff_routes(),
+        # The staff pages' stylesheet, at the root as they are.
+        Mount(ASSETS_PATH, app=StaticFiles(directory=asset_dir())),
+        Route("/", _redirect_to(f"{base}/"), methods=["GET", "HEAD"]),
+        Route(base, _redirect_to(f"{base}/"), methods=["GET", "HEAD"]),
+        Mount(base, routes=public),
+    ]
+
+
+def _redirect_to(location: str) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+    async def redirect(request: Request) -> Response:
+        return RedirectResponse(location, status_code=308)
+
+    return redirect
+
+
+def _public_routes(settings: Settings) -> list[BaseRoute]:
     both = ["GET", "POST"]
     site = StaticFiles(directory=settings.site_dir, html=True)
     return [
-        Route("/healthz", healthz, methods=["GET"]),
         Route("/report", report_endpoint, methods=both),
         Route("/status", status_endpoint, methods=both),
         Route("/{lang}/report", report_endpoint, methods=both),
         Route("/{lang}/status", status_endpoint, methods=both),
-        *_staff_routes(),
         Mount(ASSETS_PATH, app=StaticFiles(directory=asset_dir()), name="form-assets"),
         # Last, so the service's routes win over any file of the same name.
         # Only the public site is compressed: its pages hold no secret, whereas compressing

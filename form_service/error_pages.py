@@ -11,6 +11,7 @@ from starlette.responses import Response
 from form_service.logs import MinuteTallies
 from form_service.pages import Pages
 from form_service.storage import StoreUnavailable
+from outreach.addresses import service_path
 from outreach.i18n import translations
 
 
@@ -56,7 +57,11 @@ def error_page(pages: Pages, request: Request, lang: str, status_code: int) -> R
 
 
 def _page_language(pages: Pages, request: Request) -> str:
-    first = request.url.path.strip("/").split("/", 1)[0]
+    # Below the service's own path ("/prevent/ar/report" is an Arabic page).
+    base = service_path(pages.loaded.profile.agency)
+    path = request.url.path
+    path = path[len(base) - 1 :] if path.startswith(base) else path
+    first = path.strip("/").split("/", 1)[0]
     if first in pages.loaded.profile.languages:
         return first
     return pages.negotiate(request.headers)

@@ -20,7 +20,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from outreach import promises
+from outreach.addresses import service_path, site_link_from_service
 from outreach.assets import templates
+from outreach.dialing import left_to_right, number_link, tel_href
 from outreach.i18n import translations
 from outreach.languages import is_rtl, native_name
 from outreach.loader import LoadedProfile
@@ -53,6 +55,11 @@ def template_environment(folder: Path, lang: str) -> Environment:
     )
     env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
     env.filters["reveal"] = reveal_hidden
+    # Numbers to call and codes stay left to right inside right-to-left text.
+    env.filters["dial"] = lambda number: Markup(number_link(number))  # noqa: S704 - escaped
+    env.filters["ltr"] = lambda text: Markup(left_to_right(text))  # noqa: S704 - escaped
+    env.filters["tel_href"] = tel_href
+    env.filters["code_groups"] = code_groups
     return env
 
 
@@ -70,9 +77,19 @@ def reveal_hidden(text: str) -> Markup:
     )
 
 
+def code_groups(code: str) -> Markup:
+    """A receipt code's groups, each with its hyphen, as spans a line may break between."""
+    groups = str(escape(code)).split("-")
+    spans = [
+        f'<span class="code-group">{g}{"-" if n < len(groups) - 1 else ""}</span>'
+        for n, g in enumerate(groups)
+    ]
+    return Markup("".join(spans))  # noqa: S704 - escaped code and fixed markup only
+
+
 def prefix(lang: str, default: str) -> str:
-    """The URL prefix of a language: none for the default one, /es for Spanish."""
-    return "" if lang == default else f"/{lang}"
+    """The path part of a language: none for the default one, "es/" for Spanish."""
+    return "" if lang == default else f"{lang}/"
 
 
 @dataclass(frozen=True)
@@ -96,7 +113,11 @@ class Pages:
     def context(self, lang: str, page: str) -> dict[str, Any]:
         profile = self.loaded.profile
         default = profile.default_language
-        base = prefix(lang, default)
+        # The service's own pages under its path ("/" or "/prevent/"); the site's pages
+        # where the site is, a path on a shared origin or a full address on another.
+        service = service_path(profile.agency)
+        own = service + prefix(lang, default)
+        site = site_link_from_service(profile.agency) + prefix(lang, default)
         return {
             "lang": lang,
             "dir": "rtl" if is_rtl(lang) else "ltr",
@@ -110,19 +131,20 @@ class Pages:
             "crisis_number": next((c.number for c in profile.crisis_lines if c.number), ""),
             "reading_hours": promises.reading_hours(profile, lang),
             "response_days": profile.agency.response_days,
-            "home_url": base + "/",
-            "report_url": base + "/report",
-            "status_url": base + "/status",
-            "after_url": base + "/after-you-report/",
-            "privacy_url": base + "/privacy/",
-            "css_url": f"{ASSETS_PATH}/form.css",
-            # The site's own icon, from the built site this service serves at /.
-            "icon_url": "/" + profile.agency.site_icon,
+            "home_url": site,
+            "report_url": own + "report",
+            "status_url": own + "status",
+            "after_url": site + "after-you-report/",
+            "privacy_url": site + "privacy/",
+            "css_url": f"{service}{ASSETS_PATH.lstrip('/')}/form.css",
+            # The site's own icon, from the built site this service serves under its path:
+            # the pages' policy (img-src 'self') allows no image from the site's own host.
+            "icon_url": service + profile.agency.site_icon,
             "languages": [
                 {
                     "code": other,
                     "name": native_name(other),
-                    "url": prefix(other, default) + f"/{page}",
+                    "url": service + prefix(other, default) + page,
                     "current": other == lang,
                 }
                 for other in profile.languages

@@ -134,6 +134,12 @@ class ReportAdmission:
 class _Bucket:
     tokens: float
     at: float
+    pace: float = 0.0
+    """New forms sent lately: one more for each, drained at the client surge rate."""
+
+
+CLIENT_SURGE_SECONDS = 10.0
+"""The span over which a client's ``client_surge`` forms are counted, as a steady drain."""
 
 
 class ReportLimiter:
@@ -151,8 +157,11 @@ class ReportLimiter:
     address, while one flooder gets a few dozen reports an hour at most. Everyone together
     may send ``global_per_minute`` a minute, which protects the database. When forms sent,
     refused or not, pass ``surge_per_minute`` in this or the last minute, ``flood`` is set;
-    also for a client that has sent ``client_surge`` forms beyond its hourly rate, so one
-    address's burst is flagged before the overall count notices it (0: no per-client flag).
+    also for a client sending faster than ``client_surge`` forms in ``CLIENT_SURGE_SECONDS``,
+    so a script's burst from one address is flagged before the overall count notices it
+    (0: no per-client flag). People who share an address (a class, an assembly) each fill
+    in their own form and send far slower than that: thirty of them in ten minutes, or in
+    one, are neither refused nor flagged.
     """
 
     def __init__(
@@ -202,6 +211,7 @@ class ReportLimiter:
         now = self._clock()
         self._roll(now)
         charged = self._forms.get(form)
+        new = charged is None
         if charged is None:
             self._attempts += 1
             charged = _remember(self._forms, form, False, self._max_clients)
@@ -209,12 +219,14 @@ class ReportLimiter:
         client = client_id(self._key, address)
         bucket = self._buckets.get(client) or _Bucket(self._burst, now)
         _remember(self._buckets, client, bucket, self._max_clients)
-        bucket.tokens = min(self._burst, bucket.tokens + (now - bucket.at) * self._rate)
+        elapsed = now - bucket.at
+        bucket.tokens = min(self._burst, bucket.tokens + elapsed * self._rate)
         bucket.at = now
-        # The bucket refills continuously: three reports sent a moment ago have used a
-        # little less than three tokens, and still count as three.
-        if self._client_surge and self._burst - bucket.tokens > self._client_surge - 1:
-            flood = True
+        if self._client_surge:
+            drain = self._client_surge / CLIENT_SURGE_SECONDS
+            bucket.pace = max(0.0, bucket.pace - elapsed * drain) + new
+            # Past client_surge forms at once (a little less: the level drains meanwhile).
+            flood = flood or bucket.pace > self._client_surge
         if charged:
             return ReportAdmission(True, flood)
         if bucket.tokens < 1 or self._admitted >= self._global:

@@ -15,7 +15,7 @@ from starlette.responses import HTMLResponse, Response
 from form_service.error_pages import error_page
 from form_service.form_input import BodyTooLarge, NotAForm, read_form
 from form_service.intake import prepare_report
-from form_service.pages import NO_STORE
+from form_service.pages import NO_STORE, code_groups
 from form_service.ratelimit import client_address
 from form_service.receipts import content_digest, open_code
 from form_service.report import Report
@@ -178,7 +178,8 @@ def _receipt(
     if page is None:
         page = service.pages.html("receipt.html", lang, code=_CODE_MARK, danger_now=danger_now)
         service.receipt_pages[key] = page
-    return HTMLResponse(page.replace(_CODE_MARK, code), headers=NO_STORE)
+    shown = page.replace(code_groups(_CODE_MARK), code_groups(code))
+    return HTMLResponse(shown.replace(_CODE_MARK, code), headers=NO_STORE)
 
 
 async def _submit(service: Service, request: Request, lang: str) -> Response:

@@ -36,6 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from form_service.logs import log_event
 from form_service.pages import ASSETS_PATH
 from form_service.settings import Settings
+from outreach.addresses import service_address, service_path
 from outreach.assets import templates
 
 # connect-src 'self': the pages run no script, so nothing of theirs connects anywhere. But
@@ -266,8 +267,11 @@ class SecurityHeaders:
                 pages=len(scripts.blocked),
                 first=scripts.blocked[0],
             )
-        https = settings.profile.profile.agency.site_url.scheme == "https"
+        https = service_address(settings.profile.profile.agency).startswith("https:")
         self.policy = HeaderPolicy.build(https, scripts.hashes)
+        # The public pages sit under the service's path ("/prevent/report"); the policy
+        # is decided on the path below it, as for a service at the host's root.
+        self.base = service_path(settings.profile.profile.agency).rstrip("/")
         # Tor Browser offers the onion service's page in place of this one.
         onion = settings.profile.profile.agency.onion_url
         self.onion = onion.rstrip("/") if onion else None
@@ -280,6 +284,8 @@ class SecurityHeaders:
         root = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root) :] or "/"
+        if self.base and path.startswith(self.base + "/"):
+            path = path[len(self.base) :]
         added = self.policy.for_path(path)
         if self.onion is not None:
             location = self.onion + quote(path, safe="/%:@!$&'()*+,;=-._~")

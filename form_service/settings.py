@@ -263,8 +263,9 @@ SETTINGS: tuple[Setting, ...] = (
         "OUTREACH_REPORT_CLIENT_BURST",
         "report_client_burst",
         _number(int),
-        "20",
-        "Reports one client (one address) may send at once before its hourly rate applies.",
+        "30",
+        "Reports one client (one address) may send at once before its hourly rate applies: "
+        "a class or an assembly behind a school's one address.",
     ),
     Setting(
         "OUTREACH_REPORT_CLIENT_PER_HOUR",
@@ -272,7 +273,7 @@ SETTINGS: tuple[Setting, ...] = (
         _number(float),
         "60",
         "Reports one client may send per hour once its burst is used up. A school behind one "
-        "address gets 20 at once and 60 more an hour.",
+        "address gets 30 at once and 60 more an hour.",
     ),
     Setting(
         "OUTREACH_REPORT_GLOBAL_PER_MINUTE",
@@ -295,11 +296,12 @@ SETTINGS: tuple[Setting, ...] = (
         "OUTREACH_REPORT_CLIENT_SURGE",
         "report_client_surge",
         _number(int),
-        "3",
-        "Reports one client may send beyond its hourly rate before its next ones are flagged "
-        "as a possible flood too, so one address's burst is flagged before the overall count "
-        "notices it. A school sending a report every few minutes is never flagged. `0` flags "
-        "only by the overall surge rate.",
+        "15",
+        "Forms one client (one address) may send within 10 seconds before its next ones are "
+        "flagged as a possible flood, so a script's burst from one address is flagged before "
+        "the overall count notices it. People sharing one address each fill in their own form, "
+        "far slower: thirty in ten minutes are never flagged. `0` flags only by the overall surge "
+        "rate.",
     ),
     Setting(
         "OUTREACH_CONNECTIONS_PER_CLIENT",
@@ -433,9 +435,10 @@ def sqlite_url(path: Path) -> str:
 def default_hosts(profile: LoadedProfile) -> tuple[str, ...]:
     agency = profile.profile.agency
     site_host = agency.site_url.host or ""
+    service_host = (agency.service_url.host or "",) if agency.service_url else ()
     onion = (urlsplit(agency.onion_url).hostname or "",) if agency.onion_url else ()
     # Starlette compares the Host header without its port, and an IPv6 host keeps brackets.
-    return (site_host, *agency.hosts, *onion, "localhost", "127.0.0.1", "[::1]")
+    return (site_host, *service_host, *agency.hosts, *onion, "localhost", "127.0.0.1", "[::1]")
 
 
 def dev_secret(data_dir: Path) -> str:

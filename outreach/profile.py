@@ -165,6 +165,12 @@ def _onion_url(value: str) -> str:
 OnionUrl = Annotated[str, AfterValidator(_onion_url)]
 
 
+def _plain_address(url: HttpUrl) -> HttpUrl:
+    if url.query or url.fragment or url.username:
+        raise ValueError("must be a plain address, with no query, fragment or user name")
+    return url
+
+
 class Agency(_Strict):
     name: LocalizedText
     the_name: LocalizedText | None = None
@@ -173,6 +179,11 @@ class Agency(_Strict):
     short_name: str
     jurisdiction: LocalizedText
     site_url: HttpUrl
+    service_url: Annotated[HttpUrl, AfterValidator(_plain_address)] | None = None
+    """The report service's public address (form, receipt and status pages), when it is
+    not the site's own: another host (https://report.example.org/) or another path. Default:
+    the site's address, as `outreach serve` serves both. The site's links to the form, and
+    the form's own links and actions, follow it (outreach/addresses.py)."""
     logo: str | None = None
     """Path of an SVG or PNG logo, relative to the profile folder."""
     primary_color: Color = "#1f4e79"
@@ -222,6 +233,9 @@ class CrisisLine(_Strict):
     number: str = ""
     """The number to call, if any (e.g. "988"): the first line with one sits beside the
     emergency number on every page of the site."""
+    text_number: str = ""
+    """The number that takes text messages (SMS), if the line has one and it differs from
+    ``number``: the site makes it a tap-to-text (sms:) link wherever it is written."""
 
 
 class PublicContact(_Strict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
+from urllib.parse import urljoin
 
 from form_service.settings import Settings
 from form_service.staff import accounts
@@ -12,6 +13,7 @@ from form_service.staff import figures as program
 from form_service.storage import Store, open_store, run_on_store
 from form_service.storage import staff as records
 from form_service.storage.staff import StaffUser
+from outreach.addresses import service_address
 
 T = TypeVar("T")
 
@@ -21,8 +23,7 @@ def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
 
 
 def enrolment_link(settings: Settings, secret: str) -> str:
-    base = str(settings.profile.profile.agency.site_url).rstrip("/")
-    return f"{base}/staff/enrol/{secret}"
+    return urljoin(service_address(settings.profile.profile.agency), f"/staff/enrol/{secret}")
 
 
 def add(settings: Settings, email: str, role: str) -> tuple[StaffUser, str]:

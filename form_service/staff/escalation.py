@@ -35,6 +35,7 @@ from form_service.logs import log_event
 from form_service.storage import Store
 from form_service.storage import escalation as records
 from form_service.storage.staff import append_event
+from outreach.addresses import service_address
 from outreach.profile import DeliveryConfig, Escalation, Profile
 
 NOTICE_CHANNELS: dict[str, SendRendered] = {
@@ -57,7 +58,8 @@ class _Step:
 
 
 def inbox_url(profile: Profile) -> str:
-    return urljoin(str(profile.agency.site_url), "staff/")
+    # The staff pages sit at the root of the service's host, whatever its public path.
+    return urljoin(service_address(profile.agency), "/staff/")
 
 
 def render_notice(contact: DeliveryConfig, profile: Profile) -> RenderedMessage:

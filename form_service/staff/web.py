@@ -25,6 +25,7 @@ from form_service.pages import ASSETS_PATH, NO_STORE, template_environment
 from form_service.service import service_of
 from form_service.staff.accounts import Session, session_for
 from form_service.storage import staff as records
+from outreach.addresses import service_address
 from outreach.assets import templates
 from outreach.languages import is_rtl
 from outreach.profile import localize
@@ -105,7 +106,8 @@ _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 def _secure(request: Request) -> bool:
     if request.url.scheme == "https":
         return True
-    https_site = service_of(request).settings.profile.profile.agency.site_url.scheme == "https"
+    agency = service_of(request).settings.profile.profile.agency
+    https_site = service_address(agency).startswith("https:")
     return https_site and request.url.hostname not in _LOOPBACK
 
 

@@ -25,25 +25,34 @@ class PageError(Exception):
 
 @dataclass(frozen=True)
 class SiteLinks:
-    """Where a language's pages and the report service live, as absolute paths."""
+    """Where a language's pages and the report service live: absolute paths, or the
+    service's full address when it has one apart from the site (outreach/addresses.py)."""
 
     base_path: str
     lang: str
     default_lang: str
+    service_base: str | None = None
+    """The service's root as the site links to it; None: the site's own root."""
+
+    @property
+    def _lang_part(self) -> str:
+        return "" if self.lang == self.default_lang else f"{self.lang}/"
 
     @property
     def prefix(self) -> str:
-        if self.lang == self.default_lang:
-            return self.base_path
-        return f"{self.base_path}{self.lang}/"
+        return f"{self.base_path}{self._lang_part}"
+
+    @property
+    def service_prefix(self) -> str:
+        return f"{self.service_base or self.base_path}{self._lang_part}"
 
     @property
     def report_url(self) -> str:
-        return f"{self.prefix}report"
+        return f"{self.service_prefix}report"
 
     @property
     def status_url(self) -> str:
-        return f"{self.prefix}status"
+        return f"{self.service_prefix}status"
 
 
 def kind_label(kind: str, lang: str) -> str:

@@ -22,15 +22,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin
 
 import material
 import yaml
+from markupsafe import Markup, escape
 from mkdocs.commands.build import build
 from mkdocs.config import load_config
 from mkdocs.exceptions import MkDocsException
 
+from outreach.addresses import service_link_from_site, site_path
 from outreach.assets import base_config, base_docs, templates
+from outreach.dialing import left_to_right, tel_href
 from outreach.i18n import translations
 from outreach.languages import is_rtl, name_in, native_name
 from outreach.loader import LoadedProfile, display_path
@@ -41,6 +44,7 @@ from outreach.site.page_context import PageError, SiteLinks, page_context, rende
 
 BASE_CONFIG = base_config()
 BASE_DOCS = base_docs()
+BASE_EXTENSIONS = yaml.safe_load(BASE_CONFIG.read_text(encoding="utf-8"))["markdown_extensions"]
 THEME_DIR = templates("site")
 MATERIAL_LANGUAGES = Path(material.__path__[0]) / "templates" / "partials" / "languages"
 DIRECTORY_PAGE = "partners.md"
@@ -75,8 +79,7 @@ class LanguagePlan:
 
 
 def base_path(loaded: LoadedProfile) -> str:
-    path = urlsplit(str(loaded.profile.agency.site_url)).path or "/"
-    return path if path.endswith("/") else f"{path}/"
+    return site_path(loaded.profile.agency)
 
 
 def _markdown_files(folder: Path) -> dict[str, Path]:
@@ -265,6 +268,11 @@ def _agency_stylesheet(color: str) -> str:
     )
 
 
+def _with_number(text: str, number: str) -> str:
+    """HTML: translated *text* with its %(number)s kept left to right in any language."""
+    return str(escape(text) % {"number": Markup(left_to_right(number))})  # noqa: S704
+
+
 def _crisis_call(profile: Profile, lang: str) -> dict[str, str]:
     """The call-to-action bar's crisis line (988 in the US): the first one with a number."""
     _ = translations(lang).gettext
@@ -272,11 +280,26 @@ def _crisis_call(profile: Profile, lang: str) -> dict[str, str]:
         if line.number:
             return {
                 "crisis_text": _("Thinking about suicide, or in a crisis?"),
-                "crisis_number": line.number,
-                "crisis_label": _("Call %(number)s") % {"number": line.number},
+                "crisis_href": tel_href(line.number),
+                "crisis_label": _with_number(_("Call %(number)s"), line.number),
                 "crisis_name": localize(line.name, lang, profile.default_language),
             }
     return {}
+
+
+def _number_links(profile: Profile) -> dict[str, Any]:
+    """The Markdown extension that makes every number to call a link (number_links.py)."""
+    agency = profile.agency
+    call = [profile.emergency_number, agency.phone, agency.liaison.phone]
+    call += [line.number for line in profile.crisis_lines]
+    call += [partner.public.phone for partner in profile.partners]
+    text = [line.text_number for line in profile.crisis_lines]
+    return {
+        "outreach.site.number_links": {
+            "call": sorted({n for n in call if n}),
+            "text": sorted({n for n in text if n}),
+        }
+    }
 
 
 def plan_language(loaded: LoadedProfile, lang: str, work: Path, site_root: Path) -> LanguagePlan:
@@ -294,7 +317,7 @@ def plan_language(loaded: LoadedProfile, lang: str, work: Path, site_root: Path)
         target.write_text(partial, encoding="utf-8")
 
     root = base_path(loaded)
-    links = SiteLinks(root, lang, default)
+    links = SiteLinks(root, lang, default, service_link_from_site(profile.agency))
     context = page_context(profile, lang, links)
     # A fallback page's text is in its own language, and so must be the agency values in
     # it; its links still lead to this language's form and pages.
@@ -332,11 +355,14 @@ def plan_language(loaded: LoadedProfile, lang: str, work: Path, site_root: Path)
     config: dict[str, Any] = {
         "INHERIT": str(BASE_CONFIG),
         "site_name": context["agency"]["name"],
-        "site_url": f"{str(profile.agency.site_url).rstrip('/')}{links.prefix}",
+        # The host and this language's path: the site's own path is already in the prefix.
+        "site_url": urljoin(str(profile.agency.site_url), links.prefix),
         "docs_dir": str(docs),
         "site_dir": str(site_dir),
         "theme": theme_config,
         "extra_css": ["assets/outreach.css", "assets/agency.css"],
+        # A list is replaced, not merged, by INHERIT: the base's extensions come along.
+        "markdown_extensions": [*BASE_EXTENSIONS, _number_links(profile)],
         "extra": {
             "alternate": [
                 {
@@ -349,10 +375,11 @@ def plan_language(loaded: LoadedProfile, lang: str, work: Path, site_root: Path)
             "outreach": {
                 "report_url": links.report_url,
                 "report_label": _("Report a concern"),
-                "emergency_number": profile.emergency_number,
-                "danger_text": _("In danger now? Call %(number)s.")
-                % {"number": profile.emergency_number},
-                "call_label": _("Call %(number)s") % {"number": profile.emergency_number},
+                "emergency_href": tel_href(profile.emergency_number),
+                "danger_text": _with_number(
+                    _("In danger now? Call %(number)s."), profile.emergency_number
+                ),
+                "call_label": _with_number(_("Call %(number)s"), profile.emergency_number),
                 "region_label": _("Report or get help"),
                 "draft": loaded.draft,
                 "draft_text": _(

@@ -77,7 +77,7 @@ def file_in_spanish(page: Page, server: Server) -> str:
     assert submit(page).status == 200
     assert page.locator("html").get_attribute("lang") == "es"
     assert page.locator("h1").inner_text() == "Su reporte fue enviado"
-    code = page.locator("#receipt-code").input_value()
+    code = page.locator("#receipt-code").get_attribute("value")
     assert RECEIPT_CODE.match(code), code
     return code
 

@@ -175,7 +175,7 @@ def conversation(browser: Browser, thread_server: Server) -> Iterator[Conversati
         page = tipster.new_page()
         page.goto(server.url(f"{lang_prefix(lang)}/report"))
         send_report(page)
-        code = page.locator("#receipt-code").input_value()
+        code = page.locator("#receipt-code").get_attribute("value")
         assert RECEIPT_CODE.match(code), code
         desk.goto(server.url("/staff/?view=all"))
         ref = desk.locator("main > table.cases a").first.inner_text()  # newest first
