@@ -9,6 +9,7 @@ that fully succeeds replaces the previous site.
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 import os
@@ -32,7 +33,7 @@ from mkdocs.exceptions import MkDocsException
 
 from outreach.assets import base_config, base_docs, templates
 from outreach.i18n import translations
-from outreach.languages import is_rtl, name_in, native_name
+from outreach.languages import is_rtl, name_in, native_name, theme_language
 from outreach.loader import LoadedProfile, display_path
 from outreach.profile import Profile, localize
 from outreach.site.directory import directory_page
@@ -165,8 +166,8 @@ def _nav_config(loaded: LoadedProfile, lang: str) -> list[Any] | None:
     return out
 
 
-def _fallback_notice(lang: str, written_in: str) -> str:
-    _ = translations(lang).gettext
+def _fallback_notice(lang: str, written_in: str, agency_locale: Path | None) -> str:
+    _ = translations(lang, agency_locale).gettext
     notice = _(
         "This page is not yet available in %(language)s. You are reading the %(original)s version."
     ) % {"language": name_in(lang, lang), "original": name_in(written_in, lang)}
@@ -174,7 +175,9 @@ def _fallback_notice(lang: str, written_in: str) -> str:
     return f'!!! note "{title}"\n    {notice}\n\n'
 
 
-def _stage_page(name: str, source: SourcePage, lang: str, context: dict[str, Any]) -> str:
+def _stage_page(
+    name: str, source: SourcePage, lang: str, context: dict[str, Any], agency_locale: Path | None
+) -> str:
     text = source.path.read_text(encoding="utf-8")
     rendered = render_markdown(text, context, display_path(source.path))
     if source.lang == lang:
@@ -185,7 +188,7 @@ def _stage_page(name: str, source: SourcePage, lang: str, context: dict[str, Any
     front, body = _split_front_matter(rendered)
     direction = "rtl" if is_rtl(source.lang) else "ltr"
     return (
-        f"{front}{_fallback_notice(lang, source.lang)}"
+        f"{front}{_fallback_notice(lang, source.lang, agency_locale)}"
         f'<div lang="{source.lang}" dir="{direction}" markdown>\n\n{body}\n\n</div>\n'
     )
 
@@ -198,9 +201,14 @@ def _split_front_matter(text: str) -> tuple[str, str]:
     return "", text
 
 
+@functools.cache
+def _material_languages() -> set[str]:
+    return {path.stem for path in MATERIAL_LANGUAGES.glob("*.html")}
+
+
 def _language_partial(lang: str) -> str | None:
     """A UI-strings partial for a language Material does not ship, falling back to English."""
-    if (MATERIAL_LANGUAGES / f"{lang}.html").is_file():
+    if theme_language(lang, _material_languages()) in _material_languages():
         return None
     direction = "rtl" if is_rtl(lang) else "ltr"
     return (
@@ -267,7 +275,7 @@ def _agency_stylesheet(color: str) -> str:
 
 def _crisis_call(profile: Profile, lang: str) -> dict[str, str]:
     """The call-to-action bar's crisis line (988 in the US): the first one with a number."""
-    _ = translations(lang).gettext
+    _ = translations(lang, profile.interface_locale).gettext
     for line in profile.crisis_lines:
         if line.number:
             return {
@@ -306,19 +314,23 @@ def plan_language(loaded: LoadedProfile, lang: str, work: Path, site_root: Path)
         if name.endswith(".md"):
             if source.lang not in contexts:
                 contexts[source.lang] = page_context(profile, source.lang, links)
-            staged = _stage_page(name, source, lang, contexts[source.lang])
+            staged = _stage_page(
+                name, source, lang, contexts[source.lang], profile.interface_locale
+            )
             target.write_text(staged, encoding="utf-8")
         else:
             shutil.copyfile(source.path, target)
     if DIRECTORY_PAGE not in pages:
-        (docs / DIRECTORY_PAGE).write_text(directory_page(context, lang), encoding="utf-8")
+        (docs / DIRECTORY_PAGE).write_text(
+            directory_page(context, lang, profile.interface_locale), encoding="utf-8"
+        )
 
     assets = docs / "assets"
     assets.mkdir(parents=True, exist_ok=True)
     (assets / "agency.css").write_text(_agency_stylesheet(profile.agency.primary_color), "utf-8")
     theme_config: dict[str, Any] = {
         "custom_dir": str(theme),
-        "language": lang,
+        "language": theme_language(lang, _material_languages()),
         "palette": {"primary": "custom", "accent": "custom"},
     }
     if profile.agency.logo:
@@ -327,7 +339,7 @@ def plan_language(loaded: LoadedProfile, lang: str, work: Path, site_root: Path)
         theme_config["logo"] = icon
         theme_config["favicon"] = icon
 
-    _ = translations(lang).gettext
+    _ = translations(lang, profile.interface_locale).gettext
     site_dir = site_root / lang
     config: dict[str, Any] = {
         "INHERIT": str(BASE_CONFIG),
