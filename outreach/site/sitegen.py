@@ -202,13 +202,14 @@ def _split_front_matter(text: str) -> tuple[str, str]:
 
 
 @functools.cache
-def _material_languages() -> set[str]:
+def material_languages() -> set[str]:
+    """The languages Material for MkDocs has its own strings for."""
     return {path.stem for path in MATERIAL_LANGUAGES.glob("*.html")}
 
 
 def _language_partial(lang: str) -> str | None:
     """A UI-strings partial for a language Material does not ship, falling back to English."""
-    if theme_language(lang, _material_languages()) in _material_languages():
+    if theme_language(lang, material_languages()) in material_languages():
         return None
     direction = "rtl" if is_rtl(lang) else "ltr"
     return (
@@ -330,7 +331,7 @@ def plan_language(loaded: LoadedProfile, lang: str, work: Path, site_root: Path)
     (assets / "agency.css").write_text(_agency_stylesheet(profile.agency.primary_color), "utf-8")
     theme_config: dict[str, Any] = {
         "custom_dir": str(theme),
-        "language": theme_language(lang, _material_languages()),
+        "language": theme_language(lang, material_languages()),
         "palette": {"primary": "custom", "accent": "custom"},
     }
     if profile.agency.logo:

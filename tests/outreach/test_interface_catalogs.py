@@ -6,15 +6,17 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from babel.messages.catalog import Catalog
 from babel.messages.pofile import write_po
 from click.testing import CliRunner
 
 from outreach.catalog_coverage import missing_strings, tipster_strings
 from outreach.cli import main
-from outreach.i18n import catalog_path
+from outreach.i18n import catalog_path, kit_catalog_path, translations
+from outreach.languages import native_name, theme_language
 from outreach.loader import load_profile
-from outreach.site.sitegen import build_site
+from outreach.site.sitegen import build_site, material_languages
 from tests.conftest import edit_yaml
 
 
@@ -94,3 +96,37 @@ def test_an_agency_string_wins_on_the_site(new_agency: Callable[..., Path], tmp_
     # Every other string still comes from the kit's catalog, and the kit's file is untouched.
     assert "Llamar al" in spanish
     assert "Cuéntenos su inquietud" not in catalog_path("es").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("code", "catalog", "theme"),
+    [
+        ("zh", "zh", "zh"),
+        ("zh-Hans", "zh", "zh"),
+        ("zh-CN", "zh", "zh"),
+        ("zh-Hant", "zh-Hant", "zh-Hant"),
+        ("zh-TW", "zh-Hant", "zh-TW"),  # the theme has a Taiwan variant of its own
+        ("zh-HK", "zh-Hant", "zh-Hant"),
+        ("es-MX", "es", "es"),
+        ("ht", None, "ht"),  # no catalog yet here, and the site supplies its own partial
+    ],
+)
+def test_each_code_reads_the_catalog_and_theme_of_its_writing(
+    code: str, catalog: str | None, theme: str
+) -> None:
+    path = kit_catalog_path(code)
+    assert (path.parts[-3].replace("_", "-") if path else None) == catalog
+    assert theme_language(code, material_languages()) == theme
+    if catalog is not None:
+        assert (
+            translations(code).gettext("Send report")
+            == translations(catalog).gettext("Send report")
+            != "Send report"
+        )
+
+
+def test_the_switcher_names_both_chinese_scripts_and_tagalog_apart() -> None:
+    assert native_name("zh") == native_name("zh-Hans") == "简体中文"
+    assert native_name("zh-Hant") == "繁體中文"
+    assert native_name("tl") == "Tagalog"
+    assert native_name("vi") == "Tiếng Việt" and native_name("ar") == "العربية"
