@@ -1,4 +1,5 @@
-"""An agency's own interface strings win over the kit's on the report form and in mail."""
+"""An agency's own interface strings win over the kit's on the report form, the staff pages
+and in mail."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ def test_an_agency_string_wins_on_the_form_and_receipt(
             (None, "Send report"): "Mandar el reporte",
             (None, "Your receipt code"): "Su número para consultar",
             ("mail", "New report %(ref)s"): "Reporte nuevo %(ref)s",
+            (None, "Sign in"): "Entrar al equipo",
         },
     )
     loaded = with_strings(keyed_demo, agency / "locale")
@@ -39,6 +41,8 @@ def test_an_agency_string_wins_on_the_form_and_receipt(
         assert "¿Qué pasó" in form, "the kit's other strings stay"
         receipt = submit(client, "/es/report").text
         assert "Su número para consultar" in receipt
+        staff = client.get("/staff/sign-in", headers={"Accept-Language": "es"}).text
+        assert "<h1>Entrar al equipo</h1>" in staff
         english = client.get("/report").text
         assert "Send report" in english and "Mandar" not in english
     gettext = mail_gettext("es", loaded.profile.interface_locale)
