@@ -28,6 +28,7 @@ from form_service.report_views import report_endpoint
 from form_service.security_headers import SecurityHeaders
 from form_service.service import Service, service_of
 from form_service.settings import Settings
+from form_service.site_files import SiteFiles
 from form_service.staff.answer_views import request_endpoint
 from form_service.staff.audit_views import audit_endpoint
 from form_service.staff.disclosures_views import disclosures_endpoint
@@ -84,7 +85,7 @@ def _redirect_to(location: str) -> Callable[[Request], Coroutine[Any, Any, Respo
 
 def _public_routes(settings: Settings) -> list[BaseRoute]:
     both = ["GET", "POST"]
-    site = StaticFiles(directory=settings.site_dir, html=True)
+    site = SiteFiles(settings.site_dir, settings.profile.profile.languages)
     return [
         Route("/report", report_endpoint, methods=both),
         Route("/status", status_endpoint, methods=both),

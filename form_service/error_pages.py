@@ -12,11 +12,10 @@ from form_service.logs import MinuteTallies
 from form_service.pages import Pages
 from form_service.storage import StoreUnavailable
 from outreach.addresses import service_path
-from outreach.i18n import translations
 
 
-def _messages(lang: str) -> dict[int, tuple[str, str]]:
-    _ = translations(lang).gettext
+def _messages(pages: Pages, lang: str) -> dict[int, tuple[str, str]]:
+    _ = pages.gettext(lang)
     return {
         400: (_("Something was wrong with the request"), _("Please go back and try again.")),
         404: (
@@ -51,7 +50,7 @@ def _messages(lang: str) -> dict[int, tuple[str, str]]:
 
 
 def error_page(pages: Pages, request: Request, lang: str, status_code: int) -> Response:
-    messages = _messages(lang)
+    messages = _messages(pages, lang)
     title, message = messages.get(status_code, messages[400])
     return pages.render(request, "error.html", lang, status_code, title=title, message=message)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,12 +40,13 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 
 @functools.cache
-def _environment(lang: str) -> Environment:
-    return template_environment(FORM_TEMPLATES, lang)
+def _environment(lang: str, agency_locale: Path | None) -> Environment:
+    return template_environment(FORM_TEMPLATES, lang, agency_locale)
 
 
-def template_environment(folder: Path, lang: str) -> Environment:
-    """The service's pages from *folder*: autoescaped, strict, translated into *lang*."""
+def template_environment(folder: Path, lang: str, agency_locale: Path | None = None) -> Environment:
+    """The service's pages from *folder*: autoescaped, strict, translated into *lang*, with
+    the agency's own strings (*agency_locale*) over the kit's."""
     env = Environment(
         loader=FileSystemLoader(folder),
         autoescape=select_autoescape(default=True, default_for_string=True),
@@ -53,7 +55,7 @@ def template_environment(folder: Path, lang: str) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.install_gettext_translations(translations(lang), newstyle=True)  # type: ignore[attr-defined]
+    env.install_gettext_translations(translations(lang, agency_locale), newstyle=True)  # type: ignore[attr-defined]
     env.filters["reveal"] = reveal_hidden
     # Numbers to call and codes stay left to right inside right-to-left text.
     env.filters["dial"] = lambda number: Markup(number_link(number))  # noqa: S704 - escaped
@@ -110,6 +112,10 @@ class Pages:
                         return lang
         return self.loaded.profile.default_language
 
+    def gettext(self, lang: str) -> Callable[[str], str]:
+        """The service's strings in *lang*, the agency's own ones first."""
+        return translations(lang, self.loaded.profile.interface_locale).gettext
+
     def context(self, lang: str, page: str) -> dict[str, Any]:
         profile = self.loaded.profile
         default = profile.default_language
@@ -152,7 +158,8 @@ class Pages:
         }
 
     def html(self, template: str, lang: str, page: str = "report", **values: Any) -> str:
-        return _environment(lang).get_template(template).render(self.context(lang, page) | values)
+        env = _environment(lang, self.loaded.profile.interface_locale)
+        return env.get_template(template).render(self.context(lang, page) | values)
 
     def render(
         self,

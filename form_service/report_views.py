@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +25,6 @@ from form_service.sharing import area_name
 from form_service.storage import ReferenceTaken, StoreUnavailable
 from form_service.tokens import TokenProblem
 from outreach import promises
-from outreach.i18n import translations
 from outreach.profile import Concern, Setting
 
 _REF_ATTEMPTS = 5
@@ -35,7 +34,7 @@ HONEYPOT = "website"
 
 def _options(service: Service, lang: str) -> dict[str, Any]:
     profile = service.settings.profile.profile
-    _ = translations(lang).gettext
+    _ = service.pages.gettext(lang)
     return {
         "areas": [(a.id, area_name(a.id, lang, profile)) for a in profile.areas],
         "settings": [
@@ -85,8 +84,7 @@ def form_page(
     )
 
 
-def _token_notice(problem: TokenProblem, lang: str) -> str:
-    _ = translations(lang).gettext
+def _token_notice(problem: TokenProblem, _: Callable[[str], str]) -> str:
     if problem is TokenProblem.too_fast:
         return _("Please take a moment to check your report, then send it again.")
     if problem is TokenProblem.expired:
@@ -140,7 +138,7 @@ def _not_saved(
     # The store's reason, as a count's name (database_or_disk_is_full: 2): never the client's.
     reason = re.sub(r"\W+", "_", str(error)[:60].lower()).strip("_") or "unknown"
     service.events.add("report_not_saved", logging.ERROR, reports=1, **{reason: 1})
-    _ = translations(lang).gettext
+    _ = service.pages.gettext(lang)
     notice = _(
         "Your report could not be saved just now, so nothing was sent. "
         "Everything you wrote is still here: please try again in a minute."
@@ -154,7 +152,7 @@ def _limited(
     service: Service, request: Request, lang: str, values: Mapping[str, str], flood: bool
 ) -> Response:
     service.events.add("report_limited", requests=1, flood=int(flood))
-    _ = translations(lang).gettext
+    _ = service.pages.gettext(lang)
     notice = _(
         "Too many reports have been sent from your connection or to this site in a short "
         "time, so this one was not sent. Everything you wrote is still here: please wait "
@@ -193,7 +191,7 @@ async def _submit(service: Service, request: Request, lang: str) -> Response:
         service.events.add("report_refused", not_a_form=1)
         return error_page(service.pages, request, lang, 415)
     values = {k: v for k, v in form.values.items() if k != HONEYPOT}
-    _ = translations(lang).gettext
+    _ = service.pages.gettext(lang)
     if form.values.get(HONEYPOT) or form.repeated or form.field_count > settings.max_fields:
         service.events.add("report_refused", unreadable=1)
         notice = _(
@@ -203,7 +201,7 @@ async def _submit(service: Service, request: Request, lang: str) -> Response:
     check = service.tokens.check(values.get("token"))
     if check.problem is not None or check.token_id is None:
         service.events.add("report_refused", **{f"token_{check.problem or 'missing'}": 1})
-        notice = _token_notice(check.problem or TokenProblem.missing, lang)
+        notice = _token_notice(check.problem or TokenProblem.missing, _)
         return form_page(service, request, lang, 400, values, notice=notice)
     # Only now, with a form this site issued, does the report count toward any limit or
     # the flood flag: tokenless and forged requests cost their sender, not the budget.

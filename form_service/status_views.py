@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -31,7 +32,6 @@ from form_service.staff.keys import Identity
 from form_service.storage import ReportStatus, StoreUnavailable, Tx
 from form_service.storage import conversation as threads
 from form_service.thread_sessions import OpenThread
-from outreach.i18n import translations
 
 _MAX_CODE_CHARS = 200
 _FIELDS = ("code", "token", "message", "action")
@@ -39,8 +39,7 @@ MESSAGES_PER_HOUR = 20
 """A tipster's messages to one report within an hour: plenty to answer, too few to flood."""
 
 
-def _status_text(status: ReportStatus, lang: str) -> tuple[str, str]:
-    _ = translations(lang).gettext
+def _status_text(status: ReportStatus, _: Callable[[str], str]) -> tuple[str, str]:
     if status is ReportStatus.closed:
         return _("Closed"), _(
             "The prevention team has finished its work on your report. Thank you for telling us."
@@ -110,7 +109,7 @@ def _page(
     sent: bool = False,
 ) -> Response:
     """The status, the conversation and the box to write in, with a new token."""
-    title, text = _status_text(thread.status, lang)
+    title, text = _status_text(thread.status, service.pages.gettext(lang))
     token = service.threads.issue(OpenThread(thread.report_id, identity))
     return service.pages.render(
         request,
@@ -174,7 +173,7 @@ async def _look_up(
     await anyio.sleep(max(0.0, started + settings.status_min_seconds - time.monotonic()))
     service.events.add("status_checked", **{"not_found" if found is None else "found": 1})
     if found is None:
-        _ = translations(lang).gettext
+        _ = service.pages.gettext(lang)
         error = _("We could not find a report with this code. Check the code and try again.")
         return _code_page(service, request, lang, 404, typed, error)
     return _page(service, request, lang, 200, *found, messages)
@@ -182,7 +181,7 @@ async def _look_up(
 
 def _expired(service: Service, request: Request, lang: str, message: str) -> Response:
     """A token that is used, unknown or idle: the code again, the message kept."""
-    _ = translations(lang).gettext
+    _ = service.pages.gettext(lang)
     error = _(
         "This page has expired, to keep your conversation private. Enter your receipt code "
         "again. Your message was not sent yet: it is kept below, copy it before you go on."
@@ -194,7 +193,7 @@ def _expired(service: Service, request: Request, lang: str, message: str) -> Res
 async def _write(
     service: Service, request: Request, lang: str, token: str, text: str, send: bool
 ) -> Response:
-    _ = translations(lang).gettext
+    _ = service.pages.gettext(lang)
     opened = service.threads.take(token)
     if opened is None:
         return _expired(service, request, lang, text)
@@ -253,7 +252,7 @@ async def _store_message(
     service: Service, tx: Tx, thread: threads.Thread, text: str, lang: str
 ) -> str:
     """Seal and store the tipster's message; the hourly limit's message instead, or ""."""
-    _ = translations(lang).gettext
+    _ = service.pages.gettext(lang)
     now = datetime.now(UTC)
     if await threads.recent_from_tipster(tx, thread.report_id, now) >= MESSAGES_PER_HOUR:
         return _(
@@ -270,7 +269,7 @@ async def _store_message(
 def _unavailable(
     service: Service, request: Request, lang: str, opened: OpenThread, text: str
 ) -> Response:
-    _ = translations(lang).gettext
+    _ = service.pages.gettext(lang)
     token = service.threads.issue(opened)
     return service.pages.render(
         request,

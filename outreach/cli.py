@@ -21,6 +21,8 @@ from form_service.settings import Settings, data_dir_from_env
 from form_service.staff import commands as staff_commands
 from form_service.staff.accounts import AccountError
 from form_service.staff.figures import as_csv, as_json
+from outreach.catalog_coverage import LanguageGap, language_gaps
+from outreach.i18n import catalog_path
 from outreach.keys import keygen as make_key_pair
 from outreach.loader import LoadedProfile, ProfileError, display_path, load_profile
 from outreach.profile import (
@@ -88,7 +90,13 @@ def main() -> None:
     help="Also fail when a secret a partner needs (SMTP password, webhook secret, …) is not "
     "set in this environment: run it where the service runs.",
 )
-def check(profile_path: str | None, deploy: bool) -> None:
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Also fail when a language of the profile shows some of the strings a person who "
+    "reports sees (site, form, receipt, status page, mail) in English.",
+)
+def check(profile_path: str | None, deploy: bool, strict: bool) -> None:
     """Validate a profile; print its partners and routing table."""
     loaded = _load(profile_path)
     if deploy:
@@ -104,9 +112,11 @@ def check(profile_path: str | None, deploy: bool) -> None:
     click.echo(
         f"{display_path(loaded.path)}: OK ({localize(profile.agency.name, default, default)})"
     )
-    if loaded.warnings:
+    gaps = language_gaps(profile)
+    warnings = [*loaded.warnings, *(_gap_warning(loaded, gap) for gap in gaps)]
+    if warnings:
         click.echo("Warnings:")
-        for warning in loaded.warnings:
+        for warning in warnings:
             click.echo(f"  {warning}")
         click.echo()
     click.echo(f"Languages: {', '.join(profile.languages)}")
@@ -139,6 +149,26 @@ def check(profile_path: str | None, deploy: bool) -> None:
     _echo_requests(profile)
     _echo_escalation(profile.escalation)
     _echo_staff_notices(profile.staff_notices)
+    if strict and gaps:
+        names = ", ".join(gap.lang for gap in gaps)
+        raise click.ClickException(f"--strict: interface strings are missing in {names}")
+
+
+def _shorter(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _gap_warning(loaded: LoadedProfile, gap: LanguageGap, shown: int = 3) -> str:
+    """One line per language: how many strings stay in English, and the first few."""
+    index = loaded.profile.languages.index(gap.lang)
+    examples = ", ".join(f'"{_shorter(msgid)}"' for _, msgid in gap.missing[:shown])
+    more = ", …" if len(gap.missing) > shown else ""
+    return (
+        f"{display_path(loaded.path)}: languages[{index}]: '{gap.lang}': {len(gap.missing)} of "
+        f"{gap.total} strings a person who reports sees are not translated "
+        f"(kit catalog or {display_path(catalog_path(gap.lang, loaded.folder / 'locale'))}), "
+        f"e.g. {examples}{more}"
+    )
 
 
 def _contact_terms(agreement: SharingAgreement) -> str:

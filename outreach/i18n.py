@@ -4,6 +4,10 @@ Translators edit ordinary ``.po`` files under ``outreach/locale/<lang>/LC_MESSAG
 they are compiled in memory with Babel when first used, so there is no build step to
 forget and no stale ``.mo`` file to ship. ``pybabel extract`` finds the strings by the
 mapping in ``outreach/locale/babel.cfg``, which uses ``extract_in_context`` below.
+
+An agency adds or changes strings in its own folder, ``agencies/<id>/locale/<lang>/
+LC_MESSAGES/messages.po``: its translations are laid over the kit's, so the kit's catalogs
+stay untouched and a new kit release merges without conflicts.
 """
 
 from __future__ import annotations
@@ -16,9 +20,13 @@ from pathlib import Path
 from typing import IO, Any
 
 import jinja2.ext
+from babel import Locale, UnknownLocaleError
+from babel.messages.catalog import Catalog, Message
 from babel.messages.extract import extract_python
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+
+from outreach.languages import catalog_languages
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 DOMAIN = "messages"
@@ -33,22 +41,79 @@ _EXTRACTORS: dict[str, Callable[..., Iterator[Any]]] = {
 _PLAIN = frozenset({"_", "gettext", "N_"})
 
 
-def catalog_path(lang: str) -> Path:
-    return LOCALE_DIR / lang.replace("-", "_") / "LC_MESSAGES" / f"{DOMAIN}.po"
+def catalog_path(lang: str, locale_dir: Path = LOCALE_DIR) -> Path:
+    """Where the catalog of *lang* is (``zh-Hant`` in ``zh_Hant/``), whether or not it exists."""
+    return locale_dir / lang.replace("-", "_") / "LC_MESSAGES" / f"{DOMAIN}.po"
+
+
+def kit_catalog_path(lang: str) -> Path | None:
+    """The kit's catalog for *lang*: its own, else its language's (pt-BR reads pt)."""
+    for code in catalog_languages(lang):
+        path = catalog_path(code)
+        if path.is_file():
+            return path
+    return None
+
+
+def read_catalog(path: Path, lang: str) -> Catalog:
+    with path.open("rb") as po:
+        return read_po(po, locale=lang.replace("-", "_"))
+
+
+def agency_catalog_path(lang: str, agency_locale: Path | None) -> Path | None:
+    """The agency's own catalog of *lang*, if it has one."""
+    if agency_locale is None:
+        return None
+    path = catalog_path(lang, agency_locale)
+    return path if path.is_file() else None
+
+
+def merged_catalog(lang: str, agency_locale: Path | None = None) -> Catalog:
+    """The kit's catalog of *lang*, with every string the agency's catalog translates over it."""
+    kit = kit_catalog_path(lang)
+    catalog = read_catalog(kit, lang) if kit is not None else Catalog(locale=_babel_code(lang))
+    overlay = agency_catalog_path(lang, agency_locale)
+    if overlay is not None:
+        for message in read_catalog(overlay, lang):
+            if message.id and translated(message):
+                # Setting a message Babel already has would keep its old translation.
+                catalog.delete(message.id, context=message.context)
+                catalog[message.id] = message
+    return catalog
+
+
+def translations(lang: str, agency_locale: Path | None = None) -> gettext.NullTranslations:
+    """Translations for *lang*: the agency's strings from *agency_locale* over the kit's,
+    and the English source strings for whatever neither translates."""
+    overlay = agency_catalog_path(lang, agency_locale)
+    # The file's time is part of the key: a catalog edited between two builds is re-read.
+    changed = overlay.stat().st_mtime_ns if overlay is not None else 0
+    return _compiled(lang, agency_locale if overlay is not None else None, changed)
 
 
 @functools.cache
-def translations(lang: str) -> gettext.NullTranslations:
-    """Translations for *lang*; English source strings when no catalog exists."""
-    path = catalog_path(lang)
-    if not path.is_file():
+def _compiled(lang: str, agency_locale: Path | None, _changed: int) -> gettext.NullTranslations:
+    if kit_catalog_path(lang) is None and agency_locale is None:
         return gettext.NullTranslations()
-    with path.open("rb") as po:
-        catalog = read_po(po, locale=lang.replace("-", "_"))
     buffer = io.BytesIO()
-    write_mo(buffer, catalog)
+    write_mo(buffer, merged_catalog(lang, agency_locale))
     buffer.seek(0)
     return gettext.GNUTranslations(buffer)
+
+
+def translated(message: Message) -> bool:
+    """True when every form of *message* has a translation a reader would see."""
+    if message.fuzzy:
+        return False
+    forms = message.string if isinstance(message.string, tuple) else (message.string,)
+    return all(forms)
+
+
+def _babel_code(lang: str) -> str | None:
+    try:
+        return str(Locale.parse(lang.replace("-", "_")))
+    except (UnknownLocaleError, ValueError):
+        return None
 
 
 def N_(message: str) -> str:

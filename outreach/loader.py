@@ -340,6 +340,7 @@ def load_profile(
     warnings = [f"{shown}: {w}" for w in warnings]
     if problems or profile is None:
         raise ProfileError([f"{shown}: {p}" for p in problems], warnings)
+    profile.read_interface_strings_from(path.parent.resolve() / "locale")
     return LoadedProfile(
         profile=profile,
         folder=path.parent.resolve(),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from enum import StrEnum
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     HttpUrl,
+    PrivateAttr,
     ValidationError,
     ValidatorFunctionWrapHandler,
     WrapValidator,
@@ -480,6 +481,17 @@ class Profile(_Strict):
     retention: Retention
     archive: Archive
     site: Site = Site()
+    # Not a key of the file: where the loader found it decides where its catalogs are.
+    _interface_locale: Path | None = PrivateAttr(default=None)
+
+    @property
+    def interface_locale(self) -> Path | None:
+        """The agency's own interface catalogs, laid over the kit's (outreach.i18n)."""
+        return self._interface_locale
+
+    def read_interface_strings_from(self, locale_dir: Path) -> None:
+        """Set by the loader: the ``locale`` folder beside the agency's ``agency.yml``."""
+        self._interface_locale = locale_dir
 
     @property
     def default_language(self) -> str:

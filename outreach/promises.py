@@ -8,6 +8,7 @@ promise at once and no page can keep an old one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from babel.lists import format_list
@@ -47,7 +48,7 @@ def reads_always(profile: Profile) -> bool:
 
 def reading_hours(profile: Profile, lang: str) -> str:
     """One sentence: when the team reads reports, from ``agency.reads_reports``."""
-    _ = translations(lang).gettext
+    _ = translations(lang, profile.interface_locale).gettext
     if reads_always(profile):
         return _("Our team reads reports at any hour, every day.")
     hours = localize(profile.agency.hours, lang, profile.default_language).rstrip(".")
@@ -57,17 +58,16 @@ def reading_hours(profile: Profile, lang: str) -> str:
     ) % {"hours": hours}
 
 
-def partner_label(partner: Partner, lang: str, default_lang: str) -> str:
+def partner_label(partner: Partner, lang: str, profile: Profile) -> str:
     """The partner's name, with "law enforcement" said outright for police partners."""
-    _ = translations(lang).gettext
-    name = localize(partner.name, lang, default_lang)
+    _ = translations(lang, profile.interface_locale).gettext
+    name = localize(partner.name, lang, profile.default_language)
     if partner.kind is PartnerKind.law_enforcement:
         return _("%(name)s (law enforcement)") % {"name": name}
     return name
 
 
-def _setting_label(setting: Setting, lang: str) -> str:
-    _ = translations(lang).gettext
+def _setting_label(setting: Setting, _: Callable[[str], str]) -> str:
     return {
         Setting.school: _("a school"),
         Setting.college: _("a college or university"),
@@ -80,8 +80,7 @@ def _setting_label(setting: Setting, lang: str) -> str:
     }[setting]
 
 
-def _concern_label(concern: Concern, lang: str) -> str:
-    _ = translations(lang).gettext
+def _concern_label(concern: Concern, _: Callable[[str], str]) -> str:
     return {
         Concern.harm_others: _("someone may hurt other people"),
         Concern.self_harm: _("someone may hurt themselves"),
@@ -91,7 +90,7 @@ def _concern_label(concern: Concern, lang: str) -> str:
 
 
 def _area_label(area_id: str, profile: Profile, lang: str) -> str:
-    _ = translations(lang).gettext
+    _ = translations(lang, profile.interface_locale).gettext
     if area_id == UNKNOWN_AREA:
         return _("a place not known")
     for area in profile.areas:
@@ -102,7 +101,7 @@ def _area_label(area_id: str, profile: Profile, lang: str) -> str:
 
 def _rule_reports(rule: RoutingRule, profile: Profile, lang: str) -> str:
     """The reports a rule matches, in words: "Where: a school. Area: North Harbor."."""
-    _ = translations(lang).gettext
+    _ = translations(lang, profile.interface_locale).gettext
     match = rule.match
     parts = []
     if match.danger_now:
@@ -110,10 +109,10 @@ def _rule_reports(rule: RoutingRule, profile: Profile, lang: str) -> str:
     elif match.danger_now is False:
         parts.append(_("No one is in danger now."))
     if match.concerns:
-        labels = [_concern_label(c, lang) for c in match.concerns]
+        labels = [_concern_label(c, _) for c in match.concerns]
         parts.append(_("Worry: %(what)s.") % {"what": join_names(labels, lang, "or")})
     if match.settings:
-        labels = [_setting_label(s, lang) for s in match.settings]
+        labels = [_setting_label(s, _) for s in match.settings]
         parts.append(_("Where: %(where)s.") % {"where": join_names(labels, lang, "or")})
     if match.areas:
         labels = [_area_label(a, profile, lang) for a in match.areas]
@@ -123,21 +122,20 @@ def _rule_reports(rule: RoutingRule, profile: Profile, lang: str) -> str:
 
 def route_rows(profile: Profile, lang: str) -> list[RouteRow]:
     """The intake team's row, then one row per routing rule, in the profile's order."""
-    _ = translations(lang).gettext
-    default = profile.default_language
+    _ = translations(lang, profile.interface_locale).gettext
     rows = []
     if profile.routing.intake:
         intake = profile.partner(profile.routing.intake)
-        rows.append(RouteRow(_("Every report."), [partner_label(intake, lang, default)], True))
+        rows.append(RouteRow(_("Every report."), [partner_label(intake, lang, profile)], True))
     for rule in profile.routing.rules:
-        names = [partner_label(profile.partner(p), lang, default) for p in rule.send_to]
+        names = [partner_label(profile.partner(p), lang, profile) for p in rule.send_to]
         rows.append(RouteRow(_rule_reports(rule, profile, lang), names, not rule.review))
     return rows
 
 
 def routing_summary(profile: Profile, lang: str) -> str:
     """When partners get a report: at once, only after review, or some of each."""
-    _ = translations(lang).gettext
+    _ = translations(lang, profile.interface_locale).gettext
     reviews = {rule.review for rule in profile.routing.rules}
     if not reviews:
         return _("Only our intake team gets your report.")
@@ -164,7 +162,7 @@ def _cell(text: str) -> str:
 
 def routing_table(profile: Profile, lang: str) -> str:
     """A Markdown table of who receives which reports, and whether before anyone reads them."""
-    _ = translations(lang).gettext
+    _ = translations(lang, profile.interface_locale).gettext
     head = [_("Which reports"), _("Who gets them"), _("When they get them")]
     lines = ["| " + " | ".join(head) + " |", "| --- | --- | --- |"]
     for row in route_rows(profile, lang):
@@ -180,9 +178,8 @@ def routing_table(profile: Profile, lang: str) -> str:
 
 def contact_partners(profile: Profile, lang: str) -> list[str]:
     """Partners that could see the reporter's contact details if the reporter consents."""
-    default = profile.default_language
     return [
-        partner_label(p, lang, default)
+        partner_label(p, lang, profile)
         for p in profile.partners
         if "contact" in p.agreement.fields
         and p.agreement.contact_requires_consent
@@ -203,7 +200,7 @@ def law_enforcement_partners(profile: Profile, lang: str) -> list[str]:
 
 def kept_copies(profile: Profile, lang: str) -> list[str]:
     """The copies of a report that ``outreach purge`` does not delete, one sentence each."""
-    _ = translations(lang).gettext
+    _ = translations(lang, profile.interface_locale).gettext
     channels = {p.delivery.channel for p in profile.partners}
     copies = []
     if "email" in channels:

@@ -45,7 +45,7 @@ def render_alert(
     except KeyError:
         partner_name = delivery.partner_id
     context = {
-        "_": mail_gettext(lang),
+        "_": mail_gettext(lang, profile.interface_locale),
         "urgent": urgent,
         "report_ref": delivery.report_ref,
         "partner_id": delivery.partner_id,

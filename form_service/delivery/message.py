@@ -17,6 +17,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -98,9 +99,10 @@ def mail_templates() -> jinja2.Environment:
     )
 
 
-def mail_gettext(lang: str) -> Callable[[str], str]:
-    """Mail strings of *lang*; their msgctxt keeps them apart from the site's strings."""
-    catalog = translations(lang)
+def mail_gettext(lang: str, agency_locale: Path | None = None) -> Callable[[str], str]:
+    """Mail strings of *lang* (the agency's own ones first); their msgctxt keeps them apart
+    from the site's strings."""
+    catalog = translations(lang, agency_locale)
     return functools.partial(catalog.pgettext, CONTEXT)
 
 
@@ -155,7 +157,7 @@ def _report_context(payload: DeliveryPayload, _: Callable[[str], str]) -> dict[s
 def _partner_context(partner: Partner, profile: Profile, lang: str) -> dict[str, Any]:
     default = profile.default_language
     return {
-        "_": mail_gettext(lang),
+        "_": mail_gettext(lang, profile.interface_locale),
         "emergency_number": profile.emergency_number,
         "partner_name": localize(partner.name, lang, default),
         "agency_name": localize(profile.agency.name, lang, default),

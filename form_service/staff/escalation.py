@@ -65,7 +65,7 @@ def inbox_url(profile: Profile) -> str:
 def render_notice(contact: DeliveryConfig, profile: Profile) -> RenderedMessage:
     """The fixed text, in the contact's language; a new id for each notice."""
     lang = contact.language or profile.default_language
-    context = {"_": mail_gettext(lang), "inbox_url": inbox_url(profile)}
+    context = {"_": mail_gettext(lang, profile.interface_locale), "inbox_url": inbox_url(profile)}
     env = mail_templates()
     subject = one_line(env.get_template("escalation_subject.txt").render(context))
     body = env.get_template("escalation.txt").render(context)

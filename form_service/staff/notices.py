@@ -57,7 +57,7 @@ async def notify_role(tx: Tx, role: str, now: datetime, urgent: bool = False) ->
 def render_staff_notice(notices: StaffNotices, profile: Profile, address: str) -> RenderedMessage:
     """The fixed text, in the notices' language; a new id for each notice."""
     lang = notices.language or profile.default_language
-    context = {"_": mail_gettext(lang), "inbox_url": inbox_url(profile)}
+    context = {"_": mail_gettext(lang, profile.interface_locale), "inbox_url": inbox_url(profile)}
     env = mail_templates()
     subject = one_line(env.get_template("staff_notice_subject.txt").render(context))
     body = env.get_template("staff_notice.txt").render(context)

@@ -13,6 +13,7 @@ import functools
 import hmac
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
@@ -38,8 +39,8 @@ Handler = Callable[[Request, Session], Awaitable[Response]]
 
 
 @functools.cache
-def _environment(lang: str) -> Environment:
-    return template_environment(STAFF_TEMPLATES, lang)
+def _environment(lang: str, agency_locale: Path | None) -> Environment:
+    return template_environment(STAFF_TEMPLATES, lang, agency_locale)
 
 
 class _HasId(Protocol):
@@ -86,7 +87,8 @@ def render(
         "session": session,
         "csrf": session.csrf if session else "",
     }
-    html = _environment(lang).get_template(template).render(context | values)
+    env = _environment(lang, profile.interface_locale)
+    html = env.get_template(template).render(context | values)
     return HTMLResponse(html, status_code, headers=NO_STORE)
 
 
@@ -95,9 +97,11 @@ def page_language(request: Request) -> str:
     return service_of(request).pages.negotiate(request.headers)
 
 
-def document_text(lang: str, template: str, **values: Any) -> str:
+def document_text(
+    lang: str, template: str, agency_locale: Path | None = None, **values: Any
+) -> str:
     """A staff template rendered as text, for a document rather than a page (a PDF)."""
-    return _environment(lang).get_template(template).render({"lang": lang, **values})
+    return _environment(lang, agency_locale).get_template(template).render({"lang": lang, **values})
 
 
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from outreach.i18n import translations
@@ -14,8 +15,8 @@ def _escape(text: str) -> str:
     return text
 
 
-def directory_page(context: dict[str, Any], lang: str) -> str:
-    _ = translations(lang).gettext
+def directory_page(context: dict[str, Any], lang: str, agency_locale: Path | None = None) -> str:
+    _ = translations(lang, agency_locale).gettext
     agency = context["agency"]
     lines = [
         "---",

@@ -8,6 +8,7 @@ instead of leaving a blank where a phone number should be.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, UndefinedError
@@ -55,8 +56,8 @@ class SiteLinks:
         return f"{self.service_prefix}status"
 
 
-def kind_label(kind: str, lang: str) -> str:
-    _ = translations(lang).gettext
+def kind_label(kind: str, lang: str, agency_locale: Path | None = None) -> str:
+    _ = translations(lang, agency_locale).gettext
     labels = {
         "k12_school": _("School district"),
         "college": _("College or university"),
@@ -138,7 +139,7 @@ def page_context(profile: Profile, lang: str, links: SiteLinks) -> dict[str, Any
                 "id": p.id,
                 "name": text(p.name),
                 "kind": p.kind.value,
-                "kind_label": kind_label(p.kind.value, lang),
+                "kind_label": kind_label(p.kind.value, lang, profile.interface_locale),
                 "description": text(p.public.description),
                 "phone": p.public.phone,
                 "email": p.public.email or "",

@@ -9,6 +9,7 @@ that fully succeeds replaces the previous site.
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 import os
@@ -35,7 +36,7 @@ from outreach.addresses import service_link_from_site, site_path
 from outreach.assets import base_config, base_docs, templates
 from outreach.dialing import left_to_right, tel_href
 from outreach.i18n import translations
-from outreach.languages import is_rtl, name_in, native_name
+from outreach.languages import is_rtl, name_in, native_name, theme_language
 from outreach.loader import LoadedProfile, display_path
 from outreach.profile import Profile, localize
 from outreach.site.directory import directory_page
@@ -168,8 +169,8 @@ def _nav_config(loaded: LoadedProfile, lang: str) -> list[Any] | None:
     return out
 
 
-def _fallback_notice(lang: str, written_in: str) -> str:
-    _ = translations(lang).gettext
+def _fallback_notice(lang: str, written_in: str, agency_locale: Path | None) -> str:
+    _ = translations(lang, agency_locale).gettext
     notice = _(
         "This page is not yet available in %(language)s. You are reading the %(original)s version."
     ) % {"language": name_in(lang, lang), "original": name_in(written_in, lang)}
@@ -177,7 +178,9 @@ def _fallback_notice(lang: str, written_in: str) -> str:
     return f'!!! note "{title}"\n    {notice}\n\n'
 
 
-def _stage_page(name: str, source: SourcePage, lang: str, context: dict[str, Any]) -> str:
+def _stage_page(
+    name: str, source: SourcePage, lang: str, context: dict[str, Any], agency_locale: Path | None
+) -> str:
     text = source.path.read_text(encoding="utf-8")
     rendered = render_markdown(text, context, display_path(source.path))
     if source.lang == lang:
@@ -188,7 +191,7 @@ def _stage_page(name: str, source: SourcePage, lang: str, context: dict[str, Any
     front, body = _split_front_matter(rendered)
     direction = "rtl" if is_rtl(source.lang) else "ltr"
     return (
-        f"{front}{_fallback_notice(lang, source.lang)}"
+        f"{front}{_fallback_notice(lang, source.lang, agency_locale)}"
         f'<div lang="{source.lang}" dir="{direction}" markdown>\n\n{body}\n\n</div>\n'
     )
 
@@ -201,9 +204,15 @@ def _split_front_matter(text: str) -> tuple[str, str]:
     return "", text
 
 
+@functools.cache
+def material_languages() -> set[str]:
+    """The languages Material for MkDocs has its own strings for."""
+    return {path.stem for path in MATERIAL_LANGUAGES.glob("*.html")}
+
+
 def _language_partial(lang: str) -> str | None:
     """A UI-strings partial for a language Material does not ship, falling back to English."""
-    if (MATERIAL_LANGUAGES / f"{lang}.html").is_file():
+    if theme_language(lang, material_languages()) in material_languages():
         return None
     direction = "rtl" if is_rtl(lang) else "ltr"
     return (
@@ -275,7 +284,7 @@ def _with_number(text: str, number: str) -> str:
 
 def _crisis_call(profile: Profile, lang: str) -> dict[str, str]:
     """The call-to-action bar's crisis line (988 in the US): the first one with a number."""
-    _ = translations(lang).gettext
+    _ = translations(lang, profile.interface_locale).gettext
     for line in profile.crisis_lines:
         if line.number:
             return {
@@ -329,19 +338,23 @@ def plan_language(loaded: LoadedProfile, lang: str, work: Path, site_root: Path)
         if name.endswith(".md"):
             if source.lang not in contexts:
                 contexts[source.lang] = page_context(profile, source.lang, links)
-            staged = _stage_page(name, source, lang, contexts[source.lang])
+            staged = _stage_page(
+                name, source, lang, contexts[source.lang], profile.interface_locale
+            )
             target.write_text(staged, encoding="utf-8")
         else:
             shutil.copyfile(source.path, target)
     if DIRECTORY_PAGE not in pages:
-        (docs / DIRECTORY_PAGE).write_text(directory_page(context, lang), encoding="utf-8")
+        (docs / DIRECTORY_PAGE).write_text(
+            directory_page(context, lang, profile.interface_locale), encoding="utf-8"
+        )
 
     assets = docs / "assets"
     assets.mkdir(parents=True, exist_ok=True)
     (assets / "agency.css").write_text(_agency_stylesheet(profile.agency.primary_color), "utf-8")
     theme_config: dict[str, Any] = {
         "custom_dir": str(theme),
-        "language": lang,
+        "language": theme_language(lang, material_languages()),
         "palette": {"primary": "custom", "accent": "custom"},
     }
     if profile.agency.logo:
@@ -350,7 +363,7 @@ def plan_language(loaded: LoadedProfile, lang: str, work: Path, site_root: Path)
         theme_config["logo"] = icon
         theme_config["favicon"] = icon
 
-    _ = translations(lang).gettext
+    _ = translations(lang, profile.interface_locale).gettext
     site_dir = site_root / lang
     config: dict[str, Any] = {
         "INHERIT": str(BASE_CONFIG),

@@ -7,13 +7,15 @@ files the wheel carries.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, fill_placeholders, free_port
+from tests.conftest import REPO, edit_yaml, fill_placeholders, free_port
 from tests.packaging.kit import InstalledKit, new_venv, run, stop, wait_for_200
 
 pytestmark = [pytest.mark.packaging, pytest.mark.timeout(900)]
@@ -28,7 +30,7 @@ def expected_in_wheel() -> set[str]:
     for name in run(["git", "ls-files"], cwd=REPO).stdout.splitlines():
         if name.startswith(KIT_FILES):
             expected.add(f"outreach_kit_files/{name}")
-        elif name.startswith(CODE) and name.endswith((".py", ".po")):
+        elif name.startswith(CODE) and name.endswith((".py", ".po", ".cfg")):
             expected.add(name)
     return expected
 
@@ -98,6 +100,35 @@ def test_a_new_agency_checks_and_builds_with_the_installed_kit(
 
 
 @pytest.mark.server
+def test_the_installed_kit_counts_untranslated_strings_from_its_own_files(
+    installed_kit: InstalledKit, agency_repo: Path, tmp_path: Path
+) -> None:
+    """check finds the strings in the installed code and templates, and the catalogs in the
+    wheel: Vietnamese is complete, a language with no catalog is not."""
+    agency = tmp_path / "agencies" / "riverside"
+    shutil.copytree(agency_repo / "agencies" / "riverside", agency)
+    edit_yaml(agency / "agency.yml", lambda data: data.update(languages=["en", "vi", "so"]))
+    shown = installed_kit.outreach("check", "--profile", "agencies/riverside", cwd=tmp_path)
+    assert "languages[2]: 'so': " in shown.stdout
+    assert "languages[1]" not in shown.stdout
+    strict = subprocess.run(
+        [
+            str(installed_kit.venv / "bin" / "outreach"),
+            "check",
+            "--strict",
+            "--profile",
+            "agencies/riverside",
+        ],
+        cwd=tmp_path,
+        env=installed_kit.env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert strict.returncode == 1 and "missing in so" in strict.stderr, strict.stderr
+
+
 def test_serve_answers_on_the_site_and_the_report_form(
     installed_kit: InstalledKit, agency_repo: Path, tmp_path: Path
 ) -> None:

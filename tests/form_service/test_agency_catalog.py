@@ -1,0 +1,55 @@
+"""An agency's own interface strings win over the kit's on the report form, the staff pages
+and in mail."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from form_service.delivery.message import mail_gettext
+from form_service.settings import Settings
+from outreach.loader import LoadedProfile
+from tests.outreach.test_interface_catalogs import write_agency_catalog
+
+from .conftest import start_client, submit
+
+
+def with_strings(loaded: LoadedProfile, locale: Path) -> LoadedProfile:
+    profile = loaded.profile.model_copy()
+    profile.read_interface_strings_from(locale)
+    return LoadedProfile(profile=profile, folder=loaded.folder, path=loaded.path)
+
+
+def test_an_agency_string_wins_on_the_form_and_receipt(
+    make_settings: Callable[..., Settings], keyed_demo: LoadedProfile, tmp_path: Path
+) -> None:
+    agency = tmp_path / "riverside"
+    write_agency_catalog(
+        agency,
+        "es",
+        {
+            (None, "Send report"): "Mandar el reporte",
+            (None, "Your receipt code"): "Su número para consultar",
+            ("mail", "New report %(ref)s"): "Reporte nuevo %(ref)s",
+            (None, "Sign in"): "Entrar al equipo",
+        },
+    )
+    loaded = with_strings(keyed_demo, agency / "locale")
+    with start_client(make_settings(profile=loaded)) as client:
+        form = client.get("/es/report").text
+        assert "Mandar el reporte" in form and "Enviar reporte" not in form
+        assert "¿Qué pasó" in form, "the kit's other strings stay"
+        receipt = submit(client, "/es/report").text
+        assert "Su número para consultar" in receipt
+        staff = client.get("/staff/sign-in", headers={"Accept-Language": "es"}).text
+        assert "<h1>Entrar al equipo</h1>" in staff
+        english = client.get("/report").text
+        assert "Send report" in english and "Mandar" not in english
+    gettext = mail_gettext("es", loaded.profile.interface_locale)
+    assert gettext("New report %(ref)s") == "Reporte nuevo %(ref)s"
+    assert mail_gettext("es")("New report %(ref)s") != "Reporte nuevo %(ref)s"
+
+
+def test_the_demo_reads_no_agency_strings(keyed_demo: LoadedProfile) -> None:
+    locale = keyed_demo.profile.interface_locale
+    assert locale == keyed_demo.folder / "locale" and not locale.exists()
