@@ -108,7 +108,8 @@ def test_an_agency_string_wins_on_the_site(new_agency: Callable[..., Path], tmp_
         ("zh-TW", "zh-Hant", "zh-TW"),  # the theme has a Taiwan variant of its own
         ("zh-HK", "zh-Hant", "zh-Hant"),
         ("es-MX", "es", "es"),
-        ("ht", None, "ht"),  # no catalog yet here, and the site supplies its own partial
+        ("ht", "ht", "ht"),  # the site supplies its own theme partial
+        ("so", None, "so"),  # no catalog yet: English strings
     ],
 )
 def test_each_code_reads_the_catalog_and_theme_of_its_writing(
