@@ -202,7 +202,12 @@ def _target(delivery: DeliveryConfig) -> str:
 @main.command()
 @profile_option
 @click.option("--out", "out", default=DEFAULT_OUT, show_default=True, help="Output folder.")
-@click.option("--jobs", type=click.IntRange(min=1), default=None, help="Languages built at once.")
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Languages and printed materials built at once (default: the free cores).",
+)
 @click.option(
     "--draft",
     is_flag=True,
