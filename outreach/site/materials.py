@@ -18,8 +18,12 @@ MkDocs builds (``render_pdf``).
 from __future__ import annotations
 
 import base64
+import functools
+import hashlib
+import importlib.metadata
 import mimetypes
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -202,7 +206,10 @@ def check_templates(loaded: LoadedProfile) -> list[str]:
     return problems
 
 
-def _environment(folders: list[Path], lang: str) -> SandboxedEnvironment:
+@functools.lru_cache(maxsize=64)
+def _environment(folders: tuple[Path, ...], lang: str) -> SandboxedEnvironment:
+    """One environment per language and set of folders, so that each template is compiled
+    once (the loader still notices a template changed on disk)."""
     env = SandboxedEnvironment(
         loader=FileSystemLoader(folders),
         autoescape=lambda name: name is None or not name.endswith(".txt"),
@@ -231,7 +238,7 @@ class Renderer:
 
     def __init__(self, loaded: LoadedProfile, lang: str) -> None:
         self.folders = template_folders(loaded, lang)
-        self.env = _environment(self.folders, lang)
+        self.env = _environment(tuple(self.folders), lang)
         self.context = material_context(loaded, lang)
 
     def source_of(self, name: str) -> Path:
@@ -274,6 +281,8 @@ class MaterialJob:
     allowed: tuple[Path, ...]
     """The only folders a file: address may point into."""
     target: Path
+    key: str
+    """What the PDF is made from (see ``_key``): the same key, the same PDF."""
 
 
 def plan_materials(loaded: LoadedProfile, lang: str, out: Path) -> list[MaterialJob]:
@@ -284,6 +293,8 @@ def plan_materials(loaded: LoadedProfile, lang: str, out: Path) -> list[Material
     folder.mkdir(parents=True, exist_ok=True)
     for template, filename in TEXTS.items():
         (folder / filename).write_text(renderer.render(template), encoding="utf-8")
+    allowed = tuple(f.resolve() for f in renderer.folders if f.is_dir())
+    folders_key = _folders_key(allowed)
     jobs = []
     for material in MATERIALS:
         page = {
@@ -296,11 +307,54 @@ def plan_materials(loaded: LoadedProfile, lang: str, out: Path) -> list[Material
         }
         html = renderer.render(material.template, page=page)
         source = renderer.source_of(material.template)
-        allowed = tuple(f.resolve() for f in renderer.folders if f.is_dir())
-        jobs.append(
-            MaterialJob(lang, material.name, html, source, allowed, folder / f"{material.name}.pdf")
-        )
+        target = folder / f"{material.name}.pdf"
+        key = hashlib.sha256(f"{folders_key}\n{source}\n{html}".encode()).hexdigest()
+        jobs.append(MaterialJob(lang, material.name, html, source, allowed, target, key))
     return jobs
+
+
+def _folders_key(folders: tuple[Path, ...]) -> str:
+    """A digest of WeasyPrint's version and every file a material may read besides its
+    HTML (the templates' folders: style sheets, pictures), so a changed file is a new PDF."""
+    digest = hashlib.sha256(importlib.metadata.version("weasyprint").encode())
+    for folder in folders:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            digest.update(f"\n{path}\n".encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+# -- the PDFs of the last build, kept to be used again ----------------------------------
+# Laying out the PDFs is most of their cost, and most builds change a page, not the
+# materials: a PDF whose key is unchanged is copied from the last build instead.
+
+
+def cache_folder(out: Path) -> Path:
+    """Beside the site, like the build's own work folder; never inside what is published."""
+    return out.parent / f".{out.name}-materials-cache"
+
+
+def reuse(jobs: list[MaterialJob], cache: Path) -> list[MaterialJob]:
+    """Copy the PDFs the cache holds into place; return the jobs still to lay out."""
+    left = []
+    for job in jobs:
+        kept = cache / f"{job.key}.pdf"
+        if kept.is_file():
+            shutil.copyfile(kept, job.target)
+        else:
+            left.append(job)
+    return left
+
+
+def keep(jobs: list[MaterialJob], cache: Path) -> None:
+    """Make the cache hold this build's PDFs, and only them."""
+    fresh = cache.with_name(cache.name + ".new")
+    shutil.rmtree(fresh, ignore_errors=True)
+    fresh.mkdir(parents=True)
+    for job in jobs:
+        shutil.copyfile(job.target, fresh / f"{job.key}.pdf")
+    shutil.rmtree(cache, ignore_errors=True)
+    fresh.rename(cache)
 
 
 def _base_of(material: Material) -> Material:

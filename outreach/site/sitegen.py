@@ -42,10 +42,13 @@ from outreach.site.materials import (
     SITE_FOLDER,
     MaterialError,
     MaterialJob,
+    cache_folder,
     check_templates,
+    keep,
     listing,
     plan_materials,
     render_pdf,
+    reuse,
 )
 from outreach.site.page_context import PageError, SiteLinks, page_context, render_markdown
 
@@ -482,15 +485,18 @@ def build_site(loaded: LoadedProfile, out: Path, jobs: int | None = None) -> lis
             ]
         except (PageError, MaterialError) as error:
             raise BuildError(str(error)) from None
-        results = _run_jobs([*plans, *layouts], jobs if jobs is not None else free_cores())
+        cache = cache_folder(out)
+        to_lay_out = reuse(layouts, cache)
+        results = _run_jobs([*plans, *to_lay_out], jobs if jobs is not None else free_cores())
         problems = [
             _explain(plan.lang, message, plan) for plan in plans for message in results[plan.lang]
         ]
         problems += [
-            message for job in layouts for message in results[f"{job.lang}/{job.material}"]
+            message for job in to_lay_out for message in results[f"{job.lang}/{job.material}"]
         ]
         if problems:
             raise BuildError("\n".join(problems))
+        keep(layouts, cache)
         root = _assemble(site_root, loaded.profile.languages)
         _place_materials(materials, root, loaded.profile.languages)
         _replace(root, out)

@@ -414,3 +414,31 @@ def test_a_template_mistake_names_the_file_and_line(new_agency: Any, tmp_path: P
     )
     with pytest.raises(BuildError, match=r"materials/flyer\.html line 3: .*fax"):
         build_site(load_profile(folder), tmp_path / "out", jobs=1)
+
+
+def test_a_rebuild_reuses_the_pdfs_until_what_they_are_made_of_changes(
+    new_agency: Any, tmp_path: Path
+) -> None:
+    folder = new_agency()
+    own = folder / "materials"
+    own.mkdir()
+    (own / "style.css").write_text('h1::after { content: " one"; }')
+    (own / "sticker.html").write_text(
+        '{% extends "base.html" %}{% block body %}<link rel="stylesheet" href="style.css">'
+        "<h1>Beside it</h1>{% endblock %}"
+    )
+    site = tmp_path / "out"
+    build_site(load_profile(folder), site, jobs=1)
+    assert "Beside it one" in text_of(site / "materials/en/sticker.pdf")
+    cache = tmp_path / ".out-materials-cache"
+    first = sorted(p.name for p in cache.iterdir())
+    assert len(first) == len(MATERIALS)
+
+    build_site(load_profile(folder), site, jobs=1)
+    assert sorted(p.name for p in cache.iterdir()) == first
+
+    # A file the template uses changed: every PDF that could use it is made again.
+    (own / "style.css").write_text('h1::after { content: " two"; }')
+    build_site(load_profile(folder), site, jobs=1)
+    assert "Beside it two" in text_of(site / "materials/en/sticker.pdf")
+    assert not set(first) & {p.name for p in cache.iterdir()}
