@@ -94,11 +94,13 @@ MATERIALS = (
     ),
     Material("sticker", "sticker.html", "3in 3in", 3, 3, N_("Sticker, 3 × 3 in"), 1),
 )
-# Texts for partners to copy, made from templates like the printed materials.
+# Texts for partners to copy, made from templates like the printed materials. Each is a
+# text file, even the HTML ones: a partner opening one sees the code to copy, and no
+# fragment of a page is published as if it were a page.
 TEXTS = {
-    "button.html": "report-button.html",
+    "button.html": "report-button.txt",
     "announcement.txt": "announcement.txt",
-    "announcement.html": "announcement.html",
+    "announcement.html": "announcement-web.txt",
 }
 TEMPLATE_NAMES = frozenset({"base.html", *(m.template for m in MATERIALS), *TEXTS})
 
@@ -436,6 +438,7 @@ def listing(loaded: LoadedProfile, reader: str) -> list[dict[str, Any]]:
                 "button": renderer.render("button.html").strip(),
                 "announcement_text": renderer.render("announcement.txt").strip(),
                 "announcement_html": renderer.render("announcement.html").strip(),
+                "button_href": site_path(loaded, lang, TEXTS["button.html"]),
                 "announcement_text_href": site_path(loaded, lang, TEXTS["announcement.txt"]),
                 "announcement_html_href": site_path(loaded, lang, TEXTS["announcement.html"]),
             }

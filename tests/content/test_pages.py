@@ -100,10 +100,11 @@ def unsourced_figures(article: Article, profile_values: list[str]) -> list[str]:
         if block.tag == "li" and lead_in_cites:
             continue
         text = " ".join(block.text.split())
-        for value in profile_values:
-            text = text.replace(" ".join(value.split()), "")
+        # Link texts first: a profile value inside one (a "2") must not break it up.
         for _, link_text in block.links:
             text = text.replace(" ".join(link_text.split()), "")
+        for value in profile_values:
+            text = text.replace(" ".join(value.split()), "")
         if _NUMBER.search(text) and not cites:
             problems.append(text[:120])
     return problems

@@ -128,7 +128,7 @@ def test_the_announcement_says_how_to_report_and_get_help(
 ) -> None:
     folder = demo_site / "materials" / lang
     plain = (folder / "announcement.txt").read_text("utf-8")
-    html = (folder / "announcement.html").read_text("utf-8")
+    html = (folder / "announcement-web.txt").read_text("utf-8")
     for text in (plain, html):
         assert FORMS[lang] in text
         assert demo.profile.agency.phone in text
