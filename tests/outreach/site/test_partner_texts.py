@@ -7,12 +7,16 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from babel.messages.extract import extract_from_file
+from babel.messages.pofile import read_po
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from outreach.i18n import catalog_path
 from outreach.loader import LoadedProfile
 from outreach.site.contrast import READABLE, contrast, text_on
 from outreach.site.materials import Renderer, form_address
+from tests.conftest import REPO
 
 FORMS = {
     "en": "https://prevent.harbor-county.example.org/report",
@@ -150,3 +154,23 @@ def test_the_spanish_announcement_puts_the_article_where_spanish_needs_it(
         plain
     )
     assert "en el Condado de Harbor antes de que ocurra." in plain
+
+
+def materials_msgids() -> set[str]:
+    """The strings of the printed materials and the partners' texts."""
+    options = {"extensions": "jinja2.ext.i18n", "trim_blocks": "True", "lstrip_blocks": "True"}
+    ids: set[str] = set()
+    for template in sorted((REPO / "templates" / "materials").iterdir()):
+        found = extract_from_file("jinja2.ext:babel_extract", str(template), options=options)
+        ids |= {message for _, message, _, _ in found}
+    found = extract_from_file("python", str(REPO / "outreach" / "site" / "materials.py"))
+    return ids | {message for _, message, _, _ in found}
+
+
+def test_every_materials_string_is_in_spanish() -> None:
+    ids = materials_msgids()
+    assert {"Worried about someone?", "Dear families,", "Poster, A4", "Report a concern"} <= ids
+    with catalog_path("es").open("rb") as po:
+        catalog = read_po(po, locale="es")
+    translated = {m.id for m in catalog if m.id and m.string and not m.context}
+    assert sorted(ids - translated) == []
