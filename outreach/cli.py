@@ -35,6 +35,7 @@ from outreach.profile import (
 from outreach.routing import INTAKE_RULE, all_facts, route_report
 from outreach.scaffold import ScaffoldError, scaffold_agency
 from outreach.secret_env import missing_secrets
+from outreach.site.materials import cache_folder
 from outreach.site.sitegen import BuildError, build_site
 
 DEFAULT_OUT = "var/site"
@@ -235,6 +236,9 @@ def _build(loaded: LoadedProfile, out: Path, jobs: int | None = None) -> list[st
         raise click.ClickException(message) from None
     if in_data_dir:
         private_tree(out)
+        # The PDFs kept for the next build sit beside the site, in the data dir too.
+        if cache_folder(out).is_dir():
+            private_tree(cache_folder(out))
     return built
 
 
