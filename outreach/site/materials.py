@@ -32,7 +32,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import segno
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound
-from jinja2.exceptions import SecurityError, TemplateSyntaxError
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
@@ -42,7 +42,7 @@ from outreach.languages import is_rtl, name_in
 from outreach.loader import LoadedProfile, display_path
 from outreach.profile import localize
 from outreach.site.contrast import readable_on_white, text_on
-from outreach.site.page_context import SiteLinks, page_context
+from outreach.site.page_context import SiteLinks, page_context, site_base_path
 
 KIT_TEMPLATES = templates("materials")
 AGENCY_FOLDER = "materials"
@@ -72,11 +72,16 @@ class Material:
         return round(min(self.width_in / base.width_in, self.height_in / base.height_in), 3)
 
 
-POSTER_LETTER = Material(
-    "poster-letter", "poster.html", "8.5in 11in", 8.5, 11, N_("Poster, US Letter, 8.5 × 11 in"), 1
-)
 MATERIALS = (
-    POSTER_LETTER,
+    Material(
+        "poster-letter",
+        "poster.html",
+        "8.5in 11in",
+        8.5,
+        11,
+        N_("Poster, US Letter, 8.5 × 11 in"),
+        1,
+    ),
     Material("poster-a4", "poster.html", "210mm 297mm", 8.27, 11.69, N_("Poster, A4"), 1),
     Material("poster-11x17", "poster.html", "11in 17in", 11, 17, N_("Large poster, 11 × 17 in"), 1),
     Material("poster-a3", "poster.html", "297mm 420mm", 11.69, 16.54, N_("Large poster, A3"), 1),
@@ -112,16 +117,15 @@ class MaterialError(Exception):
 # -- where the form is, and the QR code that opens it ---------------------------------
 
 
+def _links(loaded: LoadedProfile, lang: str) -> SiteLinks:
+    """The site's own links in *lang*, as the pages have them."""
+    site_url = str(loaded.profile.agency.site_url)
+    return SiteLinks(site_base_path(site_url), lang, loaded.profile.default_language)
+
+
 def form_address(loaded: LoadedProfile, lang: str) -> str:
     """The report form's full address in *lang*: the site's own, with no tracking added."""
-    site_url = str(loaded.profile.agency.site_url)
-    links = SiteLinks(_base_path(site_url), lang, loaded.profile.default_language)
-    return urljoin(site_url, links.report_url)
-
-
-def _base_path(site_url: str) -> str:
-    path = urlsplit(site_url).path or "/"
-    return path if path.endswith("/") else f"{path}/"
+    return urljoin(str(loaded.profile.agency.site_url), _links(loaded, lang).report_url)
 
 
 def qr_svg(address: str, title: str) -> Markup:
@@ -149,8 +153,7 @@ def _logo(loaded: LoadedProfile) -> str:
 def material_context(loaded: LoadedProfile, lang: str) -> dict[str, Any]:
     """Everything a material may show, in *lang*: the page values and a few of its own."""
     profile = loaded.profile
-    links = SiteLinks(_base_path(str(profile.agency.site_url)), lang, profile.default_language)
-    context = page_context(profile, lang, links)
+    context = page_context(profile, lang, _links(loaded, lang))
     address = form_address(loaded, lang)
     color = profile.agency.primary_color.lower()
     _ = translations(lang).gettext
@@ -225,14 +228,19 @@ def _environment(folders: tuple[Path, ...], lang: str) -> SandboxedEnvironment:
     return env
 
 
-def _error_line(error: BaseException, filename: str) -> int | None:
-    line = getattr(error, "lineno", None)
+def _where(error: BaseException, folders: list[Path]) -> tuple[str | None, int | None]:
+    """The template file and line where rendering failed: Jinja maps the frames of the
+    code it compiled to the template's file name and line (the innermost one wins, so a
+    mistake in base.html names base.html)."""
+    filename: str | None = getattr(error, "filename", None)
+    line: int | None = getattr(error, "lineno", None)
     tb: TracebackType | None = error.__traceback__
     while tb is not None:
-        if tb.tb_frame.f_code.co_filename == filename:
-            line = tb.tb_lineno
+        code = tb.tb_frame.f_code.co_filename
+        if Path(code).parent in folders:
+            filename, line = code, tb.tb_lineno
         tb = tb.tb_next
-    return line
+    return filename, line
 
 
 class Renderer:
@@ -260,11 +268,9 @@ class Renderer:
             message = f"{where}: the template tries something not allowed ({error})"
             raise MaterialError(message) from None
         except TemplateError as error:
-            filename = getattr(error, "filename", None) or str(self.source_of(name))
-            if not isinstance(error, TemplateSyntaxError):
-                filename = str(self.source_of(name))
-            line = _error_line(error, filename)
-            where = display_path(Path(filename)) + (f" line {line}" if line else "")
+            filename, line = _where(error, self.folders)
+            where = display_path(Path(filename or self.source_of(name)))
+            where += f" line {line}" if line else ""
             raise MaterialError(f"{where}: {error.message or error}") from None
 
 
@@ -412,7 +418,7 @@ def _is_local(url: str, allowed: tuple[Path, ...]) -> bool:
 
 def site_path(loaded: LoadedProfile, lang: str, filename: str) -> str:
     """The absolute path of one file of *lang*'s materials on the built site."""
-    return f"{_base_path(str(loaded.profile.agency.site_url))}{SITE_FOLDER}/{lang}/{filename}"
+    return f"{_links(loaded, lang).base_path}{SITE_FOLDER}/{lang}/{filename}"
 
 
 def listing(loaded: LoadedProfile, reader: str) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from jinja2 import StrictUndefined, TemplateError, UndefinedError
 from jinja2.exceptions import SecurityError
@@ -21,6 +22,12 @@ from outreach.profile import Profile, localize
 
 class PageError(Exception):
     """A page that cannot be rendered; the message is one sentence naming the page."""
+
+
+def site_base_path(site_url: str) -> str:
+    """The path a site lives under, ending with a slash: "/" at the root of its domain."""
+    path = urlsplit(site_url).path or "/"
+    return path if path.endswith("/") else f"{path}/"
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import material
 import yaml
@@ -50,7 +49,13 @@ from outreach.site.materials import (
     render_pdf,
     reuse,
 )
-from outreach.site.page_context import PageError, SiteLinks, page_context, render_markdown
+from outreach.site.page_context import (
+    PageError,
+    SiteLinks,
+    page_context,
+    render_markdown,
+    site_base_path,
+)
 
 BASE_CONFIG = base_config()
 BASE_DOCS = base_docs()
@@ -88,8 +93,7 @@ class LanguagePlan:
 
 
 def base_path(loaded: LoadedProfile) -> str:
-    path = urlsplit(str(loaded.profile.agency.site_url)).path or "/"
-    return path if path.endswith("/") else f"{path}/"
+    return site_base_path(str(loaded.profile.agency.site_url))
 
 
 def _markdown_files(folder: Path) -> dict[str, Path]:

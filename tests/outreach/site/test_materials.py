@@ -442,3 +442,11 @@ def test_a_rebuild_reuses_the_pdfs_until_what_they_are_made_of_changes(
     build_site(load_profile(folder), site, jobs=1)
     assert "Beside it two" in text_of(site / "materials/en/sticker.pdf")
     assert not set(first) & {p.name for p in cache.iterdir()}
+
+
+def test_a_mistake_in_the_shared_frame_names_the_frame(new_agency: Any, tmp_path: Path) -> None:
+    folder = new_agency()
+    (folder / "materials").mkdir()
+    (folder / "materials" / "base.html").write_text("<html>\n<body>\n{{ agency.fax }}\n</body>")
+    with pytest.raises(BuildError, match=r"materials/base\.html line 3: .*fax"):
+        build_site(load_profile(folder), tmp_path / "out", jobs=1)
