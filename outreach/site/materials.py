@@ -195,14 +195,18 @@ def check_templates(loaded: LoadedProfile) -> list[str]:
         return []
     problems = []
     languages = loaded.profile.languages
+    files = []
     for path in sorted(own.iterdir()):
-        if path.is_dir():
-            if path.name not in languages:
-                problems.append(
-                    f"{display_path(path)}: '{path.name}' is not one of the profile's "
-                    f"languages ({', '.join(languages)})"
-                )
-            continue
+        if not path.is_dir():
+            files.append(path)
+        elif path.name in languages:
+            files += sorted(p for p in path.iterdir() if p.is_file())
+        else:
+            problems.append(
+                f"{display_path(path)}: '{path.name}' is not one of the profile's "
+                f"languages ({', '.join(languages)})"
+            )
+    for path in files:
         if path.suffix in {".html", ".txt"} and path.name not in TEMPLATE_NAMES:
             problems.append(
                 f"{display_path(path)}: no material uses a template named '{path.name}' "

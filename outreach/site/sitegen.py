@@ -1,7 +1,9 @@
 """The site generator: base pages + one agency profile -> one static site per language.
 
 Each language is its own MkDocs build (Material's documented way: its own search index
-and UI language), the default language at the site root and the others under /<lang>/.
+and UI language), the default language at the site root and the others under /<lang>/;
+the printed materials of every language go under /materials/<lang>/ (materials.py), laid
+out in the same worker processes as the MkDocs builds.
 Pages are assembled in a staging folder first (base page, agency override, fallback to the
 default language), agency values are filled in through the sandbox, and only a build
 that fully succeeds replaces the previous site.

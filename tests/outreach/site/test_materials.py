@@ -401,8 +401,9 @@ def test_a_template_may_use_a_file_beside_it(new_agency: Any, tmp_path: Path) ->
 def test_an_unknown_template_name_is_an_error(new_agency: Any, tmp_path: Path) -> None:
     folder = new_agency()
     (folder / "materials").mkdir()
-    (folder / "materials" / "postre.html").write_text("<p>typo</p>")
-    with pytest.raises(BuildError, match=r"materials/postre\.html: no material uses a template"):
+    (folder / "materials" / "en").mkdir(parents=True)
+    (folder / "materials" / "en" / "postre.html").write_text("<p>typo</p>")
+    with pytest.raises(BuildError, match=r"materials/en/postre\.html: no material uses a template"):
         build_site(load_profile(folder), tmp_path / "out", jobs=1)
 
 

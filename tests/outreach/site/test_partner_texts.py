@@ -174,3 +174,13 @@ def test_every_materials_string_is_in_spanish() -> None:
         catalog = read_po(po, locale="es")
     translated = {m.id for m in catalog if m.id and m.string and not m.context}
     assert sorted(ids - translated) == []
+
+
+def test_a_site_under_a_path_keeps_its_path_in_the_form_address(demo: LoadedProfile) -> None:
+    agency = demo.profile.agency.model_copy(
+        update={"site_url": "https://www.example.org/prevention/"}
+    )
+    profile = demo.profile.model_copy(update={"agency": agency})
+    loaded = LoadedProfile(profile=profile, folder=demo.folder, path=demo.path)
+    assert form_address(loaded, "en") == "https://www.example.org/prevention/report"
+    assert form_address(loaded, "es") == "https://www.example.org/prevention/es/report"
