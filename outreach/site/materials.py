@@ -110,6 +110,11 @@ TEXTS = {
 TEMPLATE_NAMES = frozenset({"base.html", *(m.template for m in MATERIALS), *TEXTS})
 
 
+# Tagged PDF (PDF/UA): headings, paragraphs, reading order and language for screen readers,
+# as an agency's website must publish its documents. It costs no time.
+PDF_OPTIONS = {"pdf_variant": "pdf/ua-1"}
+
+
 class MaterialError(Exception):
     """A material that cannot be made; the message names the template and the problem."""
 
@@ -320,7 +325,8 @@ def plan_materials(loaded: LoadedProfile, lang: str, out: Path) -> list[Material
         html = renderer.render(material.template, page=page)
         source = renderer.source_of(material.template)
         target = folder / f"{material.name}.pdf"
-        key = hashlib.sha256(f"{folders_key}\n{source}\n{html}".encode()).hexdigest()
+        made_of = f"{folders_key}\n{PDF_OPTIONS}\n{source}\n{html}"
+        key = hashlib.sha256(made_of.encode()).hexdigest()
         jobs.append(MaterialJob(lang, material.name, html, source, allowed, target, key))
     return jobs
 
@@ -387,7 +393,7 @@ def render_pdf(job: MaterialJob) -> list[str]:
             string=job.html,
             base_url=job.template.resolve().parent.as_uri() + "/",
             url_fetcher=_local_fetcher(job.allowed),
-        ).write_pdf(job.target)
+        ).write_pdf(job.target, **PDF_OPTIONS)
     except FatalURLFetchingError as error:
         return [f"{display_path(job.template)} ({job.lang}, {job.material}.pdf): {error}"]
     return []

@@ -78,6 +78,11 @@ def page_sizes(pdf: Path) -> list[tuple[float, float]]:
     return [(float(w), float(h)) for w, h in found]
 
 
+def info(pdf: Path) -> dict[str, str]:
+    lines = run(tool("pdfinfo"), str(pdf)).splitlines()
+    return {key.strip(): value.strip() for key, _, value in (ln.partition(":") for ln in lines)}
+
+
 def text_of(pdf: Path) -> str:
     """The text a reader can select and copy, whitespace folded."""
     return " ".join(run(tool("pdftotext"), str(pdf), "-").split())
@@ -101,16 +106,21 @@ _OUTSIDE = re.compile(
 )
 
 
-def outside_references(pdf: Path) -> list[bytes]:
-    """Names of outside references in the PDF, its compressed object streams included."""
+def _objects(pdf: Path) -> list[bytes]:
+    """The PDF's bytes, and each compressed stream inflated (object streams included)."""
     data = pdf.read_bytes()
     parts = [data]
     for stream in re.finditer(rb"stream\r?\n(.*?)\r?\nendstream", data, flags=re.S):
         try:
             parts.append(zlib.decompress(stream.group(1)))
         except zlib.error:
-            continue  # a font or an image: no PDF objects inside
-    return [m.group(0) for part in parts for m in _OUTSIDE.finditer(part)]
+            continue  # not deflated: no PDF objects inside
+    return parts
+
+
+def outside_references(pdf: Path) -> list[bytes]:
+    """Names of outside references in the PDF, its compressed object streams included."""
+    return [m.group(0) for part in _objects(pdf) for m in _OUTSIDE.finditer(part)]
 
 
 # -- fixtures: built once ---------------------------------------------------------------
@@ -235,6 +245,20 @@ def test_the_text_is_text_that_names_the_agency_and_the_numbers(
     if name != "sticker":
         assert "988" in text
         assert agency.phone in text
+
+
+@pytest.mark.parametrize("lang", ["en", "es"])
+@pytest.mark.parametrize("name", NAMES)
+def test_a_screen_reader_finds_structure_title_and_language(
+    demo_pdfs: dict[tuple[str, str], Path], demo: LoadedProfile, lang: str, name: str
+) -> None:
+    pdf = demo_pdfs[lang, name]
+    assert info(pdf)["Tagged"] == "yes"
+    assert demo.profile.agency.name[lang] in info(pdf)["Title"]  # type: ignore[index]
+    structure = run(tool("pdfinfo"), "-struct", str(pdf))
+    assert re.search(r"^\s+(H1|P) \(block\)", structure, flags=re.M), structure[:300]
+    catalog = b"".join(_objects(pdf))
+    assert f"/Lang ({lang})".encode() in catalog
 
 
 @pytest.mark.parametrize("name", ["poster-letter", "wallet-card"])
