@@ -257,8 +257,11 @@ def test_a_screen_reader_finds_structure_title_and_language(
     assert demo.profile.agency.name[lang] in info(pdf)["Title"]  # type: ignore[index]
     structure = run(tool("pdfinfo"), "-struct", str(pdf))
     assert re.search(r"^\s+(H1|P) \(block\)", structure, flags=re.M), structure[:300]
-    catalog = b"".join(_objects(pdf))
-    assert f"/Lang ({lang})".encode() in catalog
+    objects = b"".join(_objects(pdf))
+    assert f"/Lang ({lang})".encode() in objects
+    # Every picture (the logo, the QR code) has a text alternative.
+    figures = len(re.findall(rb"/S /Figure\b", objects))
+    assert figures >= 1 and len(re.findall(rb"/Alt [(<]", objects)) == figures
 
 
 @pytest.mark.parametrize("name", ["poster-letter", "wallet-card"])
