@@ -299,7 +299,7 @@ class MaterialJob:
     """The only folders a file: address may point into."""
     target: Path
     key: str
-    """What the PDF is made from (see ``_key``): the same key, the same PDF."""
+    """A digest of all the PDF is made from (plan_materials): the same key, the same PDF."""
 
 
 def plan_materials(loaded: LoadedProfile, lang: str, out: Path) -> list[MaterialJob]:

@@ -270,7 +270,7 @@ def _crisis_call(profile: Profile, lang: str) -> dict[str, str]:
     return {}
 
 
-def _page_values(loaded: LoadedProfile, lang: str, links: SiteLinks) -> dict[str, Any]:
+def page_values(loaded: LoadedProfile, lang: str, links: SiteLinks) -> dict[str, Any]:
     """The values a page may use: the agency's, and the partners' materials."""
     return {**page_context(loaded.profile, lang, links), "materials": listing(loaded, lang)}
 
@@ -291,7 +291,7 @@ def plan_language(loaded: LoadedProfile, lang: str, work: Path, site_root: Path)
 
     root = base_path(loaded)
     links = SiteLinks(root, lang, default)
-    context = _page_values(loaded, lang, links)
+    context = page_values(loaded, lang, links)
     # A fallback page's text is in its own language, and so must be the agency values in
     # it; its links still lead to this language's form and pages.
     contexts = {lang: context}
@@ -301,7 +301,7 @@ def plan_language(loaded: LoadedProfile, lang: str, work: Path, site_root: Path)
         target.parent.mkdir(parents=True, exist_ok=True)
         if name.endswith(".md"):
             if source.lang not in contexts:
-                contexts[source.lang] = _page_values(loaded, source.lang, links)
+                contexts[source.lang] = page_values(loaded, source.lang, links)
             staged = _stage_page(name, source, lang, contexts[source.lang])
             target.write_text(staged, encoding="utf-8")
         else:
