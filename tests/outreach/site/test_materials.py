@@ -340,10 +340,15 @@ def test_the_grade_check_can_fail() -> None:
 
 def test_the_materials_page_links_every_file_it_lists(demo_site: Path) -> None:
     for page in (demo_site / "materials" / "index.html", demo_site / "es/materials/index.html"):
-        links = re.findall(r'href="(/materials/[^"]+)"', page.read_text("utf-8"))
+        text = page.read_text("utf-8")
+        links = re.findall(r'href="(/materials/[^"]+)"', text)
         assert len(links) == 2 * (len(MATERIALS) + 3), page
         for link in links:
             assert (demo_site / link.lstrip("/")).is_file(), link
+        # Each PDF link says the language of what it opens (the list's titles are the page's).
+        pdfs = re.findall(r'href="/materials/(\w+)/[\w-]+\.pdf" hreflang="(\w+)"', text)
+        assert len(pdfs) == 2 * len(MATERIALS), page
+        assert all(folder == hreflang for folder, hreflang in pdfs), pdfs
 
 
 # -- another agency: Spanish first, its own templates ----------------------------------
