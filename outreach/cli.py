@@ -38,6 +38,7 @@ from outreach.routing import INTAKE_RULE, all_facts, route_report
 from outreach.scaffold import ScaffoldError, scaffold_agency
 from outreach.secret_env import missing_secrets
 from outreach.site.claims import contradicted_claims
+from outreach.site.materials import cache_folder
 from outreach.site.sitegen import BuildError, build_site
 
 DEFAULT_OUT = "var/site"
@@ -239,7 +240,12 @@ def _target(delivery: DeliveryConfig) -> str:
 @main.command()
 @profile_option
 @click.option("--out", "out", default=DEFAULT_OUT, show_default=True, help="Output folder.")
-@click.option("--jobs", type=click.IntRange(min=1), default=None, help="Languages built at once.")
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Languages and printed materials built at once (default: the free cores).",
+)
 @click.option(
     "--draft",
     is_flag=True,
@@ -267,6 +273,9 @@ def _build(loaded: LoadedProfile, out: Path, jobs: int | None = None) -> list[st
         raise click.ClickException(message) from None
     if in_data_dir:
         private_tree(out)
+        # The PDFs kept for the next build sit beside the site, in the data dir too.
+        if cache_folder(out).is_dir():
+            private_tree(cache_folder(out))
     return built
 
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from outreach.loader import LoadedProfile, display_path
 from outreach.promises import reads_always
-from outreach.site.page_context import PageError, SiteLinks, page_context, render_markdown
-from outreach.site.sitegen import base_path, collect_pages
+from outreach.site.page_context import PageError, render_markdown, site_links
+from outreach.site.sitegen import collect_pages, page_values
 
 # Per language: (who reads or acts on reports, round-the-clock or immediate attention).
 # Languages without patterns are not checked; the kit's pages exist in English and Spanish.
@@ -67,12 +67,11 @@ def contradicted_claims(loaded: LoadedProfile) -> list[Claim]:
     if reads_always(profile):
         return []
     found: list[Claim] = []
-    root = base_path(loaded)
     for lang in profile.languages:
         patterns = _CLAIMS.get(lang)
         if patterns is None:
             continue
-        context = page_context(profile, lang, SiteLinks(root, lang, profile.default_language))
+        context = page_values(loaded, lang, site_links(profile, lang))
         for name, source in collect_pages(loaded, lang).items():
             # A fallback page is checked once, in the language it is written in.
             if not name.endswith(".md") or source.lang != lang:

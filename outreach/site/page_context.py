@@ -16,6 +16,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from outreach import promises
+from outreach.addresses import service_link_from_site, site_path
 from outreach.i18n import translations
 from outreach.profile import Profile, localize
 
@@ -54,6 +55,14 @@ class SiteLinks:
     @property
     def status_url(self) -> str:
         return f"{self.service_prefix}status"
+
+
+def site_links(profile: Profile, lang: str) -> SiteLinks:
+    """The links every page and material of *lang* uses, from the profile's addresses."""
+    agency = profile.agency
+    return SiteLinks(
+        site_path(agency), lang, profile.default_language, service_link_from_site(agency)
+    )
 
 
 def kind_label(kind: str, lang: str, agency_locale: Path | None = None) -> str:

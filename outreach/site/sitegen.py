@@ -1,7 +1,9 @@
 """The site generator: base pages + one agency profile -> one static site per language.
 
 Each language is its own MkDocs build (Material's documented way: its own search index
-and UI language), the default language at the site root and the others under /<lang>/.
+and UI language), the default language at the site root and the others under /<lang>/;
+the printed materials of every language go under /materials/<lang>/ (materials.py), laid
+out in the same worker processes as the MkDocs builds.
 Pages are assembled in a staging folder first (base page, agency override, fallback to the
 default language), agency values are filled in through the sandbox, and only a build
 that fully succeeds replaces the previous site.
@@ -32,16 +34,35 @@ from mkdocs.commands.build import build
 from mkdocs.config import load_config
 from mkdocs.exceptions import MkDocsException
 
-from outreach.addresses import service_link_from_site, site_path
+from outreach.addresses import site_path
 from outreach.assets import base_config, base_docs, templates
 from outreach.dialing import left_to_right, tel_href
 from outreach.i18n import translations
 from outreach.languages import is_rtl, name_in, native_name, theme_language
 from outreach.loader import LoadedProfile, display_path
 from outreach.profile import Profile, localize
+from outreach.site.contrast import readable_on_white, text_on
 from outreach.site.directory import directory_page
 from outreach.site.lazy_search import defer_search
-from outreach.site.page_context import PageError, SiteLinks, page_context, render_markdown
+from outreach.site.materials import (
+    SITE_FOLDER,
+    MaterialError,
+    MaterialJob,
+    cache_folder,
+    check_templates,
+    keep,
+    listing,
+    plan_materials,
+    render_pdf,
+    reuse,
+)
+from outreach.site.page_context import (
+    PageError,
+    SiteLinks,
+    page_context,
+    render_markdown,
+    site_links,
+)
 
 BASE_CONFIG = base_config()
 BASE_DOCS = base_docs()
@@ -127,6 +148,7 @@ def check_sources(loaded: LoadedProfile) -> None:
                     f"{display_path(source.path)}: no page '{name}' in the default language "
                     f"'{languages[0]}' to fall back to; add it there too"
                 )
+    problems += check_templates(loaded)
     nav_pages = _nav_pages(loaded)
     known = set(default_pages) | {DIRECTORY_PAGE}
     for page in nav_pages:
@@ -224,42 +246,13 @@ def _language_partial(lang: str) -> str | None:
     )
 
 
-def _relative_luminance(hex_color: str) -> float:
-    channels = [int(hex_color[i : i + 2], 16) / 255 for i in (1, 3, 5)]
-    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
-    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
-
-
-def contrast_with_white(hex_color: str) -> float:
-    return 1.05 / (_relative_luminance(hex_color) + 0.05)
-
-
-# WCAG 2.2 1.4.3: normal text needs 4.5:1 against its background.
-READABLE = 4.5
-
-
-def _darker(hex_color: str, factor: float) -> str:
-    channels = [round(int(hex_color[i : i + 2], 16) * factor) for i in (1, 3, 5)]
-    return "#" + "".join(f"{c:02x}" for c in channels)
-
-
-def readable_on_white(hex_color: str) -> str:
-    """The colour itself when text in it reads on white, else the nearest darker shade that does."""
-    factor = 1.0
-    shade = hex_color.lower()
-    while contrast_with_white(shade) < READABLE and factor > 0:
-        factor = round(factor - 0.05, 2)
-        shade = _darker(hex_color, factor)
-    return shade
-
-
 def _agency_stylesheet(color: str) -> str:
     """Material's colour variables from the brand colour, every text pair at 4.5:1 or more.
 
     A dark brand colour is used as it is. A light one stays the header and button colour
     with black text on it, and links and hover colours on white take a darker shade of it.
     """
-    on_brand = "#ffffff" if contrast_with_white(color) >= READABLE else "#000000"
+    on_brand = text_on(color)
     link = readable_on_white(color)
     return (
         "/* Generated from the agency profile's primary colour. */\n"
@@ -311,6 +304,11 @@ def _number_links(profile: Profile) -> dict[str, Any]:
     }
 
 
+def page_values(loaded: LoadedProfile, lang: str, links: SiteLinks) -> dict[str, Any]:
+    """The values a page may use: the agency's, and the partners' materials."""
+    return {**page_context(loaded.profile, lang, links), "materials": listing(loaded, lang)}
+
+
 def plan_language(loaded: LoadedProfile, lang: str, work: Path, site_root: Path) -> LanguagePlan:
     """Stage one language's pages and write its MkDocs config."""
     profile = loaded.profile
@@ -326,8 +324,8 @@ def plan_language(loaded: LoadedProfile, lang: str, work: Path, site_root: Path)
         target.write_text(partial, encoding="utf-8")
 
     root = base_path(loaded)
-    links = SiteLinks(root, lang, default, service_link_from_site(profile.agency))
-    context = page_context(profile, lang, links)
+    links = site_links(profile, lang)
+    context = page_values(loaded, lang, links)
     # A fallback page's text is in its own language, and so must be the agency values in
     # it; its links still lead to this language's form and pages.
     contexts = {lang: context}
@@ -337,7 +335,7 @@ def plan_language(loaded: LoadedProfile, lang: str, work: Path, site_root: Path)
         target.parent.mkdir(parents=True, exist_ok=True)
         if name.endswith(".md"):
             if source.lang not in contexts:
-                contexts[source.lang] = page_context(profile, source.lang, links)
+                contexts[source.lang] = page_values(loaded, source.lang, links)
             staged = _stage_page(
                 name, source, lang, contexts[source.lang], profile.interface_locale
             )
@@ -457,6 +455,15 @@ def _build_language(plan: LanguagePlan) -> tuple[str, list[str]]:
     return plan.lang, problems
 
 
+Job = LanguagePlan | MaterialJob
+
+
+def _run_job(job: Job) -> tuple[str, list[str]]:
+    if isinstance(job, MaterialJob):
+        return f"{job.lang}/{job.material}", render_pdf(job)
+    return _build_language(job)
+
+
 # Material's bundle fetches a script from a CDN when a browser lacks a feature (an old
 # phone without ResizeObserver) or a page has a diagram. Every such address is pointed at
 # this site: the polyfill at the kit's own stand-in, anything else (diagrams, which the
@@ -481,15 +488,19 @@ def free_cores() -> int:
     return max(1, int((cores or 1) - busy + 0.5))
 
 
-def _run_plans(plans: list[LanguagePlan], jobs: int) -> dict[str, list[str]]:
-    if jobs <= 1 or len(plans) <= 1:
-        return dict(_build_language(plan) for plan in plans)
+def _run_jobs(work: list[Job], jobs: int) -> dict[str, list[str]]:
+    """Run the MkDocs builds and the materials' layouts, *jobs* at a time.
+
+    The builds go first: they take longest, and the many small layouts fill the gaps.
+    """
+    if jobs <= 1 or len(work) <= 1:
+        return dict(_run_job(job) for job in work)
     # fork: the workers inherit the imported MkDocs instead of importing it again.
     context = multiprocessing.get_context("fork")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            return dict(pool.map(_build_language, plans))
+            return dict(pool.map(_run_job, work))
 
 
 def _explain(lang: str, message: str, plan: LanguagePlan) -> str:
@@ -510,19 +521,33 @@ def build_site(loaded: LoadedProfile, out: Path, jobs: int | None = None) -> lis
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}-build-", dir=out.parent))
     try:
         site_root = work / "site"
+        materials = work / "materials"
         try:
             plans = [
                 plan_language(loaded, lang, work, site_root) for lang in loaded.profile.languages
             ]
-        except PageError as error:
+            layouts = [
+                job
+                for lang in loaded.profile.languages
+                for job in plan_materials(loaded, lang, materials)
+            ]
+        except (PageError, MaterialError) as error:
             raise BuildError(str(error)) from None
-        results = _run_plans(plans, jobs if jobs is not None else free_cores())
+        cache = cache_folder(out)
+        to_lay_out = reuse(layouts, cache)
+        results = _run_jobs([*plans, *to_lay_out], jobs if jobs is not None else free_cores())
         problems = [
             _explain(plan.lang, message, plan) for plan in plans for message in results[plan.lang]
         ]
+        problems += [
+            message for job in to_lay_out for message in results[f"{job.lang}/{job.material}"]
+        ]
         if problems:
             raise BuildError("\n".join(problems))
-        _replace(_assemble(site_root, loaded.profile.languages), out)
+        keep(layouts, cache)
+        root = _assemble(site_root, loaded.profile.languages)
+        _place_materials(materials, root, loaded.profile.languages)
+        _replace(root, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return list(loaded.profile.languages)
@@ -537,6 +562,18 @@ def _assemble(built: Path, languages: list[str]) -> Path:
             raise BuildError(f"a page or folder named '{lang}' clashes with the {lang} site")
         (built / lang).rename(target)
     return root
+
+
+def _place_materials(materials: Path, root: Path, languages: list[str]) -> None:
+    """Move each language's materials to <site>/materials/<lang>/."""
+    for lang in languages:
+        target = root / SITE_FOLDER / lang
+        if target.exists():
+            raise BuildError(
+                f"a page or folder named '{SITE_FOLDER}/{lang}' clashes with the {lang} materials"
+            )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        (materials / lang).rename(target)
 
 
 def _replace(new: Path, out: Path) -> None:

@@ -54,6 +54,8 @@ def changed(profile: Profile, **agency: Any) -> Profile:
 def rendered(profile: Profile, lang: str) -> dict[str, str]:
     """Every written page of *lang*, filled in with *profile*, as Markdown."""
     context = page_context(profile, lang, SiteLinks("/", lang, profile.default_language))
+    # The Materials page lists files to print, made by the build; it promises nothing.
+    context["materials"] = []
     pages = {
         name: render_markdown((base_docs() / lang / name).read_text("utf-8"), context, name)
         for name in WRITTEN
