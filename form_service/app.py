@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from form_service.attachment_intake import clear_upload_folder
 from form_service.busy_page import BusyPage
 from form_service.error_pages import ERRORS as page_errors
 from form_service.error_pages import exception_handlers
@@ -102,6 +103,7 @@ def create_app(settings: Settings, background: Sequence[BackgroundTask] = ()) ->
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         await service.store.open()
         await service.read_staff_keys()
+        clear_upload_folder(settings.data_dir)
         # What is built by now (profile, templates, catalogs) lives as long as the process:
         # kept out of the collector's passes, which then stay short under load (tail latency).
         gc.freeze()

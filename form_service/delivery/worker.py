@@ -43,6 +43,7 @@ from form_service.settings import Settings
 from form_service.staff.escalation import escalate_forever
 from form_service.staff.notices import send_notices_forever
 from form_service.storage import ClaimedDelivery, Store, open_store
+from form_service.storage import attachments as stored_files
 
 if TYPE_CHECKING:
     from form_service.service import Service
@@ -395,6 +396,12 @@ class DeliveryWorker:
         refs = await self.store.purge(self.clock(), days)
         if refs:
             log_event("reports_purged", count=len(refs), retention_days=days)
+        # Files held for a form that expired unsent: their form can no longer be sent.
+        expired = self.clock() - timedelta(seconds=self.settings.max_token_age_seconds + 60)
+        async with self.store.transaction() as tx:
+            dropped = await stored_files.drop_unclaimed(tx, expired)
+        if dropped:
+            log_event("unsent_files_dropped", count=dropped)
         return refs
 
 

@@ -3,9 +3,10 @@ identifying tag, encrypted at rest, held under the form token, listed on the rec
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,9 @@ from PIL import Image
 from starlette.testclient import TestClient
 
 from form_service.settings import Settings
+from form_service.storage import StoreUnavailable
+from form_service.storage.sqlite import SqliteStore
+from tests.databases import Database, only_postgres
 
 from .conftest import code_of, rows, start_client, token_of
 from .sample_files import TAGS, gps_photo, screenshot, tagged_video
@@ -91,3 +95,81 @@ def test_a_photo_and_a_screenshot_are_kept_without_their_tags(
     assert leaked(everything) == [] and b"IMG_0001" not in everything
     assert list((settings.data_dir / "uploads").iterdir()) == []
 
+
+# --- both stores -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def db_client(
+    database: Database, make_settings: Callable[..., Settings]
+) -> Iterator[tuple[TestClient, Settings, Database]]:
+    settings = make_settings(database_url=database.url)
+    with start_client(settings) as client:
+        yield client, settings, database
+
+
+def test_files_are_held_under_the_form_token_through_a_validation_error(
+    db_client: tuple[TestClient, Settings, Database], archive_identity: Any
+) -> None:
+    client, settings, database = db_client
+    token = token_of(client.get("/report").text)
+    first = send(client, [("a.jpg", gps_photo(), "image/jpeg")], token=token, description="")
+    assert first.status_code == 422
+    assert "We kept the file you sent (photo 1): you do not need to choose it again." in first.text
+    assert f'value="{token}"' in first.text  # the same form token, which holds the file
+    assert 'name="people"' in first.text and VALID_FORM["people"] in first.text
+    assert database.rows("SELECT count(*) FROM reports") == [(0,)]
+    # Sent again with the text fixed and one more file: both go with the report.
+    second = send(client, [("b.png", screenshot(), "image/png")], token=token)
+    assert second.status_code == 200, second.text
+    assert "Files received with your report: photo 1, photo 2." in second.text
+    ref = database.rows("SELECT report_ref FROM reports")[0][0]
+    payloads = [json.loads(p) for (p,) in database.rows("SELECT payload FROM outbox")]
+    intake = next(p for p in payloads if p["partner_id"] == "intake-team")
+    assert [(f["kind"], f["number"]) for f in intake["attachments"]] == [("image", 1), ("image", 2)]
+    kept = database.rows(
+        "SELECT count(*) FROM attachments a JOIN reports r ON r.token_id = a.token_id"
+        " WHERE r.report_ref = ?",
+        ref,
+    )
+    assert kept == [(2,)]
+    assert leaked(database.raw()) == []
+
+
+def test_uploads_while_the_database_is_down_keep_the_text_and_leave_nothing(
+    client: TestClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = token_of(client.get("/report").text)
+
+    @contextlib.asynccontextmanager
+    async def unavailable() -> AsyncIterator[Any]:
+        raise StoreUnavailable("the database is down (test)")
+        yield  # an async generator, as a transaction is
+
+    monkeypatch.setattr(SqliteStore, "transaction", lambda self: unavailable())
+    answer = send(client, [("a.jpg", gps_photo(), "image/jpeg")], token=token)
+    assert answer.status_code == 503
+    assert "could not be saved just now" in answer.text
+    assert VALID_FORM["description"] in answer.text and f'value="{token}"' in answer.text
+    assert list((settings.data_dir / "uploads").iterdir()) == []
+    assert rows(settings, "SELECT count(*) FROM attachments") == [(0,)]
+
+
+@only_postgres
+def test_uploads_to_a_read_only_postgresql_get_503_and_leave_nothing(
+    database: Database, make_settings: Callable[..., Settings]
+) -> None:
+    own = database.own_database()
+    assert own.server is not None and own.name is not None
+    settings = make_settings(database_url=own.url)
+    with start_client(settings) as client:
+        token = token_of(client.get("/report").text)
+        own.server.admin(f"ALTER DATABASE {own.name} SET default_transaction_read_only = on")
+        own.server.admin(  # sessions take the setting when they start
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            f" WHERE datname = '{own.name}' AND pid <> pg_backend_pid()"
+        )
+        answer = send(client, [("a.jpg", gps_photo(), "image/jpeg")], token=token)
+    assert answer.status_code == 503
+    assert VALID_FORM["description"] in answer.text
+    assert list((settings.data_dir / "uploads").iterdir()) == []
