@@ -36,6 +36,10 @@ class DeliverySettings:
     """Seconds one attempt may take before it counts as failed."""
     smtp_sessions: SmtpSessions | None = field(default=None, compare=False)
     """Sessions kept open between messages (the worker's); None: one session per message."""
+    secret_keys: tuple[str, ...] = ()
+    """The service's secrets: the delivery copies of attached files open with one of them."""
+    held_files_seconds: int = 14400
+    """How long files sent with a form stay held for it (the form token's lifetime)."""
 
     def secret(self, name: str | None) -> str | None:
         """The value of the environment variable *name*; a clear failure when it is unset."""

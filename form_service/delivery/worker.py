@@ -397,7 +397,7 @@ class DeliveryWorker:
         if refs:
             log_event("reports_purged", count=len(refs), retention_days=days)
         # Files held for a form that expired unsent: their form can no longer be sent.
-        expired = self.clock() - timedelta(seconds=self.settings.max_token_age_seconds + 60)
+        expired = self.clock() - timedelta(seconds=self.settings.held_files_seconds + 60)
         async with self.store.transaction() as tx:
             dropped = await stored_files.drop_unclaimed(tx, expired)
         if dropped:
@@ -429,7 +429,12 @@ async def _settle(inflight: set[asyncio.Task[None]], grace_seconds: float = 5.0)
 
 
 def delivery_settings(settings: Settings) -> DeliverySettings:
-    return DeliverySettings(profile=settings.profile.profile, data_dir=settings.data_dir)
+    return DeliverySettings(
+        profile=settings.profile.profile,
+        data_dir=settings.data_dir,
+        secret_keys=settings.secret_keys,
+        held_files_seconds=settings.max_token_age_seconds,
+    )
 
 
 async def start_worker(service: Service) -> None:

@@ -7,7 +7,6 @@ import contextlib
 import io
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pyrage
@@ -21,7 +20,7 @@ from form_service.storage.sqlite import SqliteStore
 from tests.databases import Database, only_postgres
 
 from .conftest import code_of, rows, start_client, token_of
-from .sample_files import TAGS, gps_photo, screenshot, tagged_video
+from .sample_files import TAGS, gps_photo, screenshot
 from .samples import VALID_FORM
 
 FileSpec = tuple[str, bytes, str]
@@ -111,7 +110,7 @@ def db_client(
 def test_files_are_held_under_the_form_token_through_a_validation_error(
     db_client: tuple[TestClient, Settings, Database], archive_identity: Any
 ) -> None:
-    client, settings, database = db_client
+    client, _, database = db_client
     token = token_of(client.get("/report").text)
     first = send(client, [("a.jpg", gps_photo(), "image/jpeg")], token=token, description="")
     assert first.status_code == 422
