@@ -106,11 +106,14 @@ async def take_files(
     limits = file_limits(service)
     profile = service.settings.profile.profile
     recipients = (*profile.archive.age_recipients, *service.readers.team)
+    # Files count toward the report's limit as they were sent (cleaned, they are smaller).
+    used = sum(f.size for f in files)
     for number, one in enumerate(received, 1):
-        checked = _first_check(one, limits, sum(f.size for f in files), len(files))
+        checked = _first_check(one, limits, used, len(files))
         if isinstance(checked, Refusal):
             refused.append(FileRefused(number, checked))
             continue
+        used += one.size
         try:
             copies, media = await anyio.to_thread.run_sync(
                 _clean_and_seal,

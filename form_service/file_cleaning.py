@@ -115,9 +115,9 @@ def clean_image(path: Path, max_pixels: int = MAX_PIXELS) -> tuple[bytes, str]:
                 upright = ImageOps.exif_transpose(image)
                 media = _save(upright, out, animated=False)
             return out.getvalue(), media
-    except Refused:
-        raise
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+    except Image.DecompressionBombError:  # Pillow's own check, at twice its limit
+        raise Refused(Refusal.too_many_pixels) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise Refused(Refusal.undecodable) from None
 
 

@@ -270,9 +270,8 @@ async def _answer(
     if received.body_too_large:
         service.events.add("report_refused", files_too_large=1)
         notice = too_large_notice(file_limits(service), lang)
-        response = form_page(service, request, lang, 413, values, notice=notice)
-        response.headers["Connection"] = "close"  # the rest of the body is not read
-        return response
+        # The rest of the body is dropped unread by the server (form_service/http_limits.py).
+        return form_page(service, request, lang, 413, values, notice=notice)
     # Only now, with a form this site issued, does the report count toward any limit or
     # the flood flag: tokenless and forged requests cost their sender, not the budget.
     address = client_address(request, settings.trusted_proxies)

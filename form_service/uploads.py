@@ -252,12 +252,13 @@ async def receive_files(
         try:
             async for chunk in request.stream():
                 size += len(chunk)
+                # The part of the body within the limit is still read: the text before it.
+                parser.write(chunk[: len(chunk) - max(0, size - limit)])
+                if reader.count > max_parts:
+                    raise BadMultipart("too many parts")
                 if size > limit:
                     too_large = True
                     break
-                parser.write(chunk)
-                if reader.count > max_parts:
-                    raise BadMultipart("too many parts")
             if not too_large:
                 parser.finalize()
         except (MultipartParseError, BadMultipart):
