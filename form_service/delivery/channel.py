@@ -7,7 +7,9 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
+from form_service.delivery.payload import SharedFile
 from form_service.delivery.smtp_sessions import SmtpSessions
 from outreach.profile import Profile
 
@@ -22,6 +24,14 @@ class DeliveryFailed(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class FileSource(Protocol):
+    async def read(self, file: SharedFile) -> bytes:
+        """The cleaned file's bytes; DeliveryFailed when they cannot be read."""
+
+    async def release(self, report_ref: str) -> None:
+        """Forget the report's files for delivery once none of its deliveries waits."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,8 @@ class DeliverySettings:
     """The service's secrets: the delivery copies of attached files open with one of them."""
     held_files_seconds: int = 14400
     """How long files sent with a form stay held for it (the form token's lifetime)."""
+    file_source: FileSource | None = field(default=None, compare=False)
+    """Where the files a payload lists are read from (the worker sets the store's)."""
 
     def secret(self, name: str | None) -> str | None:
         """The value of the environment variable *name*; a clear failure when it is unset."""

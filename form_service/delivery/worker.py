@@ -36,6 +36,7 @@ from form_service.delivery.alerts import alert_dead
 from form_service.delivery.channel import DeliveryFailed, DeliverySettings
 from form_service.delivery.digest import FloodDigests
 from form_service.delivery.dispatch import OutgoingDelivery, deliver, deliver_digest, outgoing
+from form_service.delivery.files import StoredFiles
 from form_service.delivery.retry import RetryPolicy
 from form_service.delivery.smtp_sessions import SmtpSessions
 from form_service.logs import MinuteTally, log_event
@@ -94,7 +95,8 @@ class DeliveryWorker:
         self.busy = busy or (lambda: False)
         # Sessions to SMTP relays stay open while there is work and close when it stops.
         self.sessions = settings.smtp_sessions or SmtpSessions()
-        self.settings = replace(settings, smtp_sessions=self.sessions)
+        files = settings.file_source or StoredFiles(store, settings.secret_keys)
+        self.settings = replace(settings, smtp_sessions=self.sessions, file_source=files)
         self.wakeup = wakeup or asyncio.Event()
         self.options = options or WorkerOptions()
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -299,6 +301,9 @@ class DeliveryWorker:
             await self._failed(row, f"internal error: {type(error).__name__}")
             return
         await self._succeeded(row)
+        if delivery.payload.attachments and self.settings.file_source is not None:
+            # The last delivery of the report's files: their delivery copies go.
+            await self.settings.file_source.release(row.report_ref)
 
     async def _succeeded(self, row: ClaimedDelivery) -> None:
         try:
