@@ -33,6 +33,7 @@ from form_service.staff.answer_views import request_endpoint
 from form_service.staff.audit_views import audit_endpoint
 from form_service.staff.disclosures_views import disclosures_endpoint
 from form_service.staff.figures_views import figures_endpoint, figures_export_endpoint
+from form_service.staff.file_views import file_endpoint
 from form_service.staff.inbox_views import case_endpoint, inbox_endpoint
 from form_service.staff.requests_views import new_request_endpoint
 from form_service.staff.sign_in_views import (
@@ -84,6 +85,7 @@ def _staff_routes() -> list[BaseRoute]:
         Route("/staff/sign-out", sign_out_endpoint, methods=["POST"]),
         Route("/staff/enrol/{secret}", enrol_endpoint, methods=both),
         Route("/staff/reports/{ref}", case_endpoint, methods=both),
+        Route("/staff/reports/{ref}/files/{file_id}", file_endpoint, methods=["GET"]),
         Route("/staff/reports/{ref}/requests", new_request_endpoint, methods=both),
         Route("/staff/requests/{request_id}", request_endpoint, methods=both),
         Route("/staff/disclosures", disclosures_endpoint, methods=["GET"]),
