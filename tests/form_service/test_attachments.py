@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -172,3 +173,40 @@ def test_uploads_to_a_read_only_postgresql_get_503_and_leave_nothing(
     assert answer.status_code == 503
     assert VALID_FORM["description"] in answer.text
     assert list((settings.data_dir / "uploads").iterdir()) == []
+
+
+def _thread_token(page: str) -> str:
+    match = re.search(r'name="token" value="([^"]+)"', page)
+    assert match, "the page has no conversation token"
+    return match.group(1)
+
+
+def test_the_tipster_adds_files_in_the_conversation(
+    client: TestClient, settings: Settings, archive_identity: Any
+) -> None:
+    receipt = send(client, [("a.jpg", gps_photo(), "image/jpeg")])
+    code = code_of(receipt.text)
+    page = client.post("/status", data={"code": code}).text
+    assert "Files the team has from you: photo 1." in page
+    assert 'enctype="multipart/form-data"' in page and 'name="files"' in page
+    added = client.post(
+        "/status",
+        data={"token": _thread_token(page), "action": "send", "message": ""},
+        files=[("files", ("IMG_9.png", screenshot(), "image/png"))],
+    )
+    assert added.status_code == 200, added.text
+    assert "Files the team has from you: photo 1, photo 2." in added.text
+    kept = archive_files(settings, archive_identity)
+    assert [media for media, _ in kept] == ["image/jpeg", "image/png"]
+    assert leaked(stored_bytes(settings)) == [] and b"IMG_9" not in stored_bytes(settings)
+    # A bad file is refused with the message kept.
+    refused = client.post(
+        "/status",
+        data={"token": _thread_token(added.text), "action": "send", "message": "one more thing"},
+        files=[("files", ("x.jpg", b"MZ\x90\x00 not an image", "image/jpeg"))],
+    )
+    assert refused.status_code == 422
+    assert "File 1 is not a photo or video we can take." in refused.text
+    assert "one more thing" in refused.text
+    assert rows(settings, "SELECT count(*) FROM attachments") == [(2,)]
+    assert rows(settings, "SELECT count(*) FROM tipster_messages") == [(0,)]
