@@ -16,7 +16,10 @@ from tests.form_service.staff.test_inbox import Desk, desk  # noqa: F401 (fixtur
 from tests.form_service.test_attachments import leaked, send
 
 
-def test_the_case_page_shows_photos_inline_and_offers_videos(desk: Desk, tmp_path: Path) -> None:
+def test_the_case_page_shows_photos_inline_and_offers_videos(
+    desk: Desk,  # noqa: F811 (the fixture)
+    tmp_path: Path,
+) -> None:
     with start_client(desk.settings) as tipster:
         files = [
             ("a.jpg", gps_photo(), "image/jpeg"),
