@@ -81,14 +81,19 @@ class StoredFiles:
             raise DeliveryFailed("a file's delivery copy opens with no secret") from None
 
     async def release(self, report_ref: str) -> None:
-        """Delete the report's delivery copies once none of its deliveries waits."""
+        """Delete the report's delivery copies once none of its deliveries waits, and no
+        partner waits for the intake team's review (a release sends them the files too)."""
         async with self.store.transaction() as tx:
             waiting = await tx.fetch(
                 "SELECT count(*) FROM outbox o JOIN reports r ON r.id = o.report_id"
                 " WHERE r.report_ref = ? AND o.status IN ('pending', 'sending')",
                 (report_ref,),
             )
-            if waiting[0][0]:
+            held = await tx.fetch(
+                "SELECT count(*) FROM partner_shares WHERE report_ref = ? AND state = 'held'",
+                (report_ref,),
+            )
+            if waiting[0][0] or held[0][0]:
                 return
             files = await stored_files.of_report(tx, report_ref)
             await stored_files.drop_delivery_copies(tx, [f.id for f in files])
