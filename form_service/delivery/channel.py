@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import ssl
 from collections.abc import Mapping
@@ -27,6 +28,10 @@ class DeliveryFailed(Exception):
 
 
 class FileSource(Protocol):
+    @property
+    def turn(self) -> asyncio.Semaphore:
+        """Taken by each delivery that carries files: one at a time."""
+
     async def read(self, file: SharedFile) -> bytes:
         """The cleaned file's bytes; DeliveryFailed when they cannot be read."""
 

@@ -53,20 +53,18 @@ def partner_of(payload: DeliveryPayload, settings: DeliverySettings) -> Partner:
         raise DeliveryFailed(f"partner {payload.partner_id} is not in the profile") from None
 
 
-# A delivery with files holds them, and the message made of them, whole in memory (a
-# 50 MB video is some 200 MB as a MIME message on its way out): one such at a time per
-# process, while deliveries without files go on beside it.
-_WITH_FILES = asyncio.Semaphore(1)
-
-
 async def deliver(payload: DeliveryPayload, settings: DeliverySettings) -> None:
     """Send one payload to its partner; DeliveryFailed when it did not get there."""
     partner = partner_of(payload, settings)
     send = CHANNELS[partner.delivery.channel]
-    if not payload.attachments:
+    source = settings.file_source
+    if not payload.attachments or source is None:
         await within_timeout(partner.delivery, settings, send(payload, partner, settings))
         return
-    async with _WITH_FILES:
+    # A delivery with files holds them, and the message made of them, whole in memory (a
+    # 50 MB video is some 200 MB as a MIME message on its way out): one such at a time
+    # per worker, while deliveries without files go on beside it.
+    async with source.turn:
         await within_timeout(partner.delivery, settings, send(payload, partner, settings))
 
 

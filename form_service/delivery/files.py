@@ -11,7 +11,7 @@ secret; once every delivery of a report is done, the delivery copies are deleted
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyrage
 
@@ -69,6 +69,7 @@ class StoredFiles:
 
     store: Store
     secret_keys: tuple[str, ...]
+    turn: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
 
     async def read(self, file: SharedFile) -> bytes:
         async with self.store.transaction() as tx:
