@@ -388,3 +388,40 @@ def test_an_upload_interrupted_half_way_leaves_nothing(
     while any(uploads.iterdir()):  # the client is gone: the file goes
         assert time.monotonic() < deadline, "the half upload was left on disk"
         time.sleep(0.05)
+
+
+def test_heic_and_webp_photos_are_taken_and_cleaned(
+    small: tuple[TestClient, Settings], archive_identity: Any
+) -> None:
+    import pyrage
+    from pillow_heif import register_heif_opener
+
+    from .sample_files import photo_exif
+
+    register_heif_opener()
+    client, settings = small
+    image = Image.new("RGB", (64, 48), (10, 200, 10))
+    heic, webp = io.BytesIO(), io.BytesIO()
+    image.save(heic, "HEIF", exif=photo_exif(), quality=80)
+    image.save(webp, "WEBP", exif=photo_exif())
+    assert b"TipsterPhoneMakerZX" in heic.getvalue() + webp.getvalue()
+    answer = send(
+        client,
+        [("IMG_1.HEIC", heic.getvalue(), "image/heic"), ("a.webp", webp.getvalue(), "image/webp")],
+    )
+    assert answer.status_code == 200, answer.text[:2000]
+    assert "Files received with your report: photo 1, photo 2." in answer.text
+    # A WebP is turned as its EXIF orientation says; HEIF has its own rotation, which
+    # pillow-heif applies (and its EXIF orientation is not read again).
+    upright = iter([(64, 48), (48, 64)])
+    found = rows(settings, "SELECT id, media_type FROM attachments ORDER BY position")
+    for file_id, media in found:
+        pieces = rows(
+            settings,
+            "SELECT data FROM attachment_pieces WHERE attachment_id = ? AND copy = 'archive'"
+            " ORDER BY n",
+            file_id,
+        )
+        data = pyrage.decrypt(b"".join(p for (p,) in pieces), [archive_identity])
+        assert media == "image/jpeg" and b"TipsterPhoneMakerZX" not in data
+        assert Image.open(io.BytesIO(data)).size == next(upright)
