@@ -3,11 +3,13 @@ identifying tag, encrypted at rest, held under the form token, listed on the rec
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import json
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyrage
@@ -17,6 +19,7 @@ from starlette.testclient import TestClient
 
 from form_service.settings import Settings
 from form_service.storage import StoreUnavailable
+from form_service.storage import attachments as stored_files
 from form_service.storage.sqlite import SqliteStore
 from tests.databases import Database, only_postgres
 
@@ -210,3 +213,37 @@ def test_the_tipster_adds_files_in_the_conversation(
     assert "one more thing" in refused.text
     assert rows(settings, "SELECT count(*) FROM attachments") == [(2,)]
     assert rows(settings, "SELECT count(*) FROM tipster_messages") == [(0,)]
+
+
+def test_unsent_files_go_when_their_form_expires_and_a_report_takes_its_files_along(
+    db_client: tuple[TestClient, Settings, Database],
+) -> None:
+    client, settings, database = db_client
+    # Held for a form never sent again; and sent with a report.
+    token = token_of(client.get("/report").text)
+    held = send(client, [("a.jpg", gps_photo(), "image/jpeg")], token=token, description="")
+    assert held.status_code == 422
+    assert send(client, [("b.png", screenshot(), "image/png")]).status_code == 200
+    assert database.rows("SELECT count(*) FROM attachments") == [(2,)]
+
+    async def chores(now: datetime) -> tuple[int, list[str]]:
+        store = await database.open_store()
+        try:
+            async with store.transaction() as tx:
+                dropped = await stored_files.drop_unclaimed(tx, now)
+            return dropped, await store.purge(now, settings.profile.profile.retention.days)
+        finally:
+            await store.close()
+
+    # Not yet expired: nothing goes.
+    assert asyncio.run(chores(datetime.now(UTC) - timedelta(hours=1))) == (0, [])
+    # The form expired: its file goes; the report's stays.
+    dropped, purged = asyncio.run(chores(datetime.now(UTC) + timedelta(minutes=2)))
+    assert (dropped, purged) == (1, [])
+    assert database.rows("SELECT media_type FROM attachments") == [("image/png",)]
+    # The report is purged at the end of its retention: its files go with it.
+    later = datetime.now(UTC) + timedelta(days=settings.profile.profile.retention.days + 1)
+    dropped, purged = asyncio.run(chores(later))
+    assert len(purged) == 1
+    assert database.rows("SELECT count(*) FROM attachments") == [(0,)]
+    assert database.rows("SELECT count(*) FROM attachment_pieces") == [(0,)]
