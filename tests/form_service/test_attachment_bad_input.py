@@ -425,3 +425,18 @@ def test_heic_and_webp_photos_are_taken_and_cleaned(
         data = pyrage.decrypt(b"".join(p for (p,) in pieces), [archive_identity])
         assert media == "image/jpeg" and b"TipsterPhoneMakerZX" not in data
         assert Image.open(io.BytesIO(data)).size == next(upright)
+
+
+def test_an_animated_gif_keeps_its_frames_and_loses_its_comment(
+    small: tuple[TestClient, Settings], archive_identity: Any
+) -> None:
+    import pyrage
+
+    client, settings = small
+    frames = [Image.new("L", (20, 20), (n * 40) % 256) for n in range(5)]
+    out = io.BytesIO()
+    frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], comment=b"Jane Tipster")
+    assert send(client, [("a.gif", out.getvalue(), "image/gif")]).status_code == 200
+    pieces = rows(settings, "SELECT data FROM attachment_pieces WHERE copy = 'archive' ORDER BY n")
+    data = pyrage.decrypt(b"".join(p for (p,) in pieces), [archive_identity])
+    assert Image.open(io.BytesIO(data)).n_frames == 5 and b"Jane Tipster" not in data
