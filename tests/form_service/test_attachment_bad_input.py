@@ -440,3 +440,16 @@ def test_an_animated_gif_keeps_its_frames_and_loses_its_comment(
     pieces = rows(settings, "SELECT data FROM attachment_pieces WHERE copy = 'archive' ORDER BY n")
     data = pyrage.decrypt(b"".join(p for (p,) in pieces), [archive_identity])
     assert Image.open(io.BytesIO(data)).n_frames == 5 and b"Jane Tipster" not in data
+
+
+def test_without_ffmpeg_videos_are_refused_and_photos_still_taken(
+    small: tuple[TestClient, Settings], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    client, settings = small
+    video = tagged_video(tmp_path, subtitles=False)  # made while ffmpeg is still found
+    monkeypatch.setenv("PATH", str(tmp_path / "no-tools-here"))
+    answer = send(client, [("a.jpg", gps_photo(), "image/jpeg"), ("v.mp4", video, "video/mp4")])
+    assert answer.status_code == 422
+    assert "File 2 is a video, and this site cannot take videos right now." in answer.text
+    assert "We kept the file you sent (photo 1)" in answer.text
+    assert rows(settings, "SELECT kind FROM attachments") == [("image",)]
