@@ -30,6 +30,8 @@ from form_service.storage import attachments as stored_files
 from form_service.storage.attachments import StoredFile
 from form_service.uploads import MAX_FILES, UPLOAD_FOLDER, FileLimits, ReceivedFile
 
+LEFT_BEHIND_SECONDS = 2 * 3600
+"""Age past which a file in the upload folder can only be a crashed request's."""
 # One file cleaned at a time in each process (see the module's docstring).
 _CLEANING = CapacityLimiter(1)
 
@@ -149,14 +151,14 @@ async def take_files(
 
 
 def clear_upload_folder(data_dir: Path) -> None:
-    """Remove what a process that stopped mid-request left in the upload folder: called
-    at start, when no request of this data dir's service can be running in this process.
-    Other processes' files are left alone: their names are not ours to judge, so only
-    files older than a day go."""
+    """Remove what a process that stopped mid-request (a crash, a kill) left in the upload
+    folder: called at start. Other processes of the same data dir may be receiving files
+    now, so only files older than any request can last go: 60 MB at the slowest pace the
+    server keeps a body for (form_service/http_limits.py) takes about an hour."""
     folder = data_dir / UPLOAD_FOLDER
     if not folder.is_dir():
         return
-    cutoff = datetime.now(UTC).timestamp() - 24 * 3600
+    cutoff = datetime.now(UTC).timestamp() - LEFT_BEHIND_SECONDS
     for path in folder.iterdir():
         with contextlib.suppress(OSError):
             if path.stat().st_mtime < cutoff:

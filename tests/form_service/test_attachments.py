@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import io
 import json
+import os
 import re
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -247,3 +249,19 @@ def test_unsent_files_go_when_their_form_expires_and_a_report_takes_its_files_al
     assert len(purged) == 1
     assert database.rows("SELECT count(*) FROM attachments") == [(0,)]
     assert database.rows("SELECT count(*) FROM attachment_pieces") == [(0,)]
+
+
+def test_what_a_crash_left_in_the_upload_folder_goes_at_start(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings()
+    uploads = settings.data_dir / "uploads"
+    uploads.mkdir(parents=True)
+    old, recent = uploads / "upload-crashed", uploads / "upload-another-process"
+    old.write_bytes(gps_photo())
+    recent.write_bytes(gps_photo())
+    long_ago = time.time() - 3 * 3600
+    os.utime(old, (long_ago, long_ago))
+    with start_client(settings):
+        pass
+    assert not old.exists() and recent.exists()
