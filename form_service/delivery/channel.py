@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from form_service.delivery.payload import SharedFile
+from form_service.delivery.payload import DeliveryPayload, SharedFile
 from form_service.delivery.smtp_sessions import SmtpSessions
 from outreach.profile import Profile
 
@@ -34,6 +34,9 @@ class FileSource(Protocol):
 
     async def read(self, file: SharedFile) -> bytes:
         """The cleaned file's bytes; DeliveryFailed when they cannot be read."""
+
+    async def keep_for_partner(self, payload: DeliveryPayload, intake: str) -> None:
+        """Seal the payload's files to its partner's users, for their inbox."""
 
     async def release(self, report_ref: str) -> None:
         """Forget the report's files for delivery once none of its deliveries waits."""

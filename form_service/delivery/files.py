@@ -17,9 +17,10 @@ import pyrage
 
 from form_service.delivery.channel import DeliveryFailed, DeliverySettings
 from form_service.delivery.payload import DeliveryPayload, SharedFile
-from form_service.file_sealing import CopyUnreadable, open_delivery
+from form_service.file_sealing import PIECE_BYTES, CopyUnreadable, open_delivery
 from form_service.storage import Store
 from form_service.storage import attachments as stored_files
+from form_service.storage import staff as staff_records
 from outreach.profile import Partner
 
 _EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif", "video/mp4": "mp4"}
@@ -80,6 +81,26 @@ class StoredFiles:
             return await asyncio.to_thread(open_delivery, file.id, pieces, self.secret_keys)
         except CopyUnreadable:
             raise DeliveryFailed("a file's delivery copy opens with no secret") from None
+
+    async def keep_for_partner(self, payload: DeliveryPayload, intake: str) -> None:
+        """Seal the files a partner was just sent to its users' key, for its inbox; none
+        when no user of the partner has enrolled yet (then, as for the report's text,
+        only later reports are readable to them)."""
+        if not payload.attachments or payload.partner_id == intake:
+            return
+        copy = stored_files.partner_copy(payload.partner_id)
+        async with self.store.transaction() as tx:
+            recipient = (await staff_records.group_recipients(tx)).get(copy)
+        if recipient is None:
+            return
+        for file in payload.attachments:
+            async with self.store.transaction() as tx:
+                if await stored_files.has_copy(tx, file.id, copy):
+                    continue
+            sealed = await asyncio.to_thread(_seal, await self.read(file), recipient)
+            pieces = [sealed[i : i + PIECE_BYTES] for i in range(0, len(sealed), PIECE_BYTES)]
+            async with self.store.transaction() as tx:
+                await stored_files.add_copy(tx, file.id, copy, pieces)
 
     async def release(self, report_ref: str) -> None:
         """Delete the report's delivery copies once none of its deliveries waits, and no

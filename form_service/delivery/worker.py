@@ -301,9 +301,16 @@ class DeliveryWorker:
             await self._failed(row, f"internal error: {type(error).__name__}")
             return
         await self._succeeded(row)
-        if delivery.payload.attachments and self.settings.file_source is not None:
+        source = self.settings.file_source
+        if delivery.payload.attachments and source is not None:
+            intake = self.settings.profile.routing.intake or ""
+            try:
+                async with source.turn:
+                    await source.keep_for_partner(delivery.payload, intake)
+            except Exception as error:  # delivered all the same; its users see no file
+                log_event("partner_files_not_kept", logging.WARNING, error=type(error).__name__)
             # The last delivery of the report's files: their delivery copies go.
-            await self.settings.file_source.release(row.report_ref)
+            await source.release(row.report_ref)
 
     async def _succeeded(self, row: ClaimedDelivery) -> None:
         try:

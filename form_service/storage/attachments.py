@@ -20,6 +20,12 @@ from form_service.times import minute_iso
 ARCHIVE = "archive"
 DELIVERY = "delivery"
 
+
+def partner_copy(partner_id: str) -> str:
+    """The copy a partner's users read, sealed to their key."""
+    return "partner:" + partner_id
+
+
 _COLUMNS = "a.id, a.position, a.kind, a.media_type, a.size, a.delivery_pieces"
 
 
@@ -62,11 +68,23 @@ async def add(
         ),
     )
     for copy, pieces in ((ARCHIVE, archive), (DELIVERY, delivery)):
-        for n, piece in enumerate(pieces):
-            await tx.run(
-                "INSERT INTO attachment_pieces (attachment_id, copy, n, data) VALUES (?, ?, ?, ?)",
-                (file.id, copy, n, piece),
-            )
+        await add_copy(tx, file.id, copy, pieces)
+
+
+async def add_copy(tx: Tx, file_id: str, copy: str, pieces: Iterable[bytes]) -> None:
+    for n, piece in enumerate(pieces):
+        await tx.run(
+            "INSERT INTO attachment_pieces (attachment_id, copy, n, data) VALUES (?, ?, ?, ?)",
+            (file_id, copy, n, piece),
+        )
+
+
+async def has_copy(tx: Tx, file_id: str, copy: str) -> bool:
+    rows = await tx.fetch(
+        "SELECT count(*) FROM attachment_pieces WHERE attachment_id = ? AND copy = ?",
+        (file_id, copy),
+    )
+    return bool(rows[0][0])
 
 
 async def held(tx: Tx, owner: str) -> list[StoredFile]:

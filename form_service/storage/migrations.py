@@ -317,8 +317,9 @@ REQUESTS = Migration(
 # until the report with that token is stored (reports.token_id links them, so no second
 # write is needed after the report's commit), or under 'thread:<ref>' when added in the
 # conversation. In the clear only what the receipt lists: kind, media type, size, order.
-# The bytes are pieces of two copies: the archive copy (age, to the report's recipients)
-# and the delivery copy (the service's key), deleted once every partner has it.
+# The bytes are pieces of copies: the archive copy (age, to the report's recipients), the
+# delivery copy (the service's key), deleted once every partner has it, and for each
+# partner sent the files whose users have a key, its users' copy ('partner:<id>', age).
 _ATTACHMENTS = (
     """CREATE TABLE attachments (
         id TEXT PRIMARY KEY,
@@ -335,7 +336,7 @@ _ATTACHMENTS = (
     "CREATE INDEX attachments_report ON attachments (report_ref)",
     """CREATE TABLE attachment_pieces (
         attachment_id TEXT NOT NULL REFERENCES attachments (id) ON DELETE CASCADE,
-        copy TEXT NOT NULL CHECK (copy IN ('archive', 'delivery')),
+        copy TEXT NOT NULL CHECK (copy IN ('archive', 'delivery') OR copy LIKE 'partner:%'),
         n INTEGER NOT NULL,
         data {blob} NOT NULL,
         PRIMARY KEY (attachment_id, copy, n)

@@ -58,6 +58,10 @@ def test_files_wait_for_review_and_go_with_the_release(
 
     with start_client(settings) as setup:
         intake = enrol(setup, settings, code_clock, "intake@example.org")
+        school = enrol(
+            setup, settings, code_clock, "counselor@example.org", "partner:harbor-schools"
+        )
+        sheriff = enrol(setup, settings, code_clock, "deputy@example.org", "partner:sheriff-tau")
     with start_client(settings) as tipster:
         assert (
             send(tipster, [("a.jpg", gps_photo(), "image/jpeg")], danger_now="no").status_code
@@ -80,6 +84,20 @@ def test_files_wait_for_review_and_go_with_the_release(
     mail = message_from_bytes(raw, policy=policy.default)
     names = [part.get_filename() for part in mail.iter_attachments()]  # type: ignore[attr-defined]
     assert names == ["photo-1.jpg"] and leaked(raw) == []
-    # Everyone who will get it has it: only the archive copy remains.
+    # Everyone who will get it has it: the archive copy remains, and the school's users'.
     copies = database.rows("SELECT copy, count(*) FROM attachment_pieces GROUP BY copy")
-    assert dict(copies) == {"archive": 1}
+    assert dict(copies) == {"archive": 1, "partner:harbor-schools": 1}
+    # The school's users see the photo in their inbox; the sheriff's (withheld) cannot.
+    with start_client(settings) as counselor:
+        sign_in(counselor, code_clock, school)
+        page = counselor.get(f"/staff/reports/{ref}").text
+        (url,) = re.findall(
+            rf'<img src="(/staff/reports/{ref}/files/[0-9a-f]+)" alt="photo 1"', page
+        )
+        photo = counselor.get(url)
+        assert photo.status_code == 200 and photo.headers["content-type"] == "image/jpeg"
+        assert leaked(photo.content) == []
+    with start_client(settings) as deputy:
+        sign_in(deputy, code_clock, sheriff)
+        refused = deputy.get(url)
+        assert refused.status_code == 403 and "image" not in refused.headers["content-type"]
