@@ -28,7 +28,9 @@ service and checks the bars of the hardening issue:
    than the flood made reports for it, its flagged reports came in at most one message per
    digest window, and every stored report reached every partner it was routed to.
 
-``--short`` floods at 100 a second for 8 s (CI runs it: tests/form_service/
+``--uploads MB`` attaches a photo of about MB megabytes to every ordinary report (the
+issue's "10 tipsters each sending a 5 MB photo": ``--uploads 5``). ``--short`` floods at
+100 a second for 8 s (CI runs it: tests/form_service/
 test_flood_bench.py). Exits 1 when a bar fails. Loopback only. The load average is
 printed: on a shared machine other work takes CPU from the service.
 """
@@ -39,6 +41,7 @@ import argparse
 import asyncio
 import email
 import email.policy
+import io
 import json
 import math
 import os
@@ -127,7 +130,13 @@ def default_limits() -> dict[str, str]:
 
 
 async def tipster(
-    url: str, address: str, fill: float, end: float, plan: Plan, seen: Tipsters
+    url: str,
+    address: str,
+    fill: float,
+    end: float,
+    plan: Plan,
+    seen: Tipsters,
+    photo: bytes | None = None,
 ) -> None:
     """One person reporting again and again: form, a pause to write, send, a pause."""
     transport = httpx.AsyncHTTPTransport(local_address=address)
@@ -144,7 +153,8 @@ async def tipster(
                 await asyncio.sleep(fill)
                 data = {"token": token.group(1) if token else "", **REPORT}
                 seen.sent += 1
-                answer = await timed(client, seen, "POST", "/report", data=data)
+                files = [("files", ("IMG_0001.jpg", photo, "image/jpeg"))] if photo else None
+                answer = await timed(client, seen, "POST", "/report", data=data, files=files)
             except httpx.HTTPError as error:
                 seen.errors.append(type(error).__name__)
                 continue
@@ -190,19 +200,22 @@ def flood(port: int, secret: str, begin: float, plan: Plan, fill: float, out: Pa
     out.write_text(json.dumps(figures), encoding="utf-8")
 
 
-async def report_normally(port: int, begin: float, plan: Plan, fill: float) -> Tipsters:
-    """The ten ordinary tipsters, from *begin* (wall clock) until the flood ends."""
+async def report_normally(
+    port: int, begin: float, plan: Plan, fill: float, photo: bytes | None = None
+) -> Tipsters:
+    """The ten ordinary tipsters, from *begin* (wall clock) until the flood ends; each
+    report with *photo* attached, if given."""
     await asyncio.sleep(max(0.0, begin - time.time()))
     end = time.monotonic() + plan.seconds
     seen = Tipsters()
     url = f"http://127.0.0.1:{port}"
     addresses = [*OWN_ADDRESSES, *[SHARED_ADDRESS] * 3]
-    await asyncio.gather(*(tipster(url, a, fill + 0.3, end, plan, seen) for a in addresses))
+    await asyncio.gather(*(tipster(url, a, fill + 0.3, end, plan, seen, photo) for a in addresses))
     return seen
 
 
 def flood_and_report(
-    port: int, secret: str, plan: Plan, fill: float, work: Path
+    port: int, secret: str, plan: Plan, fill: float, work: Path, photo: bytes | None = None
 ) -> tuple[Result, Tipsters]:
     out = work / "flood.json"
     begin = time.time() + 2  # time for the flooder's process to start
@@ -210,7 +223,7 @@ def flood_and_report(
     command += ["--out", str(out), *(["--short"] if plan == Plan.of(True) else [])]
     flooder = subprocess.Popen(command, env={**os.environ, SECRET_VARIABLE: secret})
     try:
-        seen = asyncio.run(report_normally(port, begin, plan, fill))
+        seen = asyncio.run(report_normally(port, begin, plan, fill, photo))
     finally:
         flooder.wait(timeout=plan.seconds + 60)
     figures = json.loads(out.read_text(encoding="utf-8"))
@@ -313,7 +326,18 @@ def check(figures: dict[str, Any]) -> list[tuple[str, bool]]:
     ]
 
 
-def run(plan: Plan) -> dict[str, Any]:
+def photo_of(megabytes: float) -> bytes:
+    """A real JPEG of about *megabytes* (noise compresses badly, as a photo does)."""
+    from PIL import Image
+
+    side = int(1000 * (megabytes / 0.72) ** 0.5)  # noise at quality 85: ~0.72 bytes a pixel
+    image = Image.frombytes("RGB", (side, side), os.urandom(side * side * 3))
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
+def run(plan: Plan, photo_mb: float = 0.0) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="flood-bench-"))
     site = work / "site"
     site.mkdir()
@@ -332,7 +356,8 @@ def run(plan: Plan) -> dict[str, Any]:
     service = serve(site, port, env, work / "service.log")
     try:
         started = time.monotonic()
-        flooded, seen = flood_and_report(port, secret, plan, fill, work)
+        photo = photo_of(photo_mb) if photo_mb else None
+        flooded, seen = flood_and_report(port, secret, plan, fill, work, photo)
         healthy_after = healthy(port) and service.poll() is None
         database = data / "reports.sqlite3"
         delivery_wait = wait_for_delivery(database, plan.digest_seconds + 120)
@@ -345,6 +370,7 @@ def run(plan: Plan) -> dict[str, Any]:
     statuses = flooded.statuses + seen.statuses
     figures: dict[str, Any] = {
         "seconds": plan.seconds,
+        "tipster_photo_mb": round(len(photo) / 1024 / 1024, 1) if photo else 0,
         "flood_rate_target": plan.rate,
         "flood_requests": sum(flooded.statuses.values()),
         "flood_rate": sum(flooded.statuses.values()) / flooded.seconds,
@@ -426,6 +452,13 @@ def main() -> None:
         "--short", action="store_true", help="8 s at 100/s instead of 30 s at 200/s"
     )
     parser.add_argument("--json", type=Path, help="also write the figures and bars here")
+    parser.add_argument(
+        "--uploads",
+        type=float,
+        default=0.0,
+        metavar="MB",
+        help="each ordinary report carries a photo of about this many MB",
+    )
     parser.add_argument("--flooder", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--begin", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -435,7 +468,7 @@ def main() -> None:
         secret = os.environ[SECRET_VARIABLE]
         flood(args.flooder, secret, args.begin, Plan.of(args.short), fill, args.out)
         return
-    figures = run(Plan.of(args.short))
+    figures = run(Plan.of(args.short), args.uploads)
     show(figures)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2), encoding="utf-8")

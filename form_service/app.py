@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from form_service.attachment_intake import clear_upload_folder
 from form_service.busy_page import BusyPage
 from form_service.error_pages import ERRORS as page_errors
 from form_service.error_pages import exception_handlers
@@ -33,6 +34,7 @@ from form_service.staff.answer_views import request_endpoint
 from form_service.staff.audit_views import audit_endpoint
 from form_service.staff.disclosures_views import disclosures_endpoint
 from form_service.staff.figures_views import figures_endpoint, figures_export_endpoint
+from form_service.staff.file_views import file_endpoint
 from form_service.staff.inbox_views import case_endpoint, inbox_endpoint
 from form_service.staff.requests_views import new_request_endpoint
 from form_service.staff.sign_in_views import (
@@ -108,6 +110,7 @@ def _staff_routes() -> list[BaseRoute]:
         Route("/staff/sign-out", sign_out_endpoint, methods=["POST"]),
         Route("/staff/enrol/{secret}", enrol_endpoint, methods=both),
         Route("/staff/reports/{ref}", case_endpoint, methods=both),
+        Route("/staff/reports/{ref}/files/{file_id}", file_endpoint, methods=["GET"]),
         Route("/staff/reports/{ref}/requests", new_request_endpoint, methods=both),
         Route("/staff/requests/{request_id}", request_endpoint, methods=both),
         Route("/staff/disclosures", disclosures_endpoint, methods=["GET"]),
@@ -127,6 +130,7 @@ def create_app(settings: Settings, background: Sequence[BackgroundTask] = ()) ->
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         await service.store.open()
         await service.read_staff_keys()
+        clear_upload_folder(settings.data_dir)
         # What is built by now (profile, templates, catalogs) lives as long as the process:
         # kept out of the collector's passes, which then stay short under load (tail latency).
         gc.freeze()

@@ -67,7 +67,7 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
-def _decode(raw: bytes) -> tuple[str, bool]:
+def decode_text(raw: bytes) -> tuple[str, bool]:
     try:
         text = raw.decode("utf-8")
         readable = True
@@ -96,7 +96,7 @@ def parse_form(body: bytes, known: Collection[str]) -> ParsedForm:
         if name in values:
             repeated.add(name)
             continue
-        text, readable = _decode(unquote_to_bytes(raw_value.replace(b"+", b" ")))
+        text, readable = decode_text(unquote_to_bytes(raw_value.replace(b"+", b" ")))
         values[name] = text
         if not readable:
             unreadable.add(name)

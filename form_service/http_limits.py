@@ -13,7 +13,9 @@ counts the bytes of every request head itself and answers 431 past ``MAX_HEAD_BY
 ``DeadlineH11Protocol`` adds those deadlines to uvicorn's h11 protocol: the request head
 must be complete within ``HEAD_TIMEOUT`` seconds of the connection opening (or of the
 previous response on a kept-alive connection), and the body within ``BODY_TIMEOUT`` seconds
-of the head. A client that misses one is disconnected; a handler still waiting for the
+of the head, extended by as long again each time at least ``MIN_BODY_BYTES_PER_WINDOW``
+of it arrived in the last one (attached videos take minutes on a slow link). A client
+that misses one is disconnected; a handler still waiting for the
 body then sees the client as gone. Nothing about the client is logged; the connections cut
 are counted per minute (``connections_cut``, at debug level), not logged one by one.
 
@@ -40,6 +42,14 @@ from form_service.logs import MinuteTally
 MAX_HEAD_BYTES = 16 * 1024
 HEAD_TIMEOUT = 10.0
 BODY_TIMEOUT = 30.0
+# A body still arriving when its deadline comes gets another BODY_TIMEOUT if at least this
+# much of it came in the last one (a photo or video from a phone on a slow link, 16 KiB/s);
+# a client trickling a few bytes is cut as before.
+MIN_BODY_BYTES_PER_WINDOW = int(16 * 1024 * BODY_TIMEOUT)
+# Body bytes read and dropped after an early answer (413 to a report with files too
+# large) before the connection is closed: enough for a browser to finish sending a video
+# a little too large and show the answer, not enough to keep a flood busy.
+MAX_DRAIN_BYTES = 256 * 1024 * 1024
 KEEP_ALIVE_TIMEOUT = 5
 # Connections plus running requests before new requests get 503 (uvicorn's limit_concurrency).
 MAX_CONCURRENCY = 512
@@ -82,6 +92,8 @@ class DeadlineH11Protocol(H11Protocol):
     head_timeout: float = HEAD_TIMEOUT
     body_timeout: float = BODY_TIMEOUT
     max_head_bytes: int = MAX_HEAD_BYTES
+    min_body_bytes_per_window: int = MIN_BODY_BYTES_PER_WINDOW
+    max_drain_bytes: int = MAX_DRAIN_BYTES
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -91,6 +103,9 @@ class DeadlineH11Protocol(H11Protocol):
         self._waiting_for: object = None
         self._head = b""
         self._refused = False
+        self._body_bytes = 0
+        """Bytes of the body received since its deadline was last armed."""
+        self._drained = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -102,8 +117,24 @@ class DeadlineH11Protocol(H11Protocol):
         if self.conn.their_state is h11.IDLE and self._head_too_large(data):
             self._refuse_head()
             return
+        if self.conn.their_state is h11.SEND_BODY:
+            self._body_bytes += len(data)
+            if self.conn.our_state is h11.DONE and self._drain(len(data)):
+                return
         super().data_received(data)
         self._watch()
+
+    def _drain(self, size: int) -> bool:
+        """Count body bytes that arrive after the answer (a 413 sent before the body was
+        read: uvicorn drops them, so the client gets to read the answer rather than a reset
+        connection); True once past ``MAX_DRAIN_BYTES``, with the connection closed."""
+        self._drained += size
+        if self._drained <= self.max_drain_bytes:
+            return False
+        self._cancel()
+        CUT.add(drained=1)
+        self.transport.close()
+        return True
 
     def _head_too_large(self, data: bytes) -> bool:
         """Count the bytes of the request head being received; True once past the limit."""
@@ -144,6 +175,7 @@ class DeadlineH11Protocol(H11Protocol):
         if self._waiting_for is not state:
             self._cancel()
             self._waiting_for = state
+            self._body_bytes = 0
             self._deadline = self.loop.call_later(timeout, self._expire)
 
     def _cancel(self) -> None:
@@ -154,6 +186,10 @@ class DeadlineH11Protocol(H11Protocol):
 
     def _expire(self) -> None:
         part = "head" if self._waiting_for is h11.IDLE else "body"
+        if part == "body" and self._body_bytes >= self.min_body_bytes_per_window:
+            self._body_bytes = 0  # a large body still coming at a fair pace: more time
+            self._deadline = self.loop.call_later(self.body_timeout, self._expire)
+            return
         self._deadline = None
         self._waiting_for = None
         if not self.transport.is_closing():

@@ -11,6 +11,7 @@ import json
 import os
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -30,6 +31,7 @@ from form_service.report import Report
 from form_service.sharing import FieldValues, partner_payload
 from form_service.staff.keys import encrypt_to
 from form_service.storage import NewReport, OutboxEntry, PartnerShare
+from form_service.storage.attachments import StoredFile
 from form_service.times import minute_iso
 from outreach.profile import Partner, Profile
 from outreach.routing import Recipient, route_report
@@ -62,6 +64,7 @@ def _outbox_entry(
     now: datetime,
     flood: bool,
     values: dict[str, FieldValues],
+    files: Sequence[StoredFile] = (),
 ) -> OutboxEntry:
     payload = partner_payload(
         report,
@@ -72,6 +75,7 @@ def _outbox_entry(
         received_at=now,
         flood_suspected=flood,
         values=values,
+        files=files,
     )
     is_intake = recipient.partner_id == profile.routing.intake
     partner = profile.partner(recipient.partner_id)
@@ -119,6 +123,7 @@ def outbox_entries(
     now: datetime,
     flood: bool = False,
     entropy: bytes | None = None,
+    files: Sequence[StoredFile] = (),
 ) -> list[OutboxEntry]:
     """One outbox row per recipient; *entropy* (16 random bytes each) makes the ids."""
     random = entropy if entropy is not None else os.urandom(16 * len(recipients))
@@ -127,7 +132,9 @@ def outbox_entries(
     for index, recipient in enumerate(recipients):
         delivery_id = str(uuid.UUID(bytes=random[16 * index : 16 * index + 16], version=4))
         entries.append(
-            _outbox_entry(report, profile, recipient, delivery_id, report_ref, now, flood, values)
+            _outbox_entry(
+                report, profile, recipient, delivery_id, report_ref, now, flood, values, files
+            )
         )
     return entries
 
@@ -140,6 +147,7 @@ def prepare_report(
     now: datetime,
     flood: bool = False,
     readers: Readers = Readers(),
+    files: Sequence[StoredFile] = (),
 ) -> tuple[NewReport, str]:
     """The rows to store and the receipt code to show once they are committed.
 
@@ -160,7 +168,7 @@ def prepare_report(
     ids = entropy[5 + CODE_BYTES :]
     entries = [
         replace(entry, hold_seconds=hold_seconds(profile.partner(entry.partner_id), report))
-        for entry in outbox_entries(report, profile, now_sent, report_ref, now, flood, ids)
+        for entry in outbox_entries(report, profile, now_sent, report_ref, now, flood, ids, files)
     ]
     shares = [PartnerShare(r.partner_id, r.rule_id, held=True) for r in recipients if r.review]
     shares += [

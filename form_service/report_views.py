@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,18 +12,36 @@ from babel.numbers import format_decimal
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from form_service.attachment_intake import file_limits, take_files
 from form_service.error_pages import error_page
-from form_service.form_input import BodyTooLarge, NotAForm, read_form
+from form_service.file_cleaning import Refusal
+from form_service.file_messages import (
+    file_labels,
+    kept_notice,
+    limits_hint,
+    refusal_text,
+    too_large_notice,
+)
+from form_service.form_input import BodyTooLarge, NotAForm, ParsedForm, read_form
 from form_service.intake import prepare_report
 from form_service.pages import NO_STORE, code_groups
 from form_service.ratelimit import client_address
-from form_service.receipts import content_digest, open_code
+from form_service.receipts import content_digest, open_code, token_hash
 from form_service.report import Report
 from form_service.report_form import FORM_FIELDS, MAX_DESCRIPTION, Invalid, validate_report
 from form_service.service import Service, service_of
 from form_service.sharing import area_name
 from form_service.storage import ReferenceTaken, StoreUnavailable
+from form_service.storage.attachments import StoredFile
 from form_service.tokens import TokenProblem
+from form_service.uploads import (
+    FILE_FIELD,
+    MAX_FILES,
+    BadMultipart,
+    ReceivedForm,
+    is_multipart,
+    receive_files,
+)
 from outreach import promises
 from outreach.profile import Concern, Setting
 
@@ -70,7 +88,9 @@ def form_page(
     errors: Mapping[str, str] | None = None,
     notice: str = "",
     token: str | None = None,
+    kept: Sequence[str] = (),
 ) -> Response:
+    """The form; *kept*: labels of the files already held for its token."""
     return service.pages.render(
         request,
         "form.html",
@@ -80,6 +100,8 @@ def form_page(
         errors=dict(errors or {}),
         notice=notice,
         token=token or service.tokens.issue(),
+        kept_files=kept_notice(kept, lang) if kept else "",
+        files_hint=limits_hint(file_limits(service), lang),
         **_options(service, lang),
     )
 
@@ -98,14 +120,16 @@ def _token_notice(problem: TokenProblem, _: Callable[[str], str]) -> str:
     )
 
 
-async def _store(service: Service, report: Report, token_id: str, flood: bool) -> str | None:
+async def _store(
+    service: Service, report: Report, token_id: str, flood: bool, files: Sequence[StoredFile]
+) -> str | None:
     """The new report's receipt code; for a resubmit of a stored form, its code if it may be
     shown again (receipts.SealedReceipt.shows_again), else None."""
     keys = service.settings.secret_keys
     profile = service.settings.profile.profile
     for attempt in range(_REF_ATTEMPTS):
         new, code = prepare_report(
-            report, profile, token_id, keys[0], datetime.now(UTC), flood, service.readers
+            report, profile, token_id, keys[0], datetime.now(UTC), flood, service.readers, files
         )
         try:
             result = await service.store.save_report(new)
@@ -169,12 +193,23 @@ _CODE_MARK = "RECEIPTCODEMARK"
 
 
 def _receipt(
-    service: Service, request: Request, lang: str, code: str, danger_now: bool
+    service: Service,
+    request: Request,
+    lang: str,
+    code: str,
+    danger_now: bool,
+    kinds: tuple[str, ...] = (),
 ) -> Response:
-    key = (lang, danger_now)
+    key = (lang, danger_now, kinds)
     page = service.receipt_pages.get(key)
     if page is None:
-        page = service.pages.html("receipt.html", lang, code=_CODE_MARK, danger_now=danger_now)
+        page = service.pages.html(
+            "receipt.html",
+            lang,
+            code=_CODE_MARK,
+            danger_now=danger_now,
+            files=file_labels(kinds, lang),
+        )
         service.receipt_pages[key] = page
     shown = page.replace(code_groups(_CODE_MARK), code_groups(code))
     return HTMLResponse(shown.replace(_CODE_MARK, code), headers=NO_STORE)
@@ -182,46 +217,108 @@ def _receipt(
 
 async def _submit(service: Service, request: Request, lang: str) -> Response:
     settings = service.settings
+    known = (*FORM_FIELDS, HONEYPOT)
     try:
-        form = await read_form(request, settings.max_body_bytes, (*FORM_FIELDS, HONEYPOT))
+        if not is_multipart(request):
+            form = await read_form(request, settings.max_body_bytes, known)
+            return await _answer(service, request, lang, ReceivedForm(form))
+        async with receive_files(
+            request,
+            settings.data_dir,
+            settings.max_body_bytes,
+            file_limits(service),
+            known,
+            max_parts=settings.max_fields + MAX_FILES,
+        ) as received:
+            return await _answer(service, request, lang, received)
     except BodyTooLarge:
         service.events.add("report_refused", too_large=1)
         return error_page(service.pages, request, lang, 413)
     except NotAForm:
         service.events.add("report_refused", not_a_form=1)
         return error_page(service.pages, request, lang, 415)
-    values = {k: v for k, v in form.values.items() if k != HONEYPOT}
-    _ = service.pages.gettext(lang)
-    if form.values.get(HONEYPOT) or form.repeated or form.field_count > settings.max_fields:
+    except BadMultipart:
         service.events.add("report_refused", unreadable=1)
-        notice = _(
-            "Some of the form could not be read. Please check your report and send it again."
-        )
-        return form_page(service, request, lang, 400, values, notice=notice)
+        return form_page(service, request, lang, 400, notice=_unreadable(service, lang))
+
+
+def _unreadable(service: Service, lang: str) -> str:
+    _ = service.pages.gettext(lang)
+    return _("Some of the form could not be read. Please check your report and send it again.")
+
+
+async def _answer(
+    service: Service, request: Request, lang: str, received: ReceivedForm
+) -> Response:
+    settings = service.settings
+    _ = service.pages.gettext(lang)
+    form = received.form
+    values = {k: v for k, v in form.values.items() if k != HONEYPOT}
+    if (
+        form.values.get(HONEYPOT)
+        or form.repeated
+        or form.field_count - len(received.files) > settings.max_fields
+        or received.broken
+    ):
+        service.events.add("report_refused", unreadable=1)
+        return form_page(service, request, lang, 400, values, notice=_unreadable(service, lang))
     check = service.tokens.check(values.get("token"))
     if check.problem is not None or check.token_id is None:
         service.events.add("report_refused", **{f"token_{check.problem or 'missing'}": 1})
         notice = _token_notice(check.problem or TokenProblem.missing, _)
         return form_page(service, request, lang, 400, values, notice=notice)
+    if received.body_too_large:
+        service.events.add("report_refused", files_too_large=1)
+        notice = too_large_notice(file_limits(service), lang)
+        # The rest of the body is dropped unread by the server (form_service/http_limits.py).
+        return form_page(service, request, lang, 413, values, notice=notice)
     # Only now, with a form this site issued, does the report count toward any limit or
     # the flood flag: tokenless and forged requests cost their sender, not the budget.
     address = client_address(request, settings.trusted_proxies)
     admission = service.report_limiter.admit(address, check.token_id)
     if not admission.allowed:
         return _limited(service, request, lang, values, admission.flood)
-    result = validate_report(values, form.unreadable, settings.profile.profile, lang, _)
-    if isinstance(result, Invalid):
-        service.events.add("report_invalid", reports=1, fields=len(result.errors))
-        return form_page(
-            service, request, lang, 422, values, errors=result.errors, token=values["token"]
-        )
     try:
-        code = await _store(service, result, check.token_id, admission.flood)
+        return await _checked(service, request, lang, values, form, received, check.token_id,
+                              admission.flood)  # fmt: skip
     except StoreUnavailable as error:
         return _not_saved(service, request, lang, values, error)
+
+
+async def _checked(
+    service: Service,
+    request: Request,
+    lang: str,
+    values: dict[str, str],
+    form: ParsedForm,
+    received: ReceivedForm,
+    token_id: str,
+    flood: bool,
+) -> Response:
+    """A form of this site within its limits: its files taken, its fields validated, then
+    stored. Raises StoreUnavailable."""
+    _ = service.pages.gettext(lang)
+    taken = await take_files(service, received.files, token_hash(token_id))
+    labels = file_labels([f.kind for f in taken.files], lang)
+    limits = file_limits(service)
+    file_errors = [refusal_text(r.number, r.reason, limits, lang) for r in taken.refused]
+    if received.too_many_files:
+        file_errors.append(refusal_text(MAX_FILES + 1, Refusal.too_many, limits, lang))
+    if taken.refused:
+        service.events.add("files_refused", **{str(r.reason): 1 for r in taken.refused})
+    result = validate_report(values, form.unreadable, service.settings.profile.profile, lang, _)
+    if isinstance(result, Invalid) or file_errors:
+        errors = dict(result.errors) if isinstance(result, Invalid) else {}
+        if file_errors:
+            errors[FILE_FIELD] = " ".join(file_errors)
+        service.events.add("report_invalid", reports=1, fields=len(errors))
+        return form_page(service, request, lang, 422, values, errors=errors,
+                         token=values["token"], kept=labels)  # fmt: skip
+    code = await _store(service, result, token_id, flood, taken.files)
     if code is None:
         return _received_before(service, request, lang, result.danger_now)
-    return _receipt(service, request, lang, code, result.danger_now)
+    kinds = tuple(f.kind for f in taken.files)
+    return _receipt(service, request, lang, code, result.danger_now, kinds)
 
 
 def _received_before(service: Service, request: Request, lang: str, danger_now: bool) -> Response:

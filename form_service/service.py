@@ -44,8 +44,9 @@ class Service:
     """Stored reports, logged as a count per minute (never a line per report)."""
     events: MinuteTallies = field(default_factory=MinuteTallies)
     """Everything else the form and status pages log, counted per minute as well."""
-    receipt_pages: dict[tuple[str, bool], str] = field(default_factory=dict)
-    """Receipt pages rendered once per (language, danger now), the code put in per report."""
+    receipt_pages: dict[tuple[str, bool, tuple[str, ...]], str] = field(default_factory=dict)
+    """Receipt pages rendered once per (language, danger now, kinds of the files), the code
+    put in per report."""
     threads: ThreadSessions = field(default_factory=ThreadSessions)
     """Tipsters' open conversation pages: a single-use token each, in memory only."""
     readers: Readers = field(default_factory=Readers)

@@ -51,6 +51,8 @@ def _items(name: str, raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
+MIB = 1024 * 1024
+
 # A signing secret shorter than this could be guessed offline from one signed form token;
 # secrets.token_hex(32), as the guide suggests and the development secret is, has 64.
 MIN_SECRET_CHARS = 32
@@ -231,6 +233,33 @@ SETTINGS: tuple[Setting, ...] = (
         "non-Latin scripts unread.",
     ),
     Setting(
+        "OUTREACH_MAX_IMAGE_BYTES",
+        "max_image_bytes",
+        _number(int),
+        str(10 * MIB),
+        "The largest photo or screenshot a tipster may attach (JPEG, PNG, WebP, GIF, HEIC). "
+        "The form says the limit beside its file field.",
+        shown="`10485760` (10 MB)",
+    ),
+    Setting(
+        "OUTREACH_MAX_VIDEO_BYTES",
+        "max_video_bytes",
+        _number(int),
+        str(50 * MIB),
+        "The largest video a tipster may attach (MP4, MOV).",
+        shown="`52428800` (50 MB)",
+    ),
+    Setting(
+        "OUTREACH_MAX_REPORT_FILES_BYTES",
+        "max_report_files_bytes",
+        _number(int),
+        str(60 * MIB),
+        "All the files of one report together (at most 5 files). A report form with files "
+        "may be this much larger than `OUTREACH_MAX_BODY_BYTES`; reading stops, with 413, as "
+        "soon as it is past that.",
+        shown="`62914560` (60 MB)",
+    ),
+    Setting(
         "OUTREACH_MAX_FIELDS",
         "max_fields",
         _number(int),
@@ -371,6 +400,9 @@ class Settings:
     max_token_age_seconds: int = _default("max_token_age_seconds")
     trusted_proxies: tuple[IPNetwork, ...] = _default("trusted_proxies")
     max_body_bytes: int = _default("max_body_bytes")
+    max_image_bytes: int = _default("max_image_bytes")
+    max_video_bytes: int = _default("max_video_bytes")
+    max_report_files_bytes: int = _default("max_report_files_bytes")
     max_fields: int = _default("max_fields")
     status_min_seconds: float = _default("status_min_seconds")
     status_client_limit: int = _default("status_client_limit")

@@ -9,11 +9,19 @@ only beside the concern and whatever else the rule matches on.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from form_service.delivery.payload import DeliveryPayload, Location, ReportFields, SharedContact
+from form_service.delivery.payload import (
+    DeliveryPayload,
+    Location,
+    ReportFields,
+    SharedContact,
+    SharedFile,
+)
 from form_service.report import Report
+from form_service.storage.attachments import StoredFile
 from outreach.profile import UNKNOWN_AREA, Partner, Profile, ReportField, RuleMatch, localize
 from outreach.routing import Recipient
 
@@ -92,6 +100,37 @@ def shared_rule(rule_id: str, profile: Profile, fields: list[ReportField]) -> st
     return rule_id if needed.issubset(fields) else None
 
 
+def shared_files(files: Sequence[StoredFile]) -> list[SharedFile]:
+    counts: dict[str, int] = {}
+    shared = []
+    for file in files:
+        counts[file.kind] = counts.get(file.kind, 0) + 1
+        shared.append(
+            SharedFile(
+                id=file.id,
+                kind=file.kind,
+                number=counts[file.kind],
+                media_type=file.media_type,
+                size=file.size,
+            )
+        )
+    return shared
+
+
+def _files(
+    files: Sequence[StoredFile], partner: Partner, is_intake: bool, fields: list[ReportField]
+) -> dict[str, Any]:
+    """The payload's files: all of them for a partner whose agreement shares them; their
+    number for one that sees the description; nothing otherwise."""
+    if not files:
+        return {}
+    if is_intake or partner.agreement.attachments:
+        return {"attachments": shared_files(files)}
+    if ReportField.description in fields:
+        return {"files_withheld": len(files)}
+    return {}
+
+
 def partner_payload(
     report: Report,
     profile: Profile,
@@ -102,6 +141,7 @@ def partner_payload(
     received_at: datetime,
     flood_suspected: bool = False,
     values: dict[str, FieldValues] | None = None,
+    files: Sequence[StoredFile] = (),
 ) -> DeliveryPayload:
     """The outbox payload for one partner, checked against the contract as it is made.
 
@@ -126,4 +166,5 @@ def partner_payload(
         received_at=received_at.replace(second=0, microsecond=0),
         fields=ReportFields(**{_NAMES[f]: shared[f] for f in fields}),
         flood_suspected=True if flood_suspected else None,
+        **_files(files, partner, is_intake, fields),
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -23,15 +23,26 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from form_service import conversation
+from form_service.attachment_intake import file_limits, take_files
 from form_service.error_pages import error_page
+from form_service.file_messages import file_labels, limits_hint, refusal_text, too_large_notice
 from form_service.form_input import BodyTooLarge, NotAForm, read_form
 from form_service.ratelimit import client_address
 from form_service.receipts import normalize_code, receipt_hash
 from form_service.service import Service, service_of
 from form_service.staff.keys import Identity
 from form_service.storage import ReportStatus, StoreUnavailable, Tx
+from form_service.storage import attachments as stored_files
 from form_service.storage import conversation as threads
 from form_service.thread_sessions import OpenThread
+from form_service.uploads import (
+    MAX_FILES,
+    BadMultipart,
+    ReceivedFile,
+    ReceivedForm,
+    is_multipart,
+    receive_files,
+)
 
 _MAX_CODE_CHARS = 200
 _FIELDS = ("code", "token", "message", "action")
@@ -107,8 +118,10 @@ def _page(
     message: str = "",
     error: str = "",
     sent: bool = False,
+    files: Sequence[str] = (),
 ) -> Response:
-    """The status, the conversation and the box to write in, with a new token."""
+    """The status, the conversation and the box to write in, with a new token; *files*:
+    labels of the files the report holds ("photo 1")."""
     title, text = _status_text(thread.status, service.pages.gettext(lang))
     token = service.threads.issue(OpenThread(thread.report_id, identity))
     return service.pages.render(
@@ -128,8 +141,14 @@ def _page(
             "error": error,
             "sent": sent,
             "max_chars": conversation.MESSAGE_MAX_CHARS,
+            "files": list(files),
+            "files_hint": limits_hint(file_limits(service), lang),
         },
     )
+
+
+async def _file_labels(tx: Tx, report_ref: str, lang: str) -> list[str]:
+    return file_labels([f.kind for f in await stored_files.of_report(tx, report_ref)], lang)
 
 
 def _code_page(
@@ -168,6 +187,7 @@ async def _look_up(
     async with service.store.transaction() as tx:
         found = await _find(tx, service, typed)
         messages = await threads.messages(tx, found[0].report_id) if found else []
+        files = await _file_labels(tx, found[0].report_ref, lang) if found else []
     if found is None:
         service.limiter.record_failure(admission.client)
     await anyio.sleep(max(0.0, started + settings.status_min_seconds - time.monotonic()))
@@ -176,7 +196,7 @@ async def _look_up(
         _ = service.pages.gettext(lang)
         error = _("We could not find a report with this code. Check the code and try again.")
         return _code_page(service, request, lang, 404, typed, error)
-    return _page(service, request, lang, 200, *found, messages)
+    return _page(service, request, lang, 200, *found, messages, files=files)
 
 
 def _expired(service: Service, request: Request, lang: str, message: str) -> Response:
@@ -190,15 +210,51 @@ def _expired(service: Service, request: Request, lang: str, message: str) -> Res
     return _code_page(service, request, lang, 410, "", error, message)
 
 
+async def _add_files(
+    service: Service, opened: OpenThread, received: Sequence[ReceivedFile], lang: str
+) -> tuple[bool, str]:
+    """The tipster's new files, held for their report (its thread): whether any was
+    added, and what to say of those refused. Raises StoreUnavailable."""
+    async with service.store.transaction() as tx:
+        thread = await threads.by_id(tx, opened.report_id)
+    if thread is None:
+        return False, ""
+    owner = stored_files.thread_owner(thread.report_ref)
+    before = len(await _held(service, owner))
+    taken = await take_files(service, received, owner, thread.report_ref)
+    limits = file_limits(service)
+    problem = " ".join(refusal_text(r.number, r.reason, limits, lang) for r in taken.refused)
+    added = len(taken.files) > before
+    if added:
+        async with service.store.transaction() as tx:
+            await conversation.tell_team(tx, thread, datetime.now(UTC))
+        service.events.add("thread_files", files=len(taken.files) - before)
+    return added, problem
+
+
+async def _held(service: Service, owner: str) -> list[stored_files.StoredFile]:
+    async with service.store.transaction() as tx:
+        return await stored_files.held(tx, owner)
+
+
 async def _write(
-    service: Service, request: Request, lang: str, token: str, text: str, send: bool
+    service: Service,
+    request: Request,
+    lang: str,
+    token: str,
+    text: str,
+    send: bool,
+    received: ReceivedForm | None = None,
 ) -> Response:
     _ = service.pages.gettext(lang)
     opened = service.threads.take(token)
     if opened is None:
         return _expired(service, request, lang, text)
     problem, status_code = "", 422
-    if send and not text.strip():
+    new_files = received.files if received is not None and send else []
+    if received is not None and received.body_too_large:
+        problem, status_code = too_large_notice(file_limits(service), lang), 413
+    elif send and not text.strip() and not new_files:
         problem = _("Write a message before you send it.")
     elif send and len(text) > conversation.MESSAGE_MAX_CHARS:
         problem = _(
@@ -209,12 +265,16 @@ async def _write(
             "limit": format_decimal(conversation.MESSAGE_MAX_CHARS, locale=lang.replace("-", "_")),
         }
     try:
+        files_added = False
+        if new_files and not problem:
+            files_added, problem = await _add_files(service, opened, new_files, lang)
         async with service.store.transaction() as tx:
             thread = await threads.by_id(tx, opened.report_id)
-            if thread is not None and send and not problem:
+            if thread is not None and send and not problem and text.strip():
                 problem = await _store_message(service, tx, thread, text, lang)
                 status_code = 429 if problem else status_code
             found = await threads.messages(tx, opened.report_id) if thread else []
+            files = await _file_labels(tx, thread.report_ref, lang) if thread else []
     except StoreUnavailable:
         service.events.add("thread_not_saved", logging.ERROR, messages=1)
         # The same page, the message kept and a new token: trying again needs no code.
@@ -238,13 +298,23 @@ async def _write(
             found,
             message=text,
             error=problem,
+            files=files,
         )
-    if send:
+    if send and text.strip():
         service.events.add("thread_message", messages=1)
     # Looking for new messages keeps what the tipster has typed but not yet sent.
     draft = "" if send else text
     return _page(
-        service, request, lang, 200, thread, opened.identity, found, message=draft, sent=send
+        service,
+        request,
+        lang,
+        200,
+        thread,
+        opened.identity,
+        found,
+        message=draft,
+        sent=send and (bool(text.strip()) or files_added),
+        files=files,
     )
 
 
@@ -291,6 +361,8 @@ def _unavailable(
             ),
             "sent": False,
             "max_chars": conversation.MESSAGE_MAX_CHARS,
+            "files": [],
+            "files_hint": limits_hint(file_limits(service), lang),
         },
     )
 
@@ -304,13 +376,32 @@ async def status_endpoint(request: Request) -> Response:
     if request.method != "POST":
         return _code_page(service, request, lang, 200, "", "")
     try:
+        if is_multipart(request):
+            # The conversation's form, which can carry files as the report form does.
+            async with receive_files(
+                request,
+                service.settings.data_dir,
+                service.settings.max_body_bytes,
+                file_limits(service),
+                _FIELDS,
+                max_parts=len(_FIELDS) + MAX_FILES,
+            ) as received:
+                return await _answer(service, request, lang, received, started)
         form = await read_form(request, service.settings.max_body_bytes, _FIELDS)
+        return await _answer(service, request, lang, ReceivedForm(form), started)
     except BodyTooLarge:
         return error_page(service.pages, request, lang, 413)
-    except NotAForm:
+    except (NotAForm, BadMultipart):
         return error_page(service.pages, request, lang, 415)
-    token = form.values.get("token")
+
+
+async def _answer(
+    service: Service, request: Request, lang: str, received: ReceivedForm, started: float
+) -> Response:
+    values = received.form.values
+    token = values.get("token")
     if token is not None:
-        send = form.values.get("action", "send") == "send"
-        return await _write(service, request, lang, token, form.values.get("message", ""), send)
-    return await _look_up(service, request, lang, form.values.get("code", ""), started)
+        send = values.get("action", "send") == "send"
+        text = values.get("message", "")
+        return await _write(service, request, lang, token, text, send, received)
+    return await _look_up(service, request, lang, values.get("code", ""), started)

@@ -356,6 +356,10 @@ class SharingAgreement(_Strict):
     tipster_conversation: bool = False
     """The partner's users may read and write the conversation with the person who
     reported, on reports shared with the partner. Without it, only the intake team does."""
+    attachments: bool = False
+    """The partner receives the photos and videos the tipster attached (cleaned of their
+    metadata). Without it, a partner whose agreement shares the description is told only
+    how many files there are."""
 
 
 # A random hold longer than this would delay reports more than it hides.

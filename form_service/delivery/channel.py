@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
+from form_service.delivery.payload import DeliveryPayload, SharedFile
 from form_service.delivery.smtp_sessions import SmtpSessions
 from outreach.profile import Profile
 
@@ -24,6 +27,21 @@ class DeliveryFailed(Exception):
         self.reason = reason
 
 
+class FileSource(Protocol):
+    @property
+    def turn(self) -> asyncio.Semaphore:
+        """Taken by each delivery that carries files: one at a time."""
+
+    async def read(self, file: SharedFile) -> bytes:
+        """The cleaned file's bytes; DeliveryFailed when they cannot be read."""
+
+    async def keep_for_partner(self, payload: DeliveryPayload, intake: str) -> None:
+        """Seal the payload's files to its partner's users, for their inbox."""
+
+    async def release(self, report_ref: str) -> None:
+        """Forget the report's files for delivery once none of its deliveries waits."""
+
+
 @dataclass(frozen=True)
 class DeliverySettings:
     profile: Profile
@@ -36,6 +54,12 @@ class DeliverySettings:
     """Seconds one attempt may take before it counts as failed."""
     smtp_sessions: SmtpSessions | None = field(default=None, compare=False)
     """Sessions kept open between messages (the worker's); None: one session per message."""
+    secret_keys: tuple[str, ...] = ()
+    """The service's secrets: the delivery copies of attached files open with one of them."""
+    held_files_seconds: int = 14400
+    """How long files sent with a form stay held for it (the form token's lifetime)."""
+    file_source: FileSource | None = field(default=None, compare=False)
+    """Where the files a payload lists are read from (the worker sets the store's)."""
 
     def secret(self, name: str | None) -> str | None:
         """The value of the environment variable *name*; a clear failure when it is unset."""

@@ -56,9 +56,16 @@ def partner_of(payload: DeliveryPayload, settings: DeliverySettings) -> Partner:
 async def deliver(payload: DeliveryPayload, settings: DeliverySettings) -> None:
     """Send one payload to its partner; DeliveryFailed when it did not get there."""
     partner = partner_of(payload, settings)
-    await within_timeout(
-        partner.delivery, settings, CHANNELS[partner.delivery.channel](payload, partner, settings)
-    )
+    send = CHANNELS[partner.delivery.channel]
+    source = settings.file_source
+    if not payload.attachments or source is None:
+        await within_timeout(partner.delivery, settings, send(payload, partner, settings))
+        return
+    # A delivery with files holds them, and the message made of them, whole in memory (a
+    # 50 MB video is some 200 MB as a MIME message on its way out): one such at a time
+    # per worker, while deliveries without files go on beside it.
+    async with source.turn:
+        await within_timeout(partner.delivery, settings, send(payload, partner, settings))
 
 
 async def deliver_digest(payloads: Sequence[DeliveryPayload], settings: DeliverySettings) -> None:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from form_service.delivery.channel import DeliveryFailed, DeliverySettings
+from form_service.delivery.files import files_for
 from form_service.delivery.message import (
     RenderedMessage,
     agency_sender,
@@ -26,7 +27,8 @@ from outreach.profile import DeliveryConfig, Partner
 
 
 async def send(payload: DeliveryPayload, partner: Partner, settings: DeliverySettings) -> None:
-    rendered = render_message(payload, partner, settings.profile)
+    files = await files_for(payload, partner, settings)
+    rendered = render_message(payload, partner, settings.profile, files)
     await send_rendered(rendered, partner.delivery, settings)
 
 

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import jinja2
 
+from form_service.delivery.files import DeliveredFile
 from form_service.delivery.payload import DeliveryPayload, ReportFields
 from form_service.delivery.sealing import seal
 from outreach.assets import templates
@@ -85,6 +86,8 @@ class RenderedMessage:
     to: tuple[str, ...] = ()
     """The To of a message whose channel has no recipients of its own (a maildir holding
     notices to several staff users); e-mail goes to its settings' ``to``."""
+    files: tuple[DeliveredFile, ...] = ()
+    """The report's files, as attachments (sealed to the partner's key when it has one)."""
 
 
 @functools.cache
@@ -164,10 +167,18 @@ def _partner_context(partner: Partner, profile: Profile, lang: str) -> dict[str,
     }
 
 
-def render_message(payload: DeliveryPayload, partner: Partner, profile: Profile) -> RenderedMessage:
-    """The partner's view of one report; sealed to the partner's age key when it has one."""
+def render_message(
+    payload: DeliveryPayload,
+    partner: Partner,
+    profile: Profile,
+    files: Sequence[DeliveredFile] = (),
+) -> RenderedMessage:
+    """The partner's view of one report; sealed to the partner's age key when it has one.
+    *files*: the report's files the payload lists, ready to attach (delivery/files.py)."""
     context = _partner_context(partner, profile, payload.language)
     context |= _report_context(payload, context["_"])
+    context["files"] = [f.name for f in files]
+    context["files_withheld"] = payload.files_withheld or 0
     context["flood_suspected"] = bool(payload.flood_suspected)
     env = mail_templates()
     subject = one_line(env.get_template("subject.txt").render(context))
@@ -175,9 +186,10 @@ def render_message(payload: DeliveryPayload, partner: Partner, profile: Profile)
     head = (payload.delivery_id, payload.report_ref, bool(payload.urgent), subject)
     recipient = partner.delivery.age_recipient
     if recipient is None:
-        return RenderedMessage(*head, report)
+        return RenderedMessage(*head, report, files=tuple(files))
     notice = env.get_template("sealed.txt").render(context)
-    return RenderedMessage(*head, notice, seal(report.encode("utf-8"), recipient))
+    sealed = seal(report.encode("utf-8"), recipient)
+    return RenderedMessage(*head, notice, sealed, files=tuple(files))
 
 
 def render_digest(
@@ -241,6 +253,9 @@ def to_email(
         mail.add_attachment(
             message.sealed, maintype="application", subtype="octet-stream", filename=SEALED_NAME
         )
+    for file in message.files:
+        maintype, _, subtype = file.media_type.partition("/")
+        mail.add_attachment(file.data, maintype=maintype, subtype=subtype, filename=file.name)
     return mail
 
 

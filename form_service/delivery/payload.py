@@ -72,6 +72,17 @@ class ReportFields(_Strict):
 _FIELD_NAMES = tuple(field.value for field in ReportField)
 
 
+class SharedFile(_Strict):
+    """A file of the report, as its partner copy names it: never the tipster's file name."""
+
+    id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    kind: str = Field(pattern=r"^(image|video)$")
+    number: int = Field(ge=1)
+    """Its number among the report's files of its kind: "photo 1", "video 1"."""
+    media_type: str = Field(pattern=r"^(image/(jpeg|png|gif)|video/mp4)$")
+    size: int = Field(ge=0)
+
+
 class DeliveryPayload(_Strict):
     delivery_id: str
     report_ref: ReportRef
@@ -89,6 +100,11 @@ class DeliveryPayload(_Strict):
     fields: ReportFields
     flood_suspected: bool | None = None
     """True when stored while submissions ran above the surge rate; absent otherwise."""
+    attachments: list[SharedFile] | None = None
+    """The report's files, for a partner whose agreement shares them (and the intake team)."""
+    files_withheld: int | None = None
+    """How many files the report has, for a partner whose agreement shares the description
+    but not the files; absent otherwise."""
 
     @model_validator(mode="before")
     @classmethod

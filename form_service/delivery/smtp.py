@@ -10,6 +10,7 @@ from __future__ import annotations
 import aiosmtplib
 
 from form_service.delivery.channel import DeliveryFailed, DeliverySettings
+from form_service.delivery.files import files_for
 from form_service.delivery.message import (
     RenderedMessage,
     message_domain,
@@ -27,7 +28,8 @@ _MODES = {"starttls": (False, True), "tls": (True, False), "plain": (False, Fals
 
 
 async def send(payload: DeliveryPayload, partner: Partner, settings: DeliverySettings) -> None:
-    rendered = render_message(payload, partner, settings.profile)
+    files = await files_for(payload, partner, settings)
+    rendered = render_message(payload, partner, settings.profile, files)
     await send_rendered(rendered, partner.delivery, settings)
 
 

@@ -12,10 +12,12 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Sequence
 
 import httpx
 
 from form_service.delivery.channel import DeliveryFailed, DeliverySettings
+from form_service.delivery.files import DeliveredFile, files_for
 from form_service.delivery.message import RenderedMessage
 from form_service.delivery.payload import DeliveryPayload
 from form_service.delivery.sealing import seal
@@ -40,19 +42,32 @@ def sign(secret: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode("ascii")
 
 
-def webhook_body(payload: DeliveryPayload, partner: Partner) -> bytes:
-    """The payload as JSON; for a partner with an age key, the fields only sealed."""
+def webhook_body(
+    payload: DeliveryPayload, partner: Partner, files: Sequence[DeliveredFile] = ()
+) -> bytes:
+    """The payload as JSON; for a partner with an age key, the fields only sealed.
+
+    The report's files travel inside the signed body, base64 (``data_base64``; for a
+    partner with an age key, ``data_age_base64``, the file age-encrypted), rather than as
+    links to fetch later: the signature then covers them, the delivery id makes a retry a
+    duplicate the receiver drops, the service needs no public route serving files, and
+    their delivery copies are deleted as soon as the receiver answered 2xx."""
     recipient = partner.delivery.age_recipient
-    if recipient is None:
+    if recipient is None and not files:
         return payload.to_json().encode("utf-8")
     data = payload.to_dict()
-    fields = json.dumps(data.pop("fields"), ensure_ascii=False).encode("utf-8")
-    data["fields_age"] = seal(fields, recipient).decode("ascii")
+    for listed, file in zip(data.get("attachments", []), files, strict=True):
+        key = "data_base64" if recipient is None else "data_age_base64"
+        listed[key] = base64.b64encode(file.data).decode("ascii")
+    if recipient is not None:
+        fields = json.dumps(data.pop("fields"), ensure_ascii=False).encode("utf-8")
+        data["fields_age"] = seal(fields, recipient).decode("ascii")
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 async def send(payload: DeliveryPayload, partner: Partner, settings: DeliverySettings) -> None:
-    body = webhook_body(payload, partner)
+    files = await files_for(payload, partner, settings)
+    body = webhook_body(payload, partner, files)
     await post_signed(partner.delivery, payload.delivery_id, body, settings)
 
 

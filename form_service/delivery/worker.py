@@ -36,6 +36,7 @@ from form_service.delivery.alerts import alert_dead
 from form_service.delivery.channel import DeliveryFailed, DeliverySettings
 from form_service.delivery.digest import FloodDigests
 from form_service.delivery.dispatch import OutgoingDelivery, deliver, deliver_digest, outgoing
+from form_service.delivery.files import StoredFiles
 from form_service.delivery.retry import RetryPolicy
 from form_service.delivery.smtp_sessions import SmtpSessions
 from form_service.logs import MinuteTally, log_event
@@ -43,6 +44,7 @@ from form_service.settings import Settings
 from form_service.staff.escalation import escalate_forever
 from form_service.staff.notices import send_notices_forever
 from form_service.storage import ClaimedDelivery, Store, open_store
+from form_service.storage import attachments as stored_files
 
 if TYPE_CHECKING:
     from form_service.service import Service
@@ -93,7 +95,8 @@ class DeliveryWorker:
         self.busy = busy or (lambda: False)
         # Sessions to SMTP relays stay open while there is work and close when it stops.
         self.sessions = settings.smtp_sessions or SmtpSessions()
-        self.settings = replace(settings, smtp_sessions=self.sessions)
+        files = settings.file_source or StoredFiles(store, settings.secret_keys)
+        self.settings = replace(settings, smtp_sessions=self.sessions, file_source=files)
         self.wakeup = wakeup or asyncio.Event()
         self.options = options or WorkerOptions()
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -298,6 +301,16 @@ class DeliveryWorker:
             await self._failed(row, f"internal error: {type(error).__name__}")
             return
         await self._succeeded(row)
+        source = self.settings.file_source
+        if delivery.payload.attachments and source is not None:
+            intake = self.settings.profile.routing.intake or ""
+            try:
+                async with source.turn:
+                    await source.keep_for_partner(delivery.payload, intake)
+            except Exception as error:  # delivered all the same; its users see no file
+                log_event("partner_files_not_kept", logging.WARNING, error=type(error).__name__)
+            # The last delivery of the report's files: their delivery copies go.
+            await source.release(row.report_ref)
 
     async def _succeeded(self, row: ClaimedDelivery) -> None:
         try:
@@ -395,6 +408,12 @@ class DeliveryWorker:
         refs = await self.store.purge(self.clock(), days)
         if refs:
             log_event("reports_purged", count=len(refs), retention_days=days)
+        # Files held for a form that expired unsent: their form can no longer be sent.
+        expired = self.clock() - timedelta(seconds=self.settings.held_files_seconds + 60)
+        async with self.store.transaction() as tx:
+            dropped = await stored_files.drop_unclaimed(tx, expired)
+        if dropped:
+            log_event("unsent_files_dropped", count=dropped)
         return refs
 
 
@@ -422,7 +441,12 @@ async def _settle(inflight: set[asyncio.Task[None]], grace_seconds: float = 5.0)
 
 
 def delivery_settings(settings: Settings) -> DeliverySettings:
-    return DeliverySettings(profile=settings.profile.profile, data_dir=settings.data_dir)
+    return DeliverySettings(
+        profile=settings.profile.profile,
+        data_dir=settings.data_dir,
+        secret_keys=settings.secret_keys,
+        held_files_seconds=settings.max_token_age_seconds,
+    )
 
 
 async def start_worker(service: Service) -> None:

@@ -8,11 +8,13 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from form_service.conversation import MESSAGE_MAX_CHARS
+from form_service.file_messages import file_labels
 from form_service.pages import NO_STORE
 from form_service.service import service_of
 from form_service.staff import tipster_thread
 from form_service.staff.accounts import Session
 from form_service.staff.cases import Sealed, open_content, open_notes, seal_note, team_identity
+from form_service.staff.file_views import case_files
 from form_service.staff.keys import Identity
 from form_service.staff.partner_views import partner_case, partner_inbox
 from form_service.staff.release import release
@@ -121,6 +123,7 @@ async def _case_page(
         if thread is not None and team is not None and status_code == 200:
             await tipster_thread.mark_read(tx, thread.thread, session.user.email, now())
         asked = await case_requests(tx, ref, session, _profile(request), page_language(request))
+        files = await case_files(tx, ref) if content is not None else []
     return render(
         request,
         "case.html",
@@ -142,6 +145,9 @@ async def _case_page(
         message_text=message_text,
         message_max=MESSAGE_MAX_CHARS,
         requests=asked,
+        files=list(
+            zip(files, file_labels([f.kind for f in files], page_language(request)), strict=True)
+        ),
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from form_service.intake import Readers, outbox_entries, partner_view
 from form_service.report import Report
 from form_service.storage import Tx
+from form_service.storage import attachments as stored_files
 from form_service.storage import staff as records
 from outreach.profile import Profile
 from outreach.routing import Recipient
@@ -65,8 +66,9 @@ async def release(
         Recipient(p, current[p].rule_id if p in current else RELEASED_RULE) for p in to_send
     ]
     ref = case.summary.report_ref
+    files = await stored_files.of_report(tx, ref)
     entries = outbox_entries(
-        Report.from_content(content), profile, recipients, ref, received_at(content)
+        Report.from_content(content), profile, recipients, ref, received_at(content), files=files
     )
     for entry in entries:
         await records.add_delivery(tx, case.summary.id, entry, ref, now)

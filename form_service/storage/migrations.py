@@ -313,4 +313,41 @@ REQUESTS = Migration(
     postgres=_typed(_REQUESTS, "postgres"),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (INITIAL, STAFF, CONVERSATION, NOTICES, REQUESTS)
+# Files a tipster attached (form_service/uploads.py): held under the form's token hash
+# until the report with that token is stored (reports.token_id links them, so no second
+# write is needed after the report's commit), or under 'thread:<ref>' when added in the
+# conversation. In the clear only what the receipt lists: kind, media type, size, order.
+# The bytes are pieces of copies: the archive copy (age, to the report's recipients), the
+# delivery copy (the service's key), deleted once every partner has it, and for each
+# partner sent the files whose users have a key, its users' copy ('partner:<id>', age).
+_ATTACHMENTS = (
+    """CREATE TABLE attachments (
+        id TEXT PRIMARY KEY,
+        token_id TEXT NOT NULL,
+        report_ref TEXT,
+        position INTEGER NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('image', 'video')),
+        media_type TEXT NOT NULL,
+        size {ref} NOT NULL,
+        delivery_pieces INTEGER NOT NULL,
+        created_at {time} NOT NULL
+    )""",
+    "CREATE INDEX attachments_token ON attachments (token_id)",
+    "CREATE INDEX attachments_report ON attachments (report_ref)",
+    """CREATE TABLE attachment_pieces (
+        attachment_id TEXT NOT NULL REFERENCES attachments (id) ON DELETE CASCADE,
+        copy TEXT NOT NULL CHECK (copy IN ('archive', 'delivery') OR copy LIKE 'partner:%'),
+        n INTEGER NOT NULL,
+        data {blob} NOT NULL,
+        PRIMARY KEY (attachment_id, copy, n)
+    )""",
+)
+
+ATTACHMENTS = Migration(
+    6,
+    "files attached to reports",
+    _typed(_ATTACHMENTS, "sqlite"),
+    postgres=_typed(_ATTACHMENTS, "postgres"),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (INITIAL, STAFF, CONVERSATION, NOTICES, REQUESTS, ATTACHMENTS)

@@ -103,6 +103,10 @@ DELETE_EXPIRED_CASE_WORK = (
     " (SELECT report_ref FROM reports WHERE created_at < ?)",
     "DELETE FROM partner_shares WHERE report_ref IN"
     " (SELECT report_ref FROM reports WHERE created_at < ?)",
+    # Attached files: those sent with the form (by its token's hash), those added later.
+    "DELETE FROM attachments WHERE token_id IN (SELECT token_id FROM reports WHERE created_at < ?)",
+    "DELETE FROM attachments WHERE report_ref IN"
+    " (SELECT report_ref FROM reports WHERE created_at < ?)",
 )
 """The team's notes and each partner's sealed copy go with their report too; run before
 DELETE_EXPIRED. Requests for information stay: a partner's disclosure record must list

@@ -157,6 +157,7 @@ setup_logging("debug")
 class Quick(DeadlineH11Protocol):
     head_timeout = 2.0
     body_timeout = 2.0
+    min_body_bytes_per_window = 1000
 
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
@@ -242,3 +243,23 @@ def test_a_body_sent_too_slowly_is_cut_off(
     cut = [json.loads(line) for line in output.splitlines() if "connections_cut" in line]
     assert [(line["level"], line["body"]) for line in cut] == [("debug", 1)]
     assert "127.0.0.1" not in output.replace("http://127.0.0.1:", ""), "a client address was logged"
+
+
+@pytest.mark.server
+def test_a_large_body_arriving_at_a_fair_pace_gets_more_time(
+    quick_server: tuple[LiveServer, subprocess.Popen[str]],
+) -> None:
+    """A video from a phone on a slow link takes longer than one body deadline: each
+    deadline is extended while enough of the body came in since the last one."""
+    live, _ = quick_server
+    pieces, piece = 24, b"x" * 500  # 6 s at 2,000 bytes a second: 3 deadlines of 2 s
+    head = b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n" % (
+        pieces * len(piece)
+    )
+    with socket.create_connection(live.address, timeout=30) as sock:
+        sock.sendall(head)
+        for _ in range(pieces):
+            sock.sendall(piece)
+            time.sleep(0.25)
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 200 OK") and b"\r\n12000\r\n" in answer, answer

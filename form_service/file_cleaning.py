@@ -1,0 +1,169 @@
+"""Files made safe to keep: nothing in them that identifies the tipster or their device.
+
+A phone photo carries where it was taken (EXIF GPS), the phone's make, model and serial,
+times, the owner's name (EXIF artist, XMP, IPTC) and free text (PNG text chunks, JPEG and
+GIF comments). Removing tags one by one misses those nobody listed, so an image is decoded
+and its pixels alone written into a new file by Pillow, with the orientation EXIF asked for
+applied first (the picture then looks as the tipster saw it). A video cannot be decoded and
+encoded again cheaply, so ffmpeg copies its video and audio streams, and only those, into a
+new MP4 without any metadata; where ffmpeg is absent, videos are refused.
+
+Decompression bombs (a small file declaring a huge picture) are refused from the header
+before any pixel is decoded, as are GIFs with too many frames and files that fail to decode.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import IO
+
+from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
+
+from form_service.file_types import Kind, sniff
+
+MAX_PIXELS = 50_000_000
+"""The largest picture accepted, in pixels (a 48-megapixel phone photo fits)."""
+MAX_FRAMES = 300
+"""The most frames an animated GIF may have."""
+MAX_ANIMATION_PIXELS = 150_000_000
+"""Frames times pixels of an animated GIF: what decoding it all costs."""
+# Large JPEGs are decoded at half size (JPEG's own scaled decoding): the team needs to see
+# the picture, not print it, and the decoded pixels of one photo then stay small.
+_HALVE_ABOVE_PIXELS = 16_000_000
+VIDEO_SECONDS = 300
+"""How long ffmpeg may take to copy one video."""
+
+_FORMATS = ["JPEG", "PNG", "GIF", "WEBP", "HEIF"]
+
+
+class Refusal(StrEnum):
+    """Why a file was refused (the form says it in the tipster's language)."""
+
+    too_many = "too_many"
+    report_too_large = "report_too_large"
+    empty = "empty"
+    unknown_type = "unknown_type"
+    too_large = "too_large"
+    too_many_pixels = "too_many_pixels"
+    too_many_frames = "too_many_frames"
+    undecodable = "undecodable"
+    no_video_tool = "no_video_tool"
+
+
+class Refused(Exception):
+    def __init__(self, reason: Refusal) -> None:
+        super().__init__(reason.value)
+        self.reason = reason
+
+
+def _register_heif() -> bool:
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:
+        return False
+    register_heif_opener()
+    return True
+
+
+HEIF = _register_heif()
+
+
+def _save(image: Image.Image, out: IO[bytes], animated: bool) -> str:
+    """Write *image*'s pixels (no metadata) to *out*; its media type."""
+    image.info = {}
+    if animated:
+        frames = [frame.copy() for frame in ImageSequence.Iterator(image)]
+        for frame in frames:
+            frame.info = {}
+        frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], loop=0)
+        return "image/gif"
+    if image.mode in ("RGBA", "LA", "P", "PA", "1", "I;16", "I"):
+        image.convert("RGBA").save(out, "PNG", optimize=False)
+        return "image/png"
+    image.convert("RGB").save(out, "JPEG", quality=90)
+    return "image/jpeg"
+
+
+def _check_size(image: Image.Image, max_pixels: int) -> int:
+    width, height = image.size
+    if width * height > max_pixels:
+        raise Refused(Refusal.too_many_pixels)
+    frames = int(getattr(image, "n_frames", 1))
+    if frames > MAX_FRAMES or frames * width * height > MAX_ANIMATION_PIXELS:
+        raise Refused(Refusal.too_many_frames)
+    return frames
+
+
+def clean_image(path: Path, max_pixels: int = MAX_PIXELS) -> tuple[bytes, str]:
+    """The picture in *path* as a new JPEG, PNG or GIF holding only its pixels, and its
+    media type. Raises Refused."""
+    try:
+        with Image.open(path, formats=_FORMATS) as image:
+            frames = _check_size(image, max_pixels)
+            if image.format == "JPEG" and image.size[0] * image.size[1] > _HALVE_ABOVE_PIXELS:
+                image.draft("RGB", (image.size[0] // 2, image.size[1] // 2))
+            out = io.BytesIO()
+            if frames > 1 and image.format == "GIF":
+                media = _save(image, out, animated=True)
+            else:
+                upright = ImageOps.exif_transpose(image)
+                media = _save(upright, out, animated=False)
+            return out.getvalue(), media
+    except Image.DecompressionBombError:  # Pillow's own check, at twice its limit
+        raise Refused(Refusal.too_many_pixels) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        raise Refused(Refusal.undecodable) from None
+
+
+def video_tool() -> str | None:
+    return shutil.which("ffmpeg")
+
+
+@contextmanager
+def clean_video(path: Path) -> Iterator[IO[bytes]]:
+    """The video in *path* copied by ffmpeg into a fragmented MP4 (written as it is read,
+    so it never waits whole on disk) with its video and audio streams only and no metadata.
+    Read the stream to its end within the block; Refused when ffmpeg fails or is absent."""
+    tool = video_tool()
+    if tool is None:
+        raise Refused(Refusal.no_video_tool)
+    # -map 0:V: video streams but not cover pictures; 0:a?: audio if any. Subtitles, data
+    # streams (a phone's GPS track), chapters, global and per-stream metadata are dropped;
+    # bitexact keeps ffmpeg from writing its own name and version.
+    command = [
+        tool, "-nostdin", "-v", "error", "-i", str(path),
+        "-map", "0:V", "-map", "0:a?", "-c", "copy",
+        "-map_metadata", "-1", "-map_chapters", "-1",
+        "-fflags", "+bitexact", "-flags:v", "+bitexact", "-flags:a", "+bitexact",
+        "-movflags", "frag_keyframe+empty_moov+default_base_moof",
+        "-f", "mp4", "pipe:1",
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    assert process.stdout is not None
+    try:
+        yield process.stdout
+        process.stdout.read()
+        if process.wait(timeout=VIDEO_SECONDS) != 0:
+            raise Refused(Refusal.undecodable)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+
+
+def check_kind(head: bytes, size: int) -> Kind:
+    if size == 0:
+        raise Refused(Refusal.empty)
+    kind = sniff(head)
+    if kind is None:
+        raise Refused(Refusal.unknown_type)
+    return kind

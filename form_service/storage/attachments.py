@@ -1,0 +1,147 @@
+"""Files attached to reports, written once for both databases through a transaction.
+
+A file is held under the hash of the form token it came with (``reports.token_id`` is the
+same hash), so the report stored later with that token owns it without a second write; a
+file added in the conversation is held under ``thread:<report ref>`` with its report's
+reference. Bytes are kept in pieces (form_service/file_sealing.py), one row each, so that
+neither storing nor reading a file needs it whole in memory twice. Column lists are
+joined from this module's constant, never from input (ruff's S608 is silenced here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from form_service.storage import Tx
+from form_service.times import minute_iso
+
+ARCHIVE = "archive"
+DELIVERY = "delivery"
+
+
+def partner_copy(partner_id: str) -> str:
+    """The copy a partner's users read, sealed to their key."""
+    return "partner:" + partner_id
+
+
+_COLUMNS = "a.id, a.position, a.kind, a.media_type, a.size, a.delivery_pieces"
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    id: str
+    position: int
+    kind: str
+    media_type: str
+    size: int
+    delivery_pieces: int
+
+
+def thread_owner(report_ref: str) -> str:
+    return "thread:" + report_ref
+
+
+async def add(
+    tx: Tx,
+    owner: str,
+    report_ref: str | None,
+    file: StoredFile,
+    archive: Iterable[bytes],
+    delivery: Iterable[bytes],
+    now: datetime,
+) -> None:
+    await tx.run(
+        "INSERT INTO attachments (id, token_id, report_ref, position, kind, media_type, size,"
+        " delivery_pieces, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            file.id,
+            owner,
+            report_ref,
+            file.position,
+            file.kind,
+            file.media_type,
+            file.size,
+            file.delivery_pieces,
+            minute_iso(now),
+        ),
+    )
+    for copy, pieces in ((ARCHIVE, archive), (DELIVERY, delivery)):
+        await add_copy(tx, file.id, copy, pieces)
+
+
+async def add_copy(tx: Tx, file_id: str, copy: str, pieces: Iterable[bytes]) -> None:
+    for n, piece in enumerate(pieces):
+        await tx.run(
+            "INSERT INTO attachment_pieces (attachment_id, copy, n, data) VALUES (?, ?, ?, ?)",
+            (file_id, copy, n, piece),
+        )
+
+
+async def has_copy(tx: Tx, file_id: str, copy: str) -> bool:
+    rows = await tx.fetch(
+        "SELECT count(*) FROM attachment_pieces WHERE attachment_id = ? AND copy = ?",
+        (file_id, copy),
+    )
+    return bool(rows[0][0])
+
+
+async def held(tx: Tx, owner: str) -> list[StoredFile]:
+    """The files held under a form token's hash (or a thread), in the order they came."""
+    rows = await tx.fetch(
+        f"SELECT {_COLUMNS} FROM attachments a WHERE a.token_id = ? ORDER BY a.position",
+        (owner,),
+    )
+    return [StoredFile(*row) for row in rows]
+
+
+async def of_report(tx: Tx, report_ref: str) -> list[StoredFile]:
+    """Every file of a report: those sent with its form, then those added later."""
+    rows = await tx.fetch(
+        f"SELECT {_COLUMNS} FROM attachments a JOIN reports r ON r.token_id = a.token_id"
+        " WHERE r.report_ref = ? UNION ALL"
+        f" SELECT {_COLUMNS} FROM attachments a WHERE a.report_ref = ?"
+        " ORDER BY 2",
+        (report_ref, report_ref),
+    )
+    return [StoredFile(*row) for row in rows]
+
+
+async def pieces(tx: Tx, file_id: str, copy: str) -> list[bytes]:
+    rows = await tx.fetch(
+        "SELECT data FROM attachment_pieces WHERE attachment_id = ? AND copy = ? ORDER BY n",
+        (file_id, copy),
+    )
+    return [bytes(row[0]) for row in rows]
+
+
+async def owned_by(tx: Tx, file_id: str, report_ref: str) -> StoredFile | None:
+    for file in await of_report(tx, report_ref):
+        if file.id == file_id:
+            return file
+    return None
+
+
+async def drop_delivery_copies(tx: Tx, file_ids: Iterable[str]) -> None:
+    for file_id in file_ids:
+        await tx.run(
+            "DELETE FROM attachment_pieces WHERE attachment_id = ? AND copy = ?",
+            (file_id, DELIVERY),
+        )
+
+
+async def drop_unclaimed(tx: Tx, before: datetime) -> int:
+    """Delete files held under form tokens that expired before *before* without a report."""
+    stale = await tx.fetch(
+        "SELECT a.id FROM attachments a WHERE a.report_ref IS NULL AND a.created_at < ?"
+        " AND NOT EXISTS (SELECT 1 FROM reports r WHERE r.token_id = a.token_id)",
+        (minute_iso(before),),
+    )
+    await _delete(tx, [row[0] for row in stale])
+    return len(stale)
+
+
+async def _delete(tx: Tx, file_ids: list[str]) -> None:
+    for file_id in file_ids:  # its pieces go with it (ON DELETE CASCADE)
+        await tx.run("DELETE FROM attachments WHERE id = ?", (file_id,))
