@@ -38,6 +38,7 @@ from outreach.profile import Profile, localize
 from outreach.site.directory import directory_page
 from outreach.site.lazy_search import defer_search
 from outreach.site.page_context import PageError, SiteLinks, page_context, render_markdown
+from outreach.site.theme_script import theme_script
 
 BASE_CONFIG = base_config()
 BASE_DOCS = base_docs()
@@ -316,11 +317,9 @@ def plan_language(loaded: LoadedProfile, lang: str, work: Path, site_root: Path)
     assets = docs / "assets"
     assets.mkdir(parents=True, exist_ok=True)
     (assets / "agency.css").write_text(_agency_stylesheet(profile.agency.primary_color), "utf-8")
-    theme_config: dict[str, Any] = {
-        "custom_dir": str(theme),
-        "language": lang,
-        "palette": {"primary": "custom", "accent": "custom"},
-    }
+    # No palette: its stylesheet holds Material's named colours and dark scheme, none of
+    # which the site uses; agency.css sets the agency's colour over Material's defaults.
+    theme_config: dict[str, Any] = {"custom_dir": str(theme), "language": lang}
     if profile.agency.logo:
         icon = profile.agency.site_icon
         shutil.copyfile(loaded.folder / profile.agency.logo, docs / icon)
@@ -348,6 +347,7 @@ def plan_language(loaded: LoadedProfile, lang: str, work: Path, site_root: Path)
             ],
             "outreach": {
                 "report_url": links.report_url,
+                "theme_script": theme_script(),
                 "report_label": _("Report a concern"),
                 "emergency_number": profile.emergency_number,
                 "danger_text": _("In danger now? Call %(number)s.")
