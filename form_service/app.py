@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from form_service import brand
 from form_service.busy_page import BusyPage
 from form_service.error_pages import ERRORS as page_errors
 from form_service.error_pages import exception_handlers
@@ -66,6 +67,8 @@ def _routes(settings: Settings) -> list[BaseRoute]:
         Route("/{lang}/report", report_endpoint, methods=both),
         Route("/{lang}/status", status_endpoint, methods=both),
         *_staff_routes(),
+        Route(brand.STYLESHEET_ROUTE, brand.stylesheet_endpoint, methods=["GET"]),
+        Route(brand.LOGO_ROUTE, brand.logo_endpoint, methods=["GET"]),
         Mount(ASSETS_PATH, app=StaticFiles(directory=asset_dir()), name="form-assets"),
         # Last, so the service's routes win over any file of the same name.
         # Only the public site is compressed: its pages hold no secret, whereas compressing

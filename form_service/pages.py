@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -24,11 +24,13 @@ from outreach.assets import templates
 from outreach.i18n import translations
 from outreach.languages import is_rtl, native_name
 from outreach.loader import LoadedProfile
-from outreach.profile import localize
+from outreach.profile import Profile, localize
 
 FORM_TEMPLATES = templates("form")
 FORM_ASSETS = FORM_TEMPLATES / "static"
 ASSETS_PATH = "/assets-form"
+BRAND_CSS_PATH = f"{ASSETS_PATH}/agency.css"
+"""The agency's colours for the public pages (form_service/brand.py)."""
 
 # The security headers (CSP and the rest) are the SecurityHeaders middleware's to decide. It
 # marks only the form, receipt and status paths no-store; an error page rendered on any other
@@ -68,6 +70,12 @@ def reveal_hidden(text: str) -> Markup:
     return Markup(  # noqa: S704 - built from escaped text and fixed markup only
         _HIDDEN.sub(lambda m: f'<span class="hidden-char">[U+{ord(m.group()):04X}]</span>', escaped)
     )
+
+
+def logo_url(profile: Profile) -> str | None:
+    """The agency's logo as the service serves it (form_service/brand.py), if it has one."""
+    logo = profile.agency.logo
+    return f"{ASSETS_PATH}/logo{PurePosixPath(logo).suffix.lower()}" if logo else None
 
 
 def prefix(lang: str, default: str) -> str:
@@ -116,6 +124,8 @@ class Pages:
             "after_url": base + "/after-you-report/",
             "privacy_url": base + "/privacy/",
             "css_url": f"{ASSETS_PATH}/form.css",
+            "brand_css_url": BRAND_CSS_PATH,
+            "logo_url": logo_url(profile),
             # The site's own icon, from the built site this service serves at /.
             "icon_url": "/" + profile.agency.site_icon,
             "languages": [

@@ -31,6 +31,7 @@ from mkdocs.config import load_config
 from mkdocs.exceptions import MkDocsException
 
 from outreach.assets import base_config, base_docs, templates
+from outreach.brand import readable_on_white, text_on
 from outreach.i18n import translations
 from outreach.languages import is_rtl, name_in, native_name
 from outreach.loader import LoadedProfile, display_path
@@ -213,42 +214,13 @@ def _language_partial(lang: str) -> str | None:
     )
 
 
-def _relative_luminance(hex_color: str) -> float:
-    channels = [int(hex_color[i : i + 2], 16) / 255 for i in (1, 3, 5)]
-    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
-    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
-
-
-def contrast_with_white(hex_color: str) -> float:
-    return 1.05 / (_relative_luminance(hex_color) + 0.05)
-
-
-# WCAG 2.2 1.4.3: normal text needs 4.5:1 against its background.
-READABLE = 4.5
-
-
-def _darker(hex_color: str, factor: float) -> str:
-    channels = [round(int(hex_color[i : i + 2], 16) * factor) for i in (1, 3, 5)]
-    return "#" + "".join(f"{c:02x}" for c in channels)
-
-
-def readable_on_white(hex_color: str) -> str:
-    """The colour itself when text in it reads on white, else the nearest darker shade that does."""
-    factor = 1.0
-    shade = hex_color.lower()
-    while contrast_with_white(shade) < READABLE and factor > 0:
-        factor = round(factor - 0.05, 2)
-        shade = _darker(hex_color, factor)
-    return shade
-
-
 def _agency_stylesheet(color: str) -> str:
     """Material's colour variables from the brand colour, every text pair at 4.5:1 or more.
 
     A dark brand colour is used as it is. A light one stays the header and button colour
     with black text on it, and links and hover colours on white take a darker shade of it.
     """
-    on_brand = "#ffffff" if contrast_with_white(color) >= READABLE else "#000000"
+    on_brand = text_on(color)
     link = readable_on_white(color)
     return (
         "/* Generated from the agency profile's primary colour. */\n"
