@@ -48,7 +48,7 @@ def test_receipt_page_makes_saving_obvious(client: TestClient) -> None:
 def test_danger_now_shows_call_911_on_the_receipt(client: TestClient, settings: Settings) -> None:
     page = submit(client, danger_now="yes")
     assert page.status_code == 200
-    assert '<p class="call-now-title">Call 911 now</p>' in page.text
+    assert '<h2 class="call-now-title">Call 911 now</h2>' in page.text
     assert rows(settings, "SELECT count(*) FROM reports") == [(1,)]
     payloads = [json.loads(p) for (p,) in rows(settings, "SELECT payload FROM outbox")]
     assert all(p["urgent"] for p in payloads)
