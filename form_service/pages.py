@@ -126,8 +126,8 @@ class Pages:
             "css_url": f"{ASSETS_PATH}/form.css",
             "brand_css_url": BRAND_CSS_PATH,
             "logo_url": logo_url(profile),
-            # The site's own icon, from the built site this service serves at /.
-            "icon_url": "/" + profile.agency.site_icon,
+            # The logo, as the header shows it (one file for both); else the site's icon.
+            "icon_url": logo_url(profile) or "/" + profile.agency.site_icon,
             "languages": [
                 {
                     "code": other,
