@@ -1,4 +1,5 @@
-"""axe-core on the phone layout, open panels and pages without JavaScript; and the check itself."""
+"""axe-core on the phone layout, open panels and pages without JavaScript; every axe rule on every
+site page and open panel; and the check itself."""
 
 from __future__ import annotations
 
