@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from form_service import brand
 from form_service.attachment_intake import clear_upload_folder
 from form_service.busy_page import BusyPage
 from form_service.error_pages import ERRORS as page_errors
@@ -93,6 +94,8 @@ def _public_routes(settings: Settings) -> list[BaseRoute]:
         Route("/status", status_endpoint, methods=both),
         Route("/{lang}/report", report_endpoint, methods=both),
         Route("/{lang}/status", status_endpoint, methods=both),
+        Route(brand.STYLESHEET_ROUTE, brand.stylesheet_endpoint, methods=["GET"]),
+        Route(brand.LOGO_ROUTE, brand.logo_endpoint, methods=["GET"]),
         Mount(ASSETS_PATH, app=StaticFiles(directory=asset_dir()), name="form-assets"),
         # Last, so the service's routes win over any file of the same name.
         # Only the public site is compressed: its pages hold no secret, whereas compressing

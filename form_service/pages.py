@@ -11,7 +11,7 @@ import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -27,11 +27,13 @@ from outreach.dialing import left_to_right, number_link, tel_href
 from outreach.i18n import translations
 from outreach.languages import is_rtl, native_name
 from outreach.loader import LoadedProfile
-from outreach.profile import localize
+from outreach.profile import Profile, localize
 
 FORM_TEMPLATES = templates("form")
 FORM_ASSETS = FORM_TEMPLATES / "static"
 ASSETS_PATH = "/assets-form"
+BRAND_CSS_PATH = f"{ASSETS_PATH}/agency.css"
+"""The agency's colours for the public pages (form_service/brand.py)."""
 
 # The security headers (CSP and the rest) are the SecurityHeaders middleware's to decide. It
 # marks only the form, receipt and status paths no-store; an error page rendered on any other
@@ -89,6 +91,16 @@ def code_groups(code: str) -> Markup:
     return Markup("".join(spans))  # noqa: S704 - escaped code and fixed markup only
 
 
+def logo_url(profile: Profile) -> str | None:
+    """The agency's logo as the service serves it (form_service/brand.py), if it has one,
+    under the service's path."""
+    logo = profile.agency.logo
+    if not logo:
+        return None
+    suffix = PurePosixPath(logo).suffix.lower()
+    return f"{service_path(profile.agency)}{ASSETS_PATH.lstrip('/')}/logo{suffix}"
+
+
 def prefix(lang: str, default: str) -> str:
     """The path part of a language: none for the default one, "es/" for Spanish."""
     return "" if lang == default else f"{lang}/"
@@ -143,9 +155,12 @@ class Pages:
             "after_url": site + "after-you-report/",
             "privacy_url": site + "privacy/",
             "css_url": f"{service}{ASSETS_PATH.lstrip('/')}/form.css",
-            # The site's own icon, from the built site this service serves under its path:
-            # the pages' policy (img-src 'self') allows no image from the site's own host.
-            "icon_url": service + profile.agency.site_icon,
+            "brand_css_url": f"{service}{BRAND_CSS_PATH.lstrip('/')}",
+            "logo_url": logo_url(profile),
+            # The logo, as the header shows it (one file for both); else the site's own
+            # icon, from the built site this service serves under its path: the pages'
+            # policy (img-src 'self') allows no image from the site's own host.
+            "icon_url": logo_url(profile) or service + profile.agency.site_icon,
             "languages": [
                 {
                     "code": other,

@@ -37,11 +37,11 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup
 
 from outreach.assets import templates
+from outreach.brand import readable_on_white, text_on
 from outreach.i18n import N_, translations
 from outreach.languages import is_rtl, name_in
 from outreach.loader import LoadedProfile, display_path
 from outreach.profile import localize
-from outreach.site.contrast import readable_on_white, text_on
 from outreach.site.page_context import SiteLinks, page_context, site_links
 
 KIT_TEMPLATES = templates("materials")

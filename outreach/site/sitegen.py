@@ -36,12 +36,12 @@ from mkdocs.exceptions import MkDocsException
 
 from outreach.addresses import site_path
 from outreach.assets import base_config, base_docs, templates
+from outreach.brand import readable_on_white, text_on
 from outreach.dialing import left_to_right, tel_href
 from outreach.i18n import translations
 from outreach.languages import is_rtl, name_in, native_name, theme_language
 from outreach.loader import LoadedProfile, display_path
 from outreach.profile import Profile, localize
-from outreach.site.contrast import readable_on_white, text_on
 from outreach.site.directory import directory_page
 from outreach.site.lazy_search import defer_search
 from outreach.site.materials import (
@@ -63,6 +63,7 @@ from outreach.site.page_context import (
     render_markdown,
     site_links,
 )
+from outreach.site.theme_script import theme_script
 
 BASE_CONFIG = base_config()
 BASE_DOCS = base_docs()
@@ -350,10 +351,11 @@ def plan_language(loaded: LoadedProfile, lang: str, work: Path, site_root: Path)
     assets = docs / "assets"
     assets.mkdir(parents=True, exist_ok=True)
     (assets / "agency.css").write_text(_agency_stylesheet(profile.agency.primary_color), "utf-8")
+    # No palette: its stylesheet holds Material's named colours and dark scheme, none of
+    # which the site uses; agency.css sets the agency's colour over Material's defaults.
     theme_config: dict[str, Any] = {
         "custom_dir": str(theme),
         "language": theme_language(lang, material_languages()),
-        "palette": {"primary": "custom", "accent": "custom"},
     }
     if profile.agency.logo:
         icon = profile.agency.site_icon
@@ -385,6 +387,7 @@ def plan_language(loaded: LoadedProfile, lang: str, work: Path, site_root: Path)
             ],
             "outreach": {
                 "report_url": links.report_url,
+                "theme_script": theme_script(),
                 "report_label": _("Report a concern"),
                 "emergency_href": tel_href(profile.emergency_number),
                 "danger_text": _with_number(

@@ -85,7 +85,7 @@ def test_form_receipt_and_status_log_no_error_and_let_robots_txt_be_read(
 
     page.on("console", note)
     icons: list[int] = []
-    page.on("response", lambda r: icons.append(r.status) if "/assets/logo." in r.url else None)
+    page.on("response", lambda r: icons.append(r.status) if "/logo." in r.url else None)
     prefix = lang_prefix(lang)
     robots: dict[str, Any] = {}
     page.goto(served.url(f"{prefix}/report"), wait_until="networkidle")

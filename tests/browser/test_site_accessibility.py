@@ -1,4 +1,5 @@
-"""axe-core on the phone layout, open panels and pages without JavaScript; and the check itself."""
+"""axe-core on the phone layout, open panels and pages without JavaScript; every axe rule on every
+site page and open panel; and the check itself."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 from playwright.sync_api import Browser
 
 from tests.browser.conftest import Server
-from tests.browser.support import axe_violations, describe, overflow_problems
+from tests.browser.support import axe_violations, built_pages, describe, overflow_problems
 
 pytestmark = pytest.mark.browser
 
@@ -58,3 +59,43 @@ def test_axe_finds_an_image_without_a_text_alternative(
     problems = axe_violations(page, javascript)
     context.close()
     assert any(line.startswith("image-alt (critical)") for line in problems), problems
+
+
+# -- every rule axe-core has (best practices and experimental ones too) ------------------
+
+
+def test_every_site_page_passes_every_axe_rule(browser: Browser, served: Server) -> None:
+    """Each page as it loads (Material's script not fetched yet), and the site's 404 page."""
+    context = browser.new_context()
+    page = context.new_page()
+    found = {}
+    for path in [*sorted(built_pages(served.site_dir)), "/no-such-page/", "/es/no-such-page/"]:
+        page.goto(served.url(path), wait_until="networkidle")
+        if problems := axe_violations(page, every_rule=True):
+            found[path] = problems
+    context.close()
+    assert found == {}, "\n".join(f"{path}:\n{describe(lines)}" for path, lines in found.items())
+
+
+@pytest.mark.parametrize("path", ["/", "/es/warning-signs/"])
+def test_open_panels_pass_every_axe_rule_once_materials_script_runs(
+    browser: Browser, served: Server, path: str
+) -> None:
+    context = browser.new_context(viewport=PHONE)
+    page = context.new_page()
+    page.goto(served.url(path), wait_until="networkidle")
+    found = {}
+    # The drawer: a tap loads Material's script, which then runs the drawer.
+    page.locator("label.md-header__button[for='__drawer']").click()
+    page.locator(".md-sidebar--primary .md-nav__link").first.wait_for()
+    page.wait_for_function("() => document.documentElement.classList.contains('js')")
+    found["drawer"] = axe_violations(page, every_rule=True)
+    page.keyboard.press("Escape")
+    page.goto(served.url(path), wait_until="networkidle")
+    page.locator("label.md-header__button[for='__search']").click()
+    page.locator(".md-search__input").fill("report")
+    page.locator(".md-search-result__item").first.wait_for()
+    found["search with results"] = axe_violations(page, every_rule=True)
+    context.close()
+    found = {state: lines for state, lines in found.items() if lines}
+    assert found == {}, "\n".join(f"{state}:\n{describe(lines)}" for state, lines in found.items())

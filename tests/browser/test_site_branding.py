@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page
 
-from outreach.site.sitegen import readable_on_white
+from outreach.brand import readable_on_white
 from tests.browser.conftest import LIGHT_BRAND, Server
 from tests.browser.support import SITE_LANGUAGES, lang_prefix
 

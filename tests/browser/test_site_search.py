@@ -60,3 +60,22 @@ def test_search_finds_pages_with_the_language_support_of_the_site(
         assert any(url.endswith("/lunr.es.min.js") for url in support), support
     else:
         assert support == [], "lunr itself knows English"
+
+
+@pytest.mark.parametrize("key", ["/", "s"])
+def test_a_search_key_opens_search_though_materials_script_was_not_loaded_yet(
+    browser: Browser, served: Server, key: str
+) -> None:
+    """The key fetches Material's script (not part of the page's load) and is passed on."""
+    context = browser.new_context()
+    scripts: list[str] = []
+    context.on("request", lambda r: scripts.append(r.url) if "/bundle." in r.url else None)
+    page = context.new_page()
+    page.goto(served.url("/warning-signs/"), wait_until="networkidle")
+    before = list(scripts)
+    page.keyboard.press(key)
+    page.wait_for_function("() => document.activeElement?.matches('.md-search__input')")
+    page.keyboard.type(QUERY["en"])
+    page.locator(".md-search-result__item").first.wait_for()
+    context.close()
+    assert before == [] and len(scripts) == 1, scripts

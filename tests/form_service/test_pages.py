@@ -62,15 +62,34 @@ def test_every_page_describes_itself_in_its_language(
     assert 50 <= len(text) <= 160, "what a search engine shows in full"
 
 
-def test_every_page_has_the_sites_icon_and_the_site_serves_it(
-    make_settings: Callable[..., Settings], demo_site: Path
+def test_every_page_has_the_agencys_logo_as_its_icon_and_the_service_serves_it(
+    make_settings: Callable[..., Settings], keyed_demo: LoadedProfile
 ) -> None:
-    with start_client(make_settings(site_dir=demo_site)) as client:
+    with start_client(make_settings()) as client:
         icons = {icon(page_of(client, kind, lang)) for kind, lang in DESCRIPTIONS}
-        assert icons == {"/assets/logo.svg"}, "the demo agency's logo, as on its site"
-        answer = client.get("/assets/logo.svg")
+        assert icons == {"/assets-form/logo.svg"}, "the demo agency's logo, as in the header"
+        answer = client.get("/assets-form/logo.svg")
+        wrong_kind = client.get("/assets-form/logo.png")
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("image/svg+xml")
+    assert answer.content == (keyed_demo.folder / "logo.svg").read_bytes()
+    assert wrong_kind.status_code == 404
+
+
+def test_the_agencys_colour_stylesheet_follows_the_profile(
+    make_settings: Callable[..., Settings], keyed_demo: LoadedProfile
+) -> None:
+    light = with_agency(keyed_demo, primary_color="#FFC20E")
+    with start_client(make_settings()) as client:
+        demo = client.get("/assets-form/agency.css")
+    with start_client(make_settings(profile=light)) as client:
+        yellow = client.get("/assets-form/agency.css")
+        page = client.get("/es/report").text
+    assert demo.headers["content-type"].startswith("text/css")
+    assert "--brand: #1f4e79;" in demo.text and "--on-brand: #ffffff;" in demo.text
+    assert "--brand: #ffc20e;" in yellow.text and "--on-brand: #000000;" in yellow.text
+    assert "--accent: #ffc20e;" not in yellow.text, "text on white takes a darker shade"
+    assert '<link rel="stylesheet" href="/assets-form/agency.css">' in page
 
 
 def test_an_agency_without_a_logo_gets_materials_icon(

@@ -50,7 +50,7 @@ def test_danger_now_shows_call_911_on_the_receipt(client: TestClient, settings: 
     page = submit(client, danger_now="yes")
     assert page.status_code == 200
     assert (
-        '<p class="call-now-title"><a href="tel:911">Call <bdi dir="ltr">911</bdi> now</a></p>'
+        '<h2 class="call-now-title"><a href="tel:911">Call <bdi dir="ltr">911</bdi> now</a></h2>'
         in page.text
     )
     assert rows(settings, "SELECT count(*) FROM reports") == [(1,)]

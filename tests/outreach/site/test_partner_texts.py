@@ -12,9 +12,9 @@ from babel.messages.pofile import read_po
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from outreach.brand import READABLE, contrast, text_on
 from outreach.i18n import catalog_path
 from outreach.loader import LoadedProfile
-from outreach.site.contrast import READABLE, contrast, text_on
 from outreach.site.materials import Renderer, form_address
 from tests.conftest import REPO
 

@@ -1,7 +1,9 @@
-"""Colour contrast (WCAG 2.2): which text colour reads on the agency's brand colour.
+"""The agency's colour, made readable (WCAG 2.2): the shades the site, the report service,
+the printed materials and the partners' button all use, so that they agree.
 
-The site's header, the printed materials and the partners' button all put text on the
-brand colour, and all choose it here, so they agree.
+A dark brand colour is used as it is, with white text on it. A light one (a yellow) keeps
+its place as the header and button colour with black text on it, and text on white (links,
+borders that carry meaning) takes the nearest darker shade that reads at 4.5:1.
 """
 
 from __future__ import annotations
