@@ -422,8 +422,12 @@ class Settings:
 
 def data_dir_from_env(environ: Mapping[str, str] = os.environ) -> Path:
     """OUTREACH_DATA_DIR, or its default, for a command that needs nothing else."""
-    (setting,) = (s for s in SETTINGS if s.field == "data_dir")
-    return cast(Path, setting.value(environ))
+    return cast(Path, _BY_FIELD["data_dir"].value(environ))
+
+
+def max_body_bytes_from_env(environ: Mapping[str, str] = os.environ) -> int:
+    """OUTREACH_MAX_BODY_BYTES, or its default: the proxy's limit is made from it."""
+    return cast(int, _BY_FIELD["max_body_bytes"].value(environ))
 
 
 def sqlite_url(path: Path) -> str:

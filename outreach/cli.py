@@ -17,7 +17,14 @@ from form_service.delivery.admin import audit_line, audit_trail, purge_now
 from form_service.delivery.worker import WorkerOptions, run_standalone, start_worker
 from form_service.logs import setup_logging
 from form_service.private_files import is_inside, private_folder, private_tree
-from form_service.settings import Settings, data_dir_from_env
+from form_service.proxy_config import (
+    DEFAULT_PAGES_DIR,
+    ProxySite,
+    caddyfile,
+    nginx_site,
+    write_pages,
+)
+from form_service.settings import Settings, data_dir_from_env, max_body_bytes_from_env
 from form_service.staff import commands as staff_commands
 from form_service.staff.accounts import AccountError
 from form_service.staff.figures import as_csv, as_json
@@ -277,6 +284,66 @@ def serve(
         return
     app = create_app(settings, background=(start_worker,) if deliver else ())
     _run_uvicorn(app, host, port, settings)
+
+
+@main.command()
+@click.argument("server", type=click.Choice(["caddy", "nginx"]))
+@profile_option
+@click.option("--host", required=True, help="The site's host name, as in agency.site_url.")
+@click.option("--upstream", default="127.0.0.1:8000", show_default=True, help="The service.")
+@click.option(
+    "--tls",
+    type=click.Choice(["internal"]),
+    default=None,
+    help="Caddy: a certificate from Caddy's own authority (tests, intranets), not ACME.",
+)
+@click.option("--certificate", default="", help="nginx: certificate chain (default: certbot's).")
+@click.option("--certificate-key", default="", help="nginx: its private key.")
+@click.option(
+    "--pages",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_PAGES_DIR,
+    show_default=True,
+    help="Where to write the error pages the proxy serves when the service cannot answer.",
+)
+@click.option("--http-port", type=click.IntRange(1, 65535), default=80, show_default=True)
+@click.option("--https-port", type=click.IntRange(1, 65535), default=443, show_default=True)
+def deploy(
+    server: str,
+    profile_path: str | None,
+    host: str,
+    upstream: str,
+    tls: str | None,
+    certificate: str,
+    certificate_key: str,
+    pages: Path,
+    http_port: int,
+    https_port: int,
+) -> None:
+    """Print a Caddy or nginx configuration for HTTPS in front of the service, and write
+    its error pages. The body limit follows OUTREACH_MAX_BODY_BYTES in this environment."""
+    if tls and server != "caddy":
+        raise click.ClickException("--tls internal is Caddy's; give nginx --certificate.")
+    loaded = _load(profile_path)
+    profile = loaded.profile
+    site = ProxySite(
+        host=host,
+        upstream=upstream,
+        body_limit=max_body_bytes_from_env(),
+        languages=(
+            profile.default_language,
+            *(lang for lang in profile.languages if lang != profile.default_language),
+        ),
+        pages_dir=pages.resolve(),
+        tls_internal=tls == "internal",
+        certificate=certificate,
+        certificate_key=certificate_key,
+        http_port=http_port,
+        https_port=https_port,
+    )
+    written = write_pages(loaded, site.pages_dir)
+    click.echo(caddyfile(site) if server == "caddy" else nginx_site(site), nl=False)
+    click.echo(f"Wrote {len(written)} error pages to {site.pages_dir}.", err=True)
 
 
 def _service_settings(profile_path: str | None) -> Settings:
