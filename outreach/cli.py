@@ -13,7 +13,7 @@ import uvicorn
 from form_service import connection_cap
 from form_service import http_limits as limits
 from form_service.app import create_app
-from form_service.delivery.admin import audit_line, audit_trail, purge_now
+from form_service.delivery.admin import audit_line, audit_trail, purge_mail_now, purge_now
 from form_service.delivery.worker import WorkerOptions, run_standalone, start_worker
 from form_service.logs import setup_logging
 from form_service.private_files import is_inside, private_folder, private_tree
@@ -109,6 +109,7 @@ def check(profile_path: str | None, deploy: bool) -> None:
         for warning in loaded.warnings:
             click.echo(f"  {warning}")
         click.echo()
+    _warn_plaintext_mail(profile)
     click.echo(f"Languages: {', '.join(profile.languages)}")
     click.echo(f"Areas: {', '.join(profile.area_ids())}")
     click.echo("\nPartners:")
@@ -139,6 +140,22 @@ def check(profile_path: str | None, deploy: bool) -> None:
     _echo_requests(profile)
     _echo_escalation(profile.escalation)
     _echo_staff_notices(profile.staff_notices)
+
+
+def _warn_plaintext_mail(profile: Profile) -> None:
+    """Loudly, on stderr: each partner whose reports would rest in plaintext on the server."""
+    for partner in profile.partners:
+        folder = partner.delivery.maildir
+        if folder is not None and partner.delivery.age_recipient is None:
+            click.secho(
+                f"WARNING: {partner.id}: reports are delivered into the Maildir folder "
+                f"<data dir>/maildir/{folder.folder}/ on this server IN PLAINTEXT. Anyone "
+                "who can read that folder, or a backup of it, reads them. Set the partner's "
+                "delivery.age_recipient to the age key of whoever reads it.",
+                err=True,
+                fg="red",
+                bold=True,
+            )
 
 
 def _contact_terms(agreement: SharingAgreement) -> str:
@@ -384,11 +401,14 @@ def worker(
 @main.command()
 @profile_option
 def purge(profile_path: str | None) -> None:
-    """Delete reports past the profile's retention period; the audit trail stays."""
+    """Delete reports, and the mail the kit delivered into Maildir folders, past the
+    profile's retention period; the audit trail stays."""
     settings = _service_settings(profile_path)
     refs = purge_now(settings)
     days = settings.profile.profile.retention.days
     click.echo(f"Purged {len(refs)} report(s) older than {days} days.")
+    mail = purge_mail_now(settings)
+    click.echo(f"Deleted {mail} delivered message(s) older than {days} days from Maildir folders.")
 
 
 @main.command()
