@@ -72,15 +72,8 @@ def write_pages(loaded: LoadedProfile, folder: Path) -> list[Path]:
     pages = Pages(loaded)
     written = []
     for lang in loaded.profile.languages:
-        messages = error_messages(lang)
-        _ = translations(lang).gettext
         for status in PROXY_STATUSES:
-            title, message = messages[status]
-            if status == 503:
-                message += " " + _(
-                    "If you were sending a report, it was not received: go back, and send "
-                    "it again in a minute. What you wrote is usually still in the form."
-                )
+            title, message = _page_text(lang, status)
             html = pages.html(
                 "error.html", lang, title=title, message=message, css_url=f"{PAGES_PATH}/form.css"
             )
@@ -94,8 +87,16 @@ def write_pages(loaded: LoadedProfile, folder: Path) -> list[Path]:
     return [*written, css]
 
 
-def _language_prefixes(site: ProxySite) -> list[str]:
-    return list(site.languages[1:])
+def _page_text(lang: str, status: int) -> tuple[str, str]:
+    title, message = error_messages(lang)[status]
+    if status == 503:  # the service is restarting: a report sent now may be lost
+        _ = translations(lang).gettext
+        message += " " + _(
+            "If you were sending a report, it may not have arrived: go back, and send it "
+            "again in a minute (it is never stored twice). What you wrote is usually still "
+            "in the form."
+        )
+    return title, message
 
 
 def caddyfile(site: ProxySite) -> str:
@@ -111,12 +112,13 @@ def caddyfile(site: ProxySite) -> str:
         if (site.http_port, site.https_port) == (80, 443)
         else (f"\thttp_port {site.http_port}\n\thttps_port {site.https_port}\n")
     )
-    langs = "".join(f"\t\t\t~^/{lang}(/|$) {lang}\n" for lang in _language_prefixes(site))
+    langs = "".join(f"\t\t\t~^/{lang}(/|$) {lang}\n" for lang in site.languages[1:])
     return f"""\
 # Made by `outreach deploy caddy`; make it again after changing OUTREACH_MAX_BODY_BYTES or
 # the profile's languages, rather than editing it.
 {{
-{ports}{trust}\tservers {{
+{ports}{trust}\t# HTTP/1.1 and HTTP/2, which the kit's tests check (not HTTP/3: UDP, untested).
+\tservers {{
 \t\tprotocols h1 h2
 \t}}
 \t# No access log, and no line naming a visitor: the error logger (http.log.error) writes
@@ -200,7 +202,7 @@ def nginx_site(site: ProxySite) -> str:
     headers = "".join(
         f'        add_header {name} "{value}" always;\n' for name, value in security_headers()
     )
-    langs = "".join(f"    ~^/{lang}(/|$) {lang};\n" for lang in _language_prefixes(site))
+    langs = "".join(f"    ~^/{lang}(/|$) {lang};\n" for lang in site.languages[1:])
     certificate = site.certificate or f"/etc/letsencrypt/live/{site.host}/fullchain.pem"
     key = site.certificate_key or f"/etc/letsencrypt/live/{site.host}/privkey.pem"
     tls = f"    ssl_certificate {certificate};\n    ssl_certificate_key {key};\n"
