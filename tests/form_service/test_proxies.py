@@ -21,6 +21,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
@@ -57,6 +58,8 @@ class Answer:
     version: str
     headers: dict[str, str]
     body: str
+    cut: bool = False
+    """The head arrived, then the stream ended before the body (curl's error 18)."""
 
 
 @dataclass
@@ -108,6 +111,8 @@ class Proxy:
     folder: Path
     """Everything the proxy may write to: its logs, state and output."""
     curl_dir: Path
+    edit: Callable[[str], str] = lambda config: config
+    """A change to the generated configuration (only the control test makes one)."""
 
     def request(
         self,
@@ -138,7 +143,8 @@ class Proxy:
         done = subprocess.run(
             [*command, f"{scheme}://{sni}:{port}{path}"], capture_output=True, text=True
         )
-        if done.returncode != 0:
+        cut = done.returncode == 18
+        if done.returncode != 0 and not cut:
             return Answer(0, "", {}, done.stderr)  # refused, or closed without an answer
         lines = headers.read_text(encoding="latin-1").strip().splitlines()
         status = int(lines[0].split()[1])
@@ -147,7 +153,8 @@ class Proxy:
             status,
             done.stdout,
             {k.lower(): v for k, v in fields.items()},
-            body.read_text(encoding="utf-8", errors="replace"),
+            done.stderr if cut else body.read_text(encoding="utf-8", errors="replace"),
+            cut,
         )
 
 
@@ -192,7 +199,7 @@ def deploy_config(server: str, service: Service, proxy: Proxy, *options: str) ->
     command += ["--profile", str(service.profile)]
     done = subprocess.run([*command, *options], capture_output=True, text=True, env=service.env)
     assert done.returncode == 0, done.stderr
-    return done.stdout
+    return proxy.edit(done.stdout)
 
 
 def start_caddy(service: Service, proxy: Proxy) -> subprocess.Popen[bytes]:
@@ -279,15 +286,16 @@ def _run_proxy(command: list[str], env: dict[str, str], proxy: Proxy) -> subproc
         return subprocess.Popen(command, cwd=proxy.folder, env=env, stdout=out, stderr=err)
 
 
-@pytest.fixture(params=["caddy", "nginx"])
-def proxy(request: pytest.FixtureRequest, tmp_path: Path, service: Service) -> Iterator[Proxy]:
-    folder, curl_dir = tmp_path / request.param, tmp_path / "curl"
+@contextmanager
+def running_proxy(
+    name: str, tmp_path: Path, service: Service, edit: Callable[[str], str] = lambda c: c
+) -> Iterator[Proxy]:
+    folder, curl_dir = tmp_path / name, tmp_path / "curl"
     folder.mkdir()
     curl_dir.mkdir()
     require_tool("curl", "the proxy suite (apt-get install curl)")
-    running = Proxy(request.param, free_port(), free_port(), folder, curl_dir)
-    start = start_caddy if request.param == "caddy" else start_nginx
-    process = start(service, running)
+    running = Proxy(name, free_port(), free_port(), folder, curl_dir, edit)
+    process = (start_caddy if name == "caddy" else start_nginx)(service, running)
     probe = Client("127.0.0.1")
 
     def up() -> bool:
@@ -295,15 +303,21 @@ def proxy(request: pytest.FixtureRequest, tmp_path: Path, service: Service) -> I
         return running.request("/healthz", probe).status == 200
 
     try:
-        wait_for(up, 60, request.param)
+        wait_for(up, 60, name)
         yield running
     finally:
-        process.send_signal(signal.SIGTERM if request.param == "caddy" else signal.SIGQUIT)
+        process.send_signal(signal.SIGTERM if name == "caddy" else signal.SIGQUIT)
         try:
             process.wait(30)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
+
+
+@pytest.fixture(params=["caddy", "nginx"])
+def proxy(request: pytest.FixtureRequest, tmp_path: Path, service: Service) -> Iterator[Proxy]:
+    with running_proxy(request.param, tmp_path, service) as running:
+        yield running
 
 
 def form_token(proxy: Proxy, client: Client, path: str = "/report") -> str:
@@ -374,7 +388,10 @@ def test_proxy_keeps_no_client_address(proxy: Proxy, service: Service) -> None:
         fields = {**VALID_FORM, "description": ""}
         fields["description"] = "x" * (size - len(encoded(fields)))
         answer = proxy.request(path, client, data=encoded(fields))
-        assert answer.status == 413 and words in answer.body, (path, answer.body[:300])
+        assert answer.status == 413, (path, size, answer.body[:300])
+        # Caddy answers a body far over the limit before reading it, then ends the stream
+        # (RST_STREAM, NO_ERROR, as HTTP/2 allows); curl, still sending, may drop the page.
+        assert words in answer.body or (answer.cut and size > limit + 1 and proxy.name == "caddy")
         assert_service_headers(answer)
         assert_no_server_header(answer)
 
@@ -426,6 +443,41 @@ def test_proxy_keeps_no_client_address(proxy: Proxy, service: Service) -> None:
         for needle in (client.address, client.agent):
             holding = [str(p) for p, data in written.items() if needle.encode() in data]
             assert not holding, f"{needle} is in {holding}"
+
+
+# What the generated configurations leave out, put back: the logs Caddy and nginx keep by
+# default (Caddy logs a failed request when no handle_errors answers it). The suite's
+# search must then find the visitor.
+def _caddy_defaults(config: str) -> str:
+    start = config.index("\thandle_errors {")
+    config = config[:start] + config[config.index("\n\t}\n", start) + 3 :]
+    return config.replace("\t\texclude http.log.access http.log.error http.stdlib\n", "")
+
+
+DEFAULT_LOGGING: dict[str, Callable[[str], str]] = {
+    "caddy": _caddy_defaults,
+    "nginx": lambda config: config.replace("    error_log /dev/null;\n", ""),
+}
+
+
+@pytest.mark.server
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("name", ["caddy", "nginx"])
+def test_the_search_finds_a_visitor_in_the_proxies_default_logs(
+    name: str, tmp_path: Path, service: Service
+) -> None:
+    with running_proxy(name, tmp_path, service, DEFAULT_LOGGING[name]) as proxy:
+        stranger = Client()  # Caddy's Go server logs a handshake for no name it knows
+        assert proxy.request("/report", stranger, sni="other.test").status == 0
+        service.stop()
+        client = Client()  # nginx logs a refused upstream connection
+        assert proxy.request("/report", client).status in (502, 503)
+        service.start()
+    written = searched_files(proxy, service)
+    found = [
+        c for c in (stranger, client) if any(c.address.encode() in d for d in written.values())
+    ]
+    assert found, sorted(written)
 
 
 def searched_files(proxy: Proxy, service: Service) -> dict[Path, bytes]:
