@@ -358,7 +358,12 @@ def deploy(
         http_port=http_port,
         https_port=https_port,
     )
-    written = write_pages(loaded, site.pages_dir)
+    try:
+        written = write_pages(loaded, site.pages_dir)
+    except OSError as error:
+        raise click.ClickException(
+            f"Cannot write the error pages to {site.pages_dir}: {error.strerror}"
+        ) from None
     click.echo(caddyfile(site) if server == "caddy" else nginx_site(site), nl=False)
     click.echo(f"Wrote {len(written)} error pages to {site.pages_dir}.", err=True)
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
+from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -40,6 +41,7 @@ from form_service.proxy_config import (
 )
 from form_service.report_form import MAX_DESCRIPTION
 from form_service.settings import max_body_bytes_from_env
+from outreach.cli import main
 from tests.conftest import free_port, require_tool
 from tests.form_service.samples import VALID_FORM
 from tests.form_service.test_deploy_guides import GUIDE, fenced
@@ -509,3 +511,28 @@ def test_every_body_limit_in_the_guide_is_the_services() -> None:
     assert limits.count("0") == 1
     limits.remove("0")
     assert len(limits) >= 4 and set(limits) == {str(max_body_bytes_from_env({}))}
+
+
+@pytest.mark.parametrize("server", ["caddy", "nginx"])
+def test_the_body_limit_follows_the_setting_and_the_pages_are_written(
+    server: str, tmp_path: Path
+) -> None:
+    pages = tmp_path / "pages"
+    command = ["deploy", server, "--host", HOST, "--pages", str(pages)]
+    env = {"OUTREACH_MAX_BODY_BYTES": "100000"}
+    result = CliRunner().invoke(main, command, env=env)
+    assert result.exit_code == 0, result.output
+    limits = re.findall(r"(?:max_size |client_max_body_size |> )(\d+)\b", result.stdout)
+    assert set(limits) - {"0"} == {"100000"}
+    assert sorted(p.name for p in pages.iterdir()) == [
+        "413.en.html", "413.es.html", "503.en.html", "503.es.html", "form.css",
+    ]  # fmt: skip
+    spanish = (pages / "413.es.html").read_text(encoding="utf-8")
+    assert '<html lang="es"' in spanish and "demasiado largo" in spanish
+    assert all(p.stat().st_mode & 0o777 == 0o644 for p in pages.iterdir())
+
+
+def test_nginx_has_no_internal_authority(tmp_path: Path) -> None:
+    command = ["deploy", "nginx", "--host", HOST, "--tls", "internal", "--pages", str(tmp_path)]
+    result = CliRunner().invoke(main, command)
+    assert result.exit_code == 1 and "--tls internal is Caddy's" in result.output
