@@ -344,6 +344,9 @@ def assert_no_server_header(answer: Answer) -> None:
     assert "server" not in answer.headers, answer.headers
 
 
+Visitor = Callable[[], Client]
+
+
 @pytest.mark.server
 @pytest.mark.timeout(300)
 def test_proxy_keeps_no_client_address(proxy: Proxy, service: Service) -> None:
@@ -353,7 +356,19 @@ def test_proxy_keeps_no_client_address(proxy: Proxy, service: Service) -> None:
         clients.append(Client())
         return clients[-1]
 
-    # Reports over HTTP/2, each from its own address and browser.
+    for phase in (reports, bodies_too_long, flood, redirects, unknown_hosts, restart):
+        phase(proxy, service, visitor)
+
+    written = searched_files(proxy, service)
+    assert written, "the proxy wrote nothing at all"
+    for client in clients:
+        for needle in (client.address, client.agent):
+            holding = [str(p) for p, data in written.items() if needle.encode() in data]
+            assert not holding, f"{needle} is in {holding}"
+
+
+def reports(proxy: Proxy, service: Service, visitor: Visitor) -> None:
+    """Over HTTP/2, each from its own address and browser."""
     for _ in range(2):
         client = visitor()
         fields = {**VALID_FORM, "token": form_token(proxy, client)}
@@ -363,6 +378,8 @@ def test_proxy_keeps_no_client_address(proxy: Proxy, service: Service) -> None:
         assert_no_server_header(answer)
         assert_service_headers(answer)
 
+
+def bodies_too_long(proxy: Proxy, service: Service, visitor: Visitor) -> None:
     # Too long for its field: the service's answer, with every word kept.
     client = visitor()
     long_text = "Zorblat " * (MAX_DESCRIPTION // 8 + 10)
@@ -386,10 +403,9 @@ def test_proxy_keeps_no_client_address(proxy: Proxy, service: Service) -> None:
         ("/es/report", limit + 1, "demasiado largo"),
         ("/es/report", 3 * limit, "demasiado largo"),
     ):
-        client = visitor()
         fields = {**VALID_FORM, "description": ""}
         fields["description"] = "x" * (size - len(encoded(fields)))
-        answer = proxy.request(path, client, data=encoded(fields))
+        answer = proxy.request(path, visitor(), data=encoded(fields))
         assert answer.status == 413, (path, size, answer.body[:300])
         # Caddy answers a body far over the limit before reading it, then ends the stream
         # (RST_STREAM, NO_ERROR, as HTTP/2 allows); curl, still sending, may drop the page.
@@ -397,8 +413,10 @@ def test_proxy_keeps_no_client_address(proxy: Proxy, service: Service) -> None:
         assert_service_headers(answer)
         assert_no_server_header(answer)
 
-    # A flood of status look-ups: each client is limited on its own address, which the
-    # service learns from the proxy and keeps only in memory.
+
+def flood(proxy: Proxy, service: Service, visitor: Visitor) -> None:
+    """Status look-ups past the limit: each client is limited on its own address, which the
+    service learns from the proxy and keeps only in memory."""
     for client in (visitor(), visitor()):
         statuses = [
             proxy.request("/status", client, data=encoded({"code": "R-0000-0000"})).status
@@ -406,6 +424,8 @@ def test_proxy_keeps_no_client_address(proxy: Proxy, service: Service) -> None:
         ]
         assert statuses[0] != 429 and statuses[-1] == 429, statuses
 
+
+def redirects(proxy: Proxy, service: Service, visitor: Visitor) -> None:
     # A folder's redirect keeps https: the service believes the proxy's X-Forwarded-Proto.
     answer = proxy.request("/privacy", visitor())
     assert answer.status in (301, 302, 307, 308)
@@ -417,12 +437,16 @@ def test_proxy_keeps_no_client_address(proxy: Proxy, service: Service) -> None:
     assert answer.headers["location"] == f"https://{HOST}:{proxy.https_port}/report"
     assert_no_server_header(answer)
 
-    # Unknown host names: no page, over HTTPS (by name or by SNI) or HTTP.
+
+def unknown_hosts(proxy: Proxy, service: Service, visitor: Visitor) -> None:
+    """No page, over HTTPS (by name or by SNI) or HTTP."""
     for options in ({"host": "other.test"}, {"sni": "other.test"}, {"https": False, "host": "x"}):
         answer = proxy.request("/report", visitor(), **options)  # type: ignore[arg-type]
         assert answer.status in (0, 421), (options, answer)
 
-    # The service restarts: the proxy's copy of its 503 page, in the path's language.
+
+def restart(proxy: Proxy, service: Service, visitor: Visitor) -> None:
+    """The proxy's copy of the service's 503 page, in the path's language, until it is back."""
     service.stop()
     gone = (("/report", "usually still in the form"), ("/es/report", "suele seguir en el"))
     for path, words in gone:
@@ -438,13 +462,6 @@ def test_proxy_keeps_no_client_address(proxy: Proxy, service: Service) -> None:
     client = visitor()
     fields = {**VALID_FORM, "token": form_token(proxy, client)}
     assert proxy.request("/report", client, data=encoded(fields)).status == 200
-
-    written = searched_files(proxy, service)
-    assert written, "the proxy wrote nothing at all"
-    for client in clients:
-        for needle in (client.address, client.agent):
-            holding = [str(p) for p, data in written.items() if needle.encode() in data]
-            assert not holding, f"{needle} is in {holding}"
 
 
 # What the generated configurations leave out, put back: the logs Caddy and nginx keep by
