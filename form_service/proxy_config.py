@@ -33,7 +33,7 @@ from outreach.loader import LoadedProfile
 PAGES_PATH = "/.outreach-errors"
 """Where the proxy serves the static error pages and their stylesheet from."""
 DEFAULT_PAGES_DIR = Path("/var/www/outreach-errors")
-PROXY_STATUSES = (413, 503)
+PROXY_STATUSES = (400, 413, 503)
 
 
 @dataclass(frozen=True)
@@ -158,22 +158,23 @@ def caddyfile(site: ProxySite) -> str:
 \thandle {{
 \t\treverse_proxy {site.upstream}
 \t}}
-\t# A body over max_size, or the service restarting: the status's page, in the language of
-\t# the path's prefix.
+\t# An error of Caddy's own (a body over max_size, the service restarting, a bad request):
+\t# the service's page for it, in the language of the path's prefix.
 \thandle_errors {{
 \t\theader -Server
 \t\timport outreach_page_headers
 \t\t# Caddy reports a body over max_size that it was passing on as a 502.
-\t\tmap "{{err.status_code}} {{err.message}}" {{outreach_status}} {{
-\t\t\t~^413\\s 413
-\t\t\t~request\\sbody\\stoo\\slarge 413
-\t\t\tdefault 503
+\t\tmap "{{err.status_code}} {{err.message}}" {{outreach_page}} {{outreach_status}} {{
+\t\t\t~^413\\s 413 413
+\t\t\t~request\\sbody\\stoo\\slarge 413 413
+\t\t\t~^4(\\d\\d)\\s 400 4${{1}}
+\t\t\tdefault 503 503
 \t\t}}
 \t\tmap {{path}} {{outreach_lang}} {{
 {langs}\t\t\tdefault {site.languages[0]}
 \t\t}}
 \t\troot * {site.pages_dir}
-\t\trewrite * /{{outreach_status}}.{{outreach_lang}}.html
+\t\trewrite * /{{outreach_page}}.{{outreach_lang}}.html
 \t\tfile_server {{
 \t\t\tstatus {{outreach_status}}
 \t\t}}
@@ -241,9 +242,11 @@ server {{
         proxy_set_header X-Forwarded-Proto $scheme;
     }}
 
-    # A body over the limit, or the service restarting: the service's page for it.
+    # An error of nginx's own (a body over the limit, the service restarting, a bad request):
+    # the service's page for it, with nginx's status.
+    error_page 400 414 494 {PAGES_PATH}/400.$outreach_lang.html;
     error_page 413 {PAGES_PATH}/413.$outreach_lang.html;
-    error_page 502 503 504 =503 {PAGES_PATH}/503.$outreach_lang.html;
+    error_page 500 502 503 504 =503 {PAGES_PATH}/503.$outreach_lang.html;
     location = {PAGES_PATH}/form.css {{
         alias {site.pages_dir}/form.css;
 {headers}    }}

@@ -125,12 +125,13 @@ class Proxy:
         host: str = HOST,
         https: bool = True,
         sni: str = HOST,
+        http1: bool = False,
     ) -> Answer:
         port = self.https_port if https else self.http_port
         scheme = "https" if https else "http"
         headers, body = self.curl_dir / "headers", self.curl_dir / "body"
         command = [
-            "curl", "-sS", "-k", "--http2", "--max-time", "30",
+            "curl", "-sS", "-k", "--http1.1" if http1 else "--http2", "--max-time", "30",
             "--resolve", f"{sni}:{port}:127.0.0.1",
             "--interface", client.address, "-A", client.agent,
             "-D", str(headers), "-o", str(body), "-w", "%{http_version}",
@@ -356,7 +357,8 @@ def test_proxy_keeps_no_client_address(proxy: Proxy, service: Service) -> None:
         clients.append(Client())
         return clients[-1]
 
-    for phase in (reports, bodies_too_long, flood, redirects, unknown_hosts, restart):
+    phases = (reports, bodies_too_long, bad_requests, flood, redirects, unknown_hosts, restart)
+    for phase in phases:
         phase(proxy, service, visitor)
 
     written = searched_files(proxy, service)
@@ -412,6 +414,22 @@ def bodies_too_long(proxy: Proxy, service: Service, visitor: Visitor) -> None:
         assert words in answer.body or (answer.cut and size > limit + 1 and proxy.name == "caddy")
         assert_service_headers(answer)
         assert_no_server_header(answer)
+
+
+def bad_requests(proxy: Proxy, service: Service, visitor: Visitor) -> None:
+    """A request the proxy refuses itself gets the service's page for it, with its status:
+    nginx refuses an address longer than its buffers (414; with no address read, the page
+    is in the default language); Caddy has nothing at a path under its own pages (404)."""
+    if proxy.name == "nginx":
+        # Over HTTP/1.1: over HTTP/2 nginx closes the stream instead.
+        answer = proxy.request("/es/report?" + "q" * 20_000, visitor(), http1=True)
+        assert answer.status == 414, answer
+    else:
+        answer = proxy.request("/.outreach-errors/nothing.html", visitor())
+        assert answer.status == 404, answer
+    assert "Something was wrong with the request" in answer.body, answer.body[:300]
+    assert_service_headers(answer)
+    assert_no_server_header(answer)
 
 
 def flood(proxy: Proxy, service: Service, visitor: Visitor) -> None:
@@ -542,7 +560,8 @@ def test_the_body_limit_follows_the_setting_and_the_pages_are_written(
     limits = re.findall(r"(?:max_size |client_max_body_size |> )(\d+)\b", result.stdout)
     assert set(limits) - {"0"} == {"100000"}
     assert sorted(p.name for p in pages.iterdir()) == [
-        "413.en.html", "413.es.html", "503.en.html", "503.es.html", "form.css",
+        "400.en.html", "400.es.html", "413.en.html", "413.es.html", "503.en.html",
+        "503.es.html", "form.css",
     ]  # fmt: skip
     spanish = (pages / "413.es.html").read_text(encoding="utf-8")
     assert '<html lang="es"' in spanish and "demasiado largo" in spanish
