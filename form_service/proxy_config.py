@@ -240,6 +240,9 @@ server {{
         # The address nginx saw, not a chain the visitor may have made up.
         proxy_set_header X-Forwarded-For $remote_addr;
         proxy_set_header X-Forwarded-Proto $scheme;
+        # Passed on as it arrives: buffered, a long report would wait in plaintext in a
+        # temporary file of nginx's on disk.
+        proxy_request_buffering off;
     }}
 
     # An error of nginx's own (a body over the limit, the service restarting, a bad request):
