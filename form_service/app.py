@@ -22,7 +22,7 @@ from form_service.attachment_intake import clear_upload_folder
 from form_service.busy_page import BusyPage
 from form_service.error_pages import ERRORS as page_errors
 from form_service.error_pages import exception_handlers
-from form_service.forwarded import ForwardedWarning
+from form_service.forwarded import ForwardedHeaders
 from form_service.http_limits import CUT as connections_cut
 from form_service.logs import log_event, setup_logging
 from form_service.pages import ASSETS_PATH, asset_dir
@@ -161,7 +161,7 @@ def create_app(settings: Settings, background: Sequence[BackgroundTask] = ()) ->
         middleware=[
             Middleware(SecurityHeaders, settings=settings),
             Middleware(TrustedHostMiddleware, allowed_hosts=list(settings.allowed_hosts)),
-            Middleware(ForwardedWarning, proxies_trusted=bool(settings.trusted_proxies)),
+            Middleware(ForwardedHeaders, trusted_proxies=settings.trusted_proxies),
             # Requests the server is too busy for (form_service/connection_cap.py).
             Middleware(BusyPage, pages=service.pages),
         ],

@@ -14,7 +14,7 @@ from form_service.storage import StoreUnavailable
 from outreach.addresses import service_path
 
 
-def _messages(pages: Pages, lang: str) -> dict[int, tuple[str, str]]:
+def error_messages(pages: Pages, lang: str) -> dict[int, tuple[str, str]]:
     _ = pages.gettext(lang)
     return {
         400: (_("Something was wrong with the request"), _("Please go back and try again.")),
@@ -50,7 +50,7 @@ def _messages(pages: Pages, lang: str) -> dict[int, tuple[str, str]]:
 
 
 def error_page(pages: Pages, request: Request, lang: str, status_code: int) -> Response:
-    messages = _messages(pages, lang)
+    messages = error_messages(pages, lang)
     title, message = messages.get(status_code, messages[400])
     return pages.render(request, "error.html", lang, status_code, title=title, message=message)
 

@@ -456,8 +456,20 @@ class Settings:
 
 def data_dir_from_env(environ: Mapping[str, str] = os.environ) -> Path:
     """OUTREACH_DATA_DIR, or its default, for a command that needs nothing else."""
-    (setting,) = (s for s in SETTINGS if s.field == "data_dir")
-    return cast(Path, setting.value(environ))
+    return cast(Path, _BY_FIELD["data_dir"].value(environ))
+
+
+def max_body_bytes_from_env(environ: Mapping[str, str] = os.environ) -> int:
+    """OUTREACH_MAX_BODY_BYTES, or its default: the largest report form without files."""
+    return cast(int, _BY_FIELD["max_body_bytes"].value(environ))
+
+
+def proxy_body_limit_from_env(environ: Mapping[str, str] = os.environ) -> int:
+    """The largest body the service reads: a report's text and all its files
+    (OUTREACH_MAX_BODY_BYTES + OUTREACH_MAX_REPORT_FILES_BYTES). A proxy in front allows
+    exactly this much, so every body the service would read reaches it."""
+    files = cast(int, _BY_FIELD["max_report_files_bytes"].value(environ))
+    return max_body_bytes_from_env(environ) + files
 
 
 def sqlite_url(path: Path) -> str:

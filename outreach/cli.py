@@ -13,11 +13,18 @@ import uvicorn
 from form_service import connection_cap
 from form_service import http_limits as limits
 from form_service.app import create_app
-from form_service.delivery.admin import audit_line, audit_trail, purge_now
+from form_service.delivery.admin import audit_line, audit_trail, purge_mail_now, purge_now
 from form_service.delivery.worker import WorkerOptions, run_standalone, start_worker
 from form_service.logs import setup_logging
 from form_service.private_files import is_inside, private_folder, private_tree
-from form_service.settings import Settings, data_dir_from_env
+from form_service.proxy_config import (
+    DEFAULT_PAGES_DIR,
+    ProxySite,
+    caddyfile,
+    nginx_site,
+    write_pages,
+)
+from form_service.settings import Settings, data_dir_from_env, proxy_body_limit_from_env
 from form_service.staff import commands as staff_commands
 from form_service.staff.accounts import AccountError
 from form_service.staff.figures import as_csv, as_json
@@ -120,6 +127,7 @@ def check(profile_path: str | None, deploy: bool, strict: bool) -> None:
         for warning in warnings:
             click.echo(f"  {warning}")
         click.echo()
+    _warn_plaintext_mail(profile)
     click.echo(f"Languages: {', '.join(profile.languages)}")
     click.echo(f"Areas: {', '.join(profile.area_ids())}")
     click.echo("\nPartners:")
@@ -170,6 +178,22 @@ def _gap_warning(loaded: LoadedProfile, gap: LanguageGap, shown: int = 3) -> str
         f"(kit catalog or {display_path(catalog_path(gap.lang, loaded.folder / 'locale'))}), "
         f"e.g. {examples}{more}"
     )
+
+
+def _warn_plaintext_mail(profile: Profile) -> None:
+    """Loudly, on stderr: each partner whose reports would rest in plaintext on the server."""
+    for partner in profile.partners:
+        folder = partner.delivery.maildir
+        if folder is not None and partner.delivery.age_recipient is None:
+            click.secho(
+                f"WARNING: {partner.id}: reports are delivered into the Maildir folder "
+                f"<data dir>/maildir/{folder.folder}/ on this server IN PLAINTEXT. Anyone "
+                "who can read that folder, or a backup of it, reads them. Set the partner's "
+                "delivery.age_recipient to the age key of whoever reads it.",
+                err=True,
+                fg="red",
+                bold=True,
+            )
 
 
 def _contact_terms(agreement: SharingAgreement) -> str:
@@ -325,6 +349,72 @@ def serve(
     _run_uvicorn(app, host, port, settings)
 
 
+@main.command()
+@click.argument("server", type=click.Choice(["caddy", "nginx"]))
+@profile_option
+@click.option("--host", required=True, help="The site's host name, as in agency.site_url.")
+@click.option("--upstream", default="127.0.0.1:8000", show_default=True, help="The service.")
+@click.option(
+    "--tls",
+    type=click.Choice(["internal"]),
+    default=None,
+    help="Caddy: a certificate from Caddy's own authority (tests, intranets), not ACME.",
+)
+@click.option("--certificate", default="", help="nginx: certificate chain (default: certbot's).")
+@click.option("--certificate-key", default="", help="nginx: its private key.")
+@click.option(
+    "--pages",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_PAGES_DIR,
+    show_default=True,
+    help="Where to write the error pages the proxy serves when the service cannot answer.",
+)
+@click.option("--http-port", type=click.IntRange(1, 65535), default=80, show_default=True)
+@click.option("--https-port", type=click.IntRange(1, 65535), default=443, show_default=True)
+def deploy(
+    server: str,
+    profile_path: str | None,
+    host: str,
+    upstream: str,
+    tls: str | None,
+    certificate: str,
+    certificate_key: str,
+    pages: Path,
+    http_port: int,
+    https_port: int,
+) -> None:
+    """Print a Caddy or nginx configuration for HTTPS in front of the service, and write
+    its error pages. The body limit follows OUTREACH_MAX_BODY_BYTES and
+    OUTREACH_MAX_REPORT_FILES_BYTES in this environment."""
+    if tls and server != "caddy":
+        raise click.ClickException("--tls internal is Caddy's; give nginx --certificate.")
+    loaded = _load(profile_path)
+    profile = loaded.profile
+    site = ProxySite(
+        host=host,
+        upstream=upstream,
+        body_limit=proxy_body_limit_from_env(),
+        languages=(
+            profile.default_language,
+            *(lang for lang in profile.languages if lang != profile.default_language),
+        ),
+        pages_dir=pages.resolve(),
+        tls_internal=tls == "internal",
+        certificate=certificate,
+        certificate_key=certificate_key,
+        http_port=http_port,
+        https_port=https_port,
+    )
+    try:
+        written = write_pages(loaded, site.pages_dir)
+    except OSError as error:
+        raise click.ClickException(
+            f"Cannot write the error pages to {site.pages_dir}: {error.strerror}"
+        ) from None
+    click.echo(caddyfile(site) if server == "caddy" else nginx_site(site), nl=False)
+    click.echo(f"Wrote {len(written)} error pages to {site.pages_dir}.", err=True)
+
+
 def _service_settings(profile_path: str | None) -> Settings:
     return Settings.from_env(profile=_load(profile_path), site_dir=Path(DEFAULT_OUT))
 
@@ -363,11 +453,14 @@ def worker(
 @main.command()
 @profile_option
 def purge(profile_path: str | None) -> None:
-    """Delete reports past the profile's retention period; the audit trail stays."""
+    """Delete reports, and the mail the kit delivered into Maildir folders, past the
+    profile's retention period; the audit trail stays."""
     settings = _service_settings(profile_path)
     refs = purge_now(settings)
     days = settings.profile.profile.retention.days
     click.echo(f"Purged {len(refs)} report(s) older than {days} days.")
+    mail = purge_mail_now(settings)
+    click.echo(f"Deleted {mail} delivered message(s) older than {days} days from Maildir folders.")
 
 
 @main.command()

@@ -97,11 +97,12 @@ _UniqueKeyLoader.add_constructor(
 
 
 def display_path(path: Path) -> str:
-    """A path as the user would type it: relative to the working directory when inside it."""
-    try:
-        return os.path.relpath(path)
-    except ValueError:
-        return str(path)
+    """A path as the user would type it: relative to the working directory when inside it,
+    else absolute (never ``../../opt/…``, which says nothing once the directory changes)."""
+    absolute = Path(os.path.abspath(path))
+    if absolute.is_relative_to(Path.cwd()):
+        return os.path.relpath(absolute)
+    return str(absolute)
 
 
 def resolve_profile_path(location: str | os.PathLike[str] | None) -> Path:

@@ -60,6 +60,9 @@ partners:
     delivery:
       channel: maildir
       maildir: {{folder: intake-team}}
+      # Mail in this folder rests on the server: it is encrypted to the archive key, whose
+      # private half the intake team keeps. Use the team's own key here if it has one.
+      age_recipient: {recipient}
     agreement:
       id: ISA-00
       title: Intake and triage of all reports

@@ -1,4 +1,5 @@
-"""What the operator's commands do: purge expired reports, print the audit trail."""
+"""What the operator's commands do: purge expired reports and delivered mail, print the
+audit trail."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TypeVar
 
+from form_service.delivery import maildir
+from form_service.delivery.alerts import ALERT_FOLDER
+from form_service.delivery.channel import maildir_root
 from form_service.settings import Settings
 from form_service.storage import AuditEvent, Store, open_store, run_on_store
 
@@ -24,6 +28,20 @@ def purge_now(settings: Settings, now: datetime | None = None) -> list[str]:
     days = settings.profile.profile.retention.days
     moment = now or datetime.now(UTC)
     return _with_store(settings, lambda store: store.purge(moment, days))
+
+
+def purge_mail_now(settings: Settings, now: datetime | None = None) -> int:
+    """Delete the messages the kit delivered into Maildir folders (the profile's partners'
+    and the alerts folder) past the retention period; how many."""
+    profile = settings.profile.profile
+    root = maildir_root(settings.data_dir)
+    folders = [
+        root / partner.delivery.maildir.folder
+        for partner in profile.partners
+        if partner.delivery.maildir is not None
+    ]
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=profile.retention.days)
+    return maildir.purge([*folders, root / ALERT_FOLDER], cutoff.timestamp())
 
 
 def audit_trail(

@@ -72,4 +72,9 @@ class DeliverySettings:
 
     @property
     def maildir_root(self) -> Path:
-        return self.data_dir / "maildir"
+        return maildir_root(self.data_dir)
+
+
+def maildir_root(data_dir: Path) -> Path:
+    """The folder of every Maildir the kit delivers into."""
+    return data_dir / "maildir"

@@ -2,7 +2,9 @@
 
 The file's name is the delivery id (random: it holds no time), so a retry after a crash
 finds the message already there instead of adding a second copy, and a file is in new/
-only once it is on disk. The file's times are those of the minute it was written.
+only once it is on disk. The file's times are those of the minute it was written, which
+is what retention goes by: `outreach purge` deletes the messages the kit wrote (named by a
+delivery id, in new/ or, read, in cur/) once that minute is past the retention period.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 from form_service.delivery.channel import DeliveryFailed, DeliverySettings
@@ -102,3 +106,32 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def purge(folders: Iterable[Path], cutoff: float) -> int:
+    """Delete the messages the kit wrote into *folders* last changed before *cutoff* (a
+    Unix time); how many."""
+    removed = 0
+    for folder in folders:
+        for entry in _entries(folder / "new") + _entries(folder / "cur"):
+            if _written_by_kit(entry.name) and entry.stat().st_mtime < cutoff:
+                os.unlink(entry.path)
+                removed += 1
+    return removed
+
+
+def _entries(folder: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(folder) as found:
+            return [entry for entry in found if entry.is_file(follow_symlinks=False)]
+    except FileNotFoundError:
+        return []
+
+
+def _written_by_kit(name: str) -> bool:
+    """Named by a delivery id (a UUID), with a mail client's :2,flags after it in cur/."""
+    key = name.split(":", 1)[0]
+    try:
+        return str(uuid.UUID(key)) == key
+    except ValueError:
+        return False

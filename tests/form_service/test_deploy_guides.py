@@ -189,6 +189,9 @@ def test_single_machine_units_and_backup(
     settings = settings_lines(page)
     assert settings["OUTREACH_DATABASE_URL"].startswith("sqlite:////var/lib/outreach/")
     url = run_units(page, paths, service_env(settings, paths), started)
+    # The unit runs in the data folder: the profile's path is shown whole, not as ../../opt/…
+    started_line = (paths.data / "unit-0.log").read_text().splitlines()[0]
+    assert started_line.startswith(f"Serving {demo_copy / 'agency.yml'} at "), started_line
     send_reports(url, 3)
     database = Database(
         "sqlite", settings["OUTREACH_DATABASE_URL"], path=paths.data / "reports.sqlite3"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from outreach.cli import main
+from outreach.loader import load_profile
 from tests.conftest import REPO, edit_yaml, fill_placeholders, free_port
 
 OUTREACH = str(Path(sys.executable).with_name("outreach"))
@@ -94,11 +96,40 @@ def test_new_agency_builds_as_a_draft_until_its_placeholders_are_replaced(
     fill_placeholders(profile)
     checked = run("check", "--profile", "agencies/lakeside-county", cwd=tmp_path)
     assert checked.returncode == 0, checked.stderr
+    # Its intake team's Maildir is encrypted to the archive key: nothing rests in plaintext.
+    assert "PLAINTEXT" not in checked.stderr
+    loaded = load_profile(profile)
+    (intake,) = loaded.profile.partners
+    assert intake.delivery.maildir is not None
+    assert intake.delivery.age_recipient == loaded.profile.archive.age_recipients[0]
     built = run(*build, cwd=tmp_path)
     assert built.returncode == 0, built.stderr
     home = (tmp_path / "public" / "index.html").read_text()
     assert "Lakeside County Prevention Team" in home and "Harbor" not in home
     assert "noindex" not in home and "Draft:" not in home and 'class="md-banner"' not in home
+
+
+def test_check_warns_loudly_of_each_maildir_holding_plaintext(demo_copy: Path) -> None:
+    result = run("check", "--profile", str(demo_copy))
+    assert result.returncode == 0
+    warned = re.findall(
+        r"WARNING: ([a-z-]+): reports are delivered into the Maildir", result.stderr
+    )
+    loaded = load_profile(demo_copy)
+    plain = [p.id for p in loaded.profile.partners if p.delivery.channel == "maildir"]
+    assert warned == plain and len(plain) > 1
+    assert "IN PLAINTEXT" in result.stderr and "age_recipient" in result.stderr
+
+    key = loaded.profile.archive.age_recipients[0]
+
+    def seal_all(data: dict) -> None:
+        for partner in data["partners"]:
+            if partner["delivery"]["channel"] == "maildir":
+                partner["delivery"]["age_recipient"] = key
+
+    edit_yaml(demo_copy / "agency.yml", seal_all)
+    sealed = run("check", "--profile", str(demo_copy))
+    assert sealed.returncode == 0 and "PLAINTEXT" not in sealed.stderr
 
 
 def test_check_names_every_mistake_in_one_run(demo_copy: Path) -> None:

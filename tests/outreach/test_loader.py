@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -358,3 +359,16 @@ def test_an_area_only_the_intake_team_hears_about_is_a_warning(new_agency: Any) 
         "agency.yml: areas[1]: no partner serves area 'downey': only the intake team "
         "receives its reports (add a routing rule that sends them to a partner)"
     )
+
+
+def test_display_path_is_relative_inside_the_working_directory_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inside, elsewhere = tmp_path / "work", tmp_path / "opt" / "agency.yml"
+    (inside / "agencies").mkdir(parents=True)
+    monkeypatch.chdir(inside)
+    assert display_path(inside / "agencies" / "agency.yml") == os.path.join(
+        "agencies", "agency.yml"
+    )
+    assert display_path(elsewhere) == str(elsewhere)
+    assert display_path(Path("../opt/agency.yml")) == str(elsewhere)

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -143,3 +146,30 @@ def test_audit_rejects_a_bad_date(data_dir: Path) -> None:
     result = CliRunner().invoke(main, ["audit", "--since", "last week"], env=_env(data_dir))
     assert result.exit_code == 2
     assert "'last week' does not match the format '%Y-%m-%d'" in result.output
+
+
+def test_purge_deletes_the_mail_the_kit_delivered_past_retention(
+    demo: LoadedProfile, data_dir: Path
+) -> None:
+    days = demo.profile.retention.days
+    root = data_dir / "maildir"
+    old = time.time() - (days + 1) * 86400
+    recent = time.time() - (days - 1) * 86400
+    written = {
+        root / "intake-team" / "new" / str(uuid.uuid4()): old,  # never read
+        root / "harbor-schools" / "cur" / f"{uuid.uuid4()}:2,S": old,  # read and flagged
+        root / "_alerts" / "new" / str(uuid.uuid4()): old,  # the intake team's alerts
+        root / "intake-team" / "new" / str(uuid.uuid4()): recent,
+        root / "intake-team" / "cur" / "note-from-the-team.txt": old,  # not the kit's
+        root / "someone-elses" / "new" / str(uuid.uuid4()): old,  # no partner's folder
+    }
+    for path, mtime in written.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(CANARY, encoding="utf-8")
+        os.utime(path, (mtime, mtime))
+    result = CliRunner().invoke(main, ["purge"], env=_env(data_dir))
+    assert result.exit_code == 0, result.output
+    assert f"Deleted 3 delivered message(s) older than {days} days" in result.output
+    kept = sorted(str(p.relative_to(root)) for p in written if p.exists())
+    expected = sorted(str(p.relative_to(root)) for p in list(written)[3:])
+    assert kept == expected
