@@ -105,7 +105,7 @@ def test_a_photo_and_a_screenshot_reach_only_the_partner_allowed(
         page.locator("main form button[type=submit]").click()
     answer = navigation.value
     assert answer is not None and answer.status == 200, page.content()[:2000]
-    code = page.locator("#receipt-code").input_value()
+    code = page.locator("#receipt-code").get_attribute("value") or ""
     assert RECEIPT_CODE.match(code)
     assert "Files received with your report: photo 1, photo 2." in page.inner_text("main")
     problems = axe_violations(page, False) + overflow_problems(page)
