@@ -23,7 +23,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO
 
-from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, ImageSequence, UnidentifiedImageError
 
 from form_service.file_types import Kind, sniff
 
@@ -103,6 +103,10 @@ def _check_size(image: Image.Image, max_pixels: int) -> int:
 def clean_image(path: Path, max_pixels: int = MAX_PIXELS) -> tuple[bytes, str]:
     """The picture in *path* as a new JPEG, PNG or GIF holding only its pixels, and its
     media type. Raises Refused."""
+    # WeasyPrint (the staff's PDFs, in this process) turns on Pillow's global leniency for
+    # truncated images when it is imported; a file cut off half-way must be refused, not
+    # completed with grey, so it is turned off again before every picture.
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         with Image.open(path, formats=_FORMATS) as image:
             frames = _check_size(image, max_pixels)

@@ -100,7 +100,12 @@ def unsourced_figures(article: Article, profile_values: list[str]) -> list[str]:
         if block.tag == "li" and lead_in_cites:
             continue
         text = " ".join(block.text.split())
-        # Link texts first: a profile value inside one (a "2") must not break it up.
+        # Whole profile values first (a crisis line's "how", whose numbers are links), then
+        # link texts, then values again: a short value inside a link text (a "2") must not
+        # break the link text up.
+        for value in sorted(profile_values, key=len, reverse=True):
+            if len(value) > 20:
+                text = text.replace(" ".join(value.split()), "")
         for _, link_text in block.links:
             text = text.replace(" ".join(link_text.split()), "")
         for value in profile_values:
