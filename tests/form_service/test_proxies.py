@@ -411,9 +411,10 @@ def bodies_too_long(proxy: Proxy, service: Service, visitor: Visitor) -> None:
         fields["description"] = "x" * (size - len(encoded(fields)))
         answer = proxy.request(path, visitor(), data=encoded(fields))
         assert answer.status == 413, (path, size, answer.body[:300])
-        # Caddy answers a body far over the limit before reading it, then ends the stream
-        # (RST_STREAM, NO_ERROR, as HTTP/2 allows); curl, still sending, may drop the page.
-        assert words in answer.body or (answer.cut and size > allowed + 1 and proxy.name == "caddy")
+        # Caddy answers a body over the limit before reading it, then ends the stream
+        # (RST_STREAM, NO_ERROR, as HTTP/2 allows); curl, still sending tens of megabytes, may
+        # drop the page after its 413 head (browsers show it).
+        assert words in answer.body or (answer.cut and proxy.name == "caddy")
         assert_service_headers(answer)
         assert_no_server_header(answer)
 
