@@ -326,14 +326,22 @@ def check(figures: dict[str, Any]) -> list[tuple[str, bool]]:
     ]
 
 
+PHONE_PHOTO = (4032, 3024)
+"""A 12-megapixel phone camera's picture."""
+
+
 def photo_of(megabytes: float) -> bytes:
-    """A real JPEG of about *megabytes* (noise compresses badly, as a photo does)."""
+    """A real JPEG of a phone photo's size and about *megabytes*: noise (which compresses
+    badly, as a photo does) at the highest quality that fits."""
     from PIL import Image
 
-    side = int(1000 * (megabytes / 0.72) ** 0.5)  # noise at quality 85: ~0.72 bytes a pixel
-    image = Image.frombytes("RGB", (side, side), os.urandom(side * side * 3))
-    out = io.BytesIO()
-    image.save(out, "JPEG", quality=85)
+    width, height = PHONE_PHOTO
+    image = Image.frombytes("RGB", PHONE_PHOTO, os.urandom(width * height * 3))
+    for quality in range(95, 0, -5):
+        out = io.BytesIO()
+        image.save(out, "JPEG", quality=quality)
+        if out.tell() <= megabytes * 1024 * 1024:
+            break
     return out.getvalue()
 
 

@@ -9,7 +9,7 @@ with the video attached, each streamed from disk a MiB at a time (as a browser d
 It samples the service process's resident memory (VmRSS) every 50 ms and reports:
 
 - the peak while the uploads stream in (until the last body is sent), and the peak over
-  the whole run (the files are then cleaned and sealed one at a time, and stored);
+  the whole run (the files are then cleaned and sealed two at a time, and stored);
 - how long the uploads and the answers took, and how many reports were stored with a file;
 - that no temporary upload file is left in the data dir.
 

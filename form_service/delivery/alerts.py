@@ -16,6 +16,7 @@ from form_service.delivery.maildir import store
 from form_service.delivery.message import (
     RenderedMessage,
     agency_sender,
+    email_bytes,
     mail_gettext,
     mail_templates,
     message_domain,
@@ -80,6 +81,6 @@ async def alert_dead(
     mail = to_email(rendered, sender=agency_sender(profile), to=[], domain=message_domain(profile))
     folder = settings.maildir_root / ALERT_FOLDER
     try:
-        await asyncio.to_thread(store, folder, rendered.delivery_id, mail.as_bytes())
+        await asyncio.to_thread(store, folder, rendered.delivery_id, email_bytes(mail))
     except OSError as error:
         log.critical("could not write the alert to %s: %s", folder, error.strerror)

@@ -21,6 +21,7 @@ from form_service.delivery.files import files_for
 from form_service.delivery.message import (
     RenderedMessage,
     agency_sender,
+    email_bytes,
     message_domain,
     render_message,
     to_email,
@@ -48,10 +49,9 @@ async def send_rendered(
     )
     try:
         folder = settings.maildir_root / config.folder
-        # fsync blocks; the event loop keeps serving the form meanwhile. The message is
-        # made into bytes here: a thread doing CPU work would hold the interpreter lock
-        # that the request handlers need, and a tipster would wait for it.
-        await asyncio.to_thread(store, folder, rendered.delivery_id, mail.as_bytes())
+        # fsync blocks; the event loop keeps serving the form meanwhile.
+        data = email_bytes(mail, rendered.files)
+        await asyncio.to_thread(store, folder, rendered.delivery_id, data)
     except OSError as error:
         raise DeliveryFailed(f"cannot write to the maildir: {error.strerror}") from None
 

@@ -13,6 +13,7 @@ from form_service.delivery.channel import DeliveryFailed, DeliverySettings
 from form_service.delivery.files import files_for
 from form_service.delivery.message import (
     RenderedMessage,
+    email_bytes,
     message_domain,
     one_line,
     render_message,
@@ -65,7 +66,8 @@ async def send_rendered(
     key = (config.smtp_host, config.smtp_port, config.security, username or "")
     try:
         # Bytes, not the message object: aiosmtplib would refold its headers.
-        await sessions.send(key, open_session, config.sender, config.to, mail.as_bytes())
+        data = email_bytes(mail, rendered.files)
+        await sessions.send(key, open_session, config.sender, config.to, data)
     except aiosmtplib.SMTPException as error:
         raise DeliveryFailed(_reason(error, config)) from None
     except OSError as error:

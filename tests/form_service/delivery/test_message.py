@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import base64
+import dataclasses
 import json
+import os
 import re
 from email import message_from_bytes, policy
 
@@ -9,11 +12,13 @@ import pytest
 from babel.messages.extract import extract_from_file
 from babel.messages.pofile import read_po
 
+from form_service.delivery.files import DeliveredFile
 from form_service.delivery.message import (
     _FIELD_LABELS,
     _VALUE_LABELS,
     TEMPLATES,
     agency_sender,
+    email_bytes,
     message_domain,
     render_message,
     to_email,
@@ -214,6 +219,36 @@ def test_sealed_attachment_travels_in_the_email(demo: LoadedProfile) -> None:
     (attachment,) = list(parsed.iter_attachments())
     assert attachment.get_filename() == "report.txt.age"
     assert b"knife" in pyrage.decrypt(attachment.get_content(), [identity])
+
+
+def test_files_travel_whole_and_in_order_beside_the_sealed_report(demo: LoadedProfile) -> None:
+    identity = pyrage.x25519.Identity.generate()
+    sealed_partner = partner(
+        demo.profile.partner("sheriff-tau"),
+        channel="maildir",
+        maildir={"folder": "s"},
+        age_recipient=str(identity.to_public()),
+    )
+    rendered = render_message(
+        parse_payload(json.dumps(payload("sheriff-tau"))), sealed_partner, demo.profile
+    )
+    # Sizes that end a base64 line exactly, part-way, and hold the other file's marker.
+    files = (
+        DeliveredFile("photo-1.jpg", "image/jpeg", os.urandom(57 * 1000)),
+        DeliveredFile("video-1.mp4", "video/mp4", b"outreach-file-0" + os.urandom(100_001)),
+        DeliveredFile("photo-2.png", "image/png", b""),
+    )
+    rendered = dataclasses.replace(rendered, files=files)
+    mail = to_email(rendered, sender=agency_sender(demo.profile), to=[], domain="x.example")
+    raw = email_bytes(mail, files)
+    parsed = message_from_bytes(raw, policy=policy.default)
+    found = [
+        (a.get_filename(), a.get_content_type(), a.get_content()) for a in parsed.iter_attachments()
+    ]
+    assert found[0][0] == "report.txt.age"
+    assert found[1:] == [(f.name, f.media_type, f.data) for f in files]
+    # Base64 in lines of 76 characters and the message's own line ends, as RFC 2045 asks.
+    assert b"\r\n" + base64.encodebytes(files[0].data).replace(b"\n", b"\r\n") + b"\r\n--" in raw
 
 
 def _mail_msgids() -> set[str]:
