@@ -276,18 +276,16 @@ def email_bytes(mail: EmailMessage, files: Sequence[DeliveredFile] = ()) -> byte
     The e-mail package writes base64 a line at a time in Python and would take a good part
     of a second over a phone video, holding the interpreter lock the form's requests need;
     here each file is encoded in one call, and the package writes only headers and text."""
-    data = mail.as_bytes()
+    rest = mail.as_bytes()
     linesep = _POLICY.linesep.encode()
+    pieces = []
     for number, file in enumerate(files):
         marker = base64.b64encode(_file_marker(number)) + linesep
-        before, found, after = data.partition(marker)
+        before, found, rest = rest.partition(marker)
         if not found:
             raise ValueError(f"no place for file {number} in the message")
-        encoded = base64.encodebytes(file.data)
-        if linesep != b"\n":
-            encoded = encoded.replace(b"\n", linesep)
-        data = b"".join((before, encoded, after))
-    return data
+        pieces += [before, base64.encodebytes(file.data).replace(b"\n", linesep)]
+    return b"".join([*pieces, rest])
 
 
 def agency_sender(profile: Profile) -> Address:
