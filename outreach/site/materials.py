@@ -107,7 +107,7 @@ TEXTS = {
     "announcement.txt": "announcement.txt",
     "announcement.html": "announcement-web.txt",
 }
-TEMPLATE_NAMES = frozenset({"base.html", *(m.template for m in MATERIALS), *TEXTS})
+TEMPLATE_NAMES = frozenset({"base.html", "parts.html", *(m.template for m in MATERIALS), *TEXTS})
 
 
 # Tagged PDF (PDF/UA): headings, paragraphs, reading order and language for screen readers,
