@@ -17,6 +17,7 @@ from form_service.delivery.message import (
     _FIELD_LABELS,
     _VALUE_LABELS,
     TEMPLATES,
+    RenderedMessage,
     agency_sender,
     email_bytes,
     message_domain,
@@ -201,7 +202,8 @@ def test_partner_with_age_key_gets_content_only_encrypted(demo: LoadedProfile) -
     assert "knife to the gym" in clear and "Ann Example" in clear
 
 
-def test_sealed_attachment_travels_in_the_email(demo: LoadedProfile) -> None:
+def _sealed_for_sheriff(demo: LoadedProfile) -> tuple[pyrage.x25519.Identity, RenderedMessage]:
+    """The sample report rendered for a maildir partner with an age key, and that key."""
     identity = pyrage.x25519.Identity.generate()
     sealed_partner = partner(
         demo.profile.partner("sheriff-tau"),
@@ -212,6 +214,11 @@ def test_sealed_attachment_travels_in_the_email(demo: LoadedProfile) -> None:
     rendered = render_message(
         parse_payload(json.dumps(payload("sheriff-tau"))), sealed_partner, demo.profile
     )
+    return identity, rendered
+
+
+def test_sealed_attachment_travels_in_the_email(demo: LoadedProfile) -> None:
+    identity, rendered = _sealed_for_sheriff(demo)
     mail = to_email(rendered, sender=agency_sender(demo.profile), to=[], domain="x.example")
     raw = mail.as_bytes()
     assert b"knife" not in raw
@@ -222,16 +229,7 @@ def test_sealed_attachment_travels_in_the_email(demo: LoadedProfile) -> None:
 
 
 def test_files_travel_whole_and_in_order_beside_the_sealed_report(demo: LoadedProfile) -> None:
-    identity = pyrage.x25519.Identity.generate()
-    sealed_partner = partner(
-        demo.profile.partner("sheriff-tau"),
-        channel="maildir",
-        maildir={"folder": "s"},
-        age_recipient=str(identity.to_public()),
-    )
-    rendered = render_message(
-        parse_payload(json.dumps(payload("sheriff-tau"))), sealed_partner, demo.profile
-    )
+    _, rendered = _sealed_for_sheriff(demo)
     # Sizes that end a base64 line exactly, part-way, and hold the other file's marker.
     files = (
         DeliveredFile("photo-1.jpg", "image/jpeg", os.urandom(57 * 1000)),
