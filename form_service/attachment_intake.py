@@ -1,11 +1,13 @@
-"""From files as they arrived to files the store holds: checked, cleaned, encrypted.
+"""From files as they arrived to files the store holds: checked, sealed, kept.
 
-Each file is typed by its first bytes, cleaned (form_service/file_cleaning.py) and sealed
-(form_service/file_sealing.py) in a worker thread, two files at a time per process: a
-decoded photo or an ffmpeg pipe costs memory, and twenty tipsters sending at once must not
-add twenty of them up; two keep both cores of a small server busy (Pillow and ffmpeg work
-outside the interpreter lock), so ten photos sent together wait half as long for their
-receipts. Then its sealed pieces are stored, held under the form token until the report
+Each file is typed by its first bytes and checked against its limits. A photo is then
+checked without being decoded (its header, its size, that the file is whole) and sealed as
+sent: it is cleaned after the receipt (form_service/waiting_files.py). A video is cleaned
+now, by ffmpeg copying its streams (form_service/file_cleaning.py): ffmpeg reads a file,
+and the only plaintext file the service writes is the upload's, gone when the request ends.
+Checking, sealing and cleaning run in worker threads, two files at a time per process: a
+video's ffmpeg pipe costs memory, and twenty tipsters sending at once must not add twenty
+of them up. Then the sealed pieces are stored, held under the form token until the report
 is (or under the report's thread, for a file added in the conversation).
 
 A refused file is reported by its place among the files sent and its reason; its name is
@@ -15,7 +17,7 @@ never read, kept or logged.
 from __future__ import annotations
 
 import contextlib
-import io
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,18 +25,28 @@ from pathlib import Path
 
 import anyio
 from anyio import CapacityLimiter
+from starlette.background import BackgroundTask
+from starlette.responses import Response
 
-from form_service.file_cleaning import Refusal, Refused, check_kind, clean_image, clean_video
-from form_service.file_sealing import SealedCopies, archive_pieces, delivery_pieces, seal
+from form_service.file_cleaning import Refusal, Refused, check_kind, clean_video, inspect_image
+from form_service.file_sealing import (
+    SealedCopies,
+    archive_pieces,
+    delivery_pieces,
+    seal,
+    seal_as_sent,
+)
 from form_service.file_types import Kind
+from form_service.logs import log_event
 from form_service.service import Service
 from form_service.storage import attachments as stored_files
-from form_service.storage.attachments import StoredFile
+from form_service.storage.attachments import READY, WAITING, StoredFile
 from form_service.uploads import MAX_FILES, UPLOAD_FOLDER, FileLimits, ReceivedFile
+from form_service.waiting_files import clean_waiting
 
 LEFT_BEHIND_SECONDS = 2 * 3600
 """Age past which a file in the upload folder can only be a crashed request's."""
-# Two files cleaned at a time in each process (see the module's docstring).
+# Two files checked and sealed at a time in each process (see the module's docstring).
 _CLEANING = CapacityLimiter(2)
 
 
@@ -51,6 +63,31 @@ class Taken:
     """Every file now held for the report, earlier ones included."""
     refused: list[FileRefused]
 
+    @property
+    def waiting(self) -> list[str]:
+        """The photos among them still to be cleaned."""
+        return [f.id for f in self.files if f.state == WAITING]
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """A file's sealed copies, as temporary files of ciphertext in the upload folder."""
+
+    file_id: str
+    media_type: str
+    state: str
+    delivery_pieces: int
+    archive: Path | None
+    """None for a photo: it has no archive copy until it is cleaned."""
+    delivery: Path
+    """A video's delivery copy; a photo as sent (its pieces are stored as the delivery
+    copy's, under the as-sent key, until it is cleaned)."""
+
+    def remove(self) -> None:
+        if self.archive is not None:
+            self.archive.unlink(missing_ok=True)
+        self.delivery.unlink(missing_ok=True)
+
 
 def file_limits(service: Service) -> FileLimits:
     settings = service.settings
@@ -59,19 +96,28 @@ def file_limits(service: Service) -> FileLimits:
     )
 
 
-def _clean_and_seal(
-    received: ReceivedFile, kind: Kind, recipients: Sequence[str], secret: str
-) -> tuple[SealedCopies, str]:
-    folder = received.path.parent
-    if kind is Kind.image:
-        data, media = clean_image(received.path)
-        return seal(io.BytesIO(data), recipients, secret, folder), media
+def _video_sealed(received: ReceivedFile, recipients: Sequence[str], secret: str) -> Sealed:
     with clean_video(received.path) as stream:
-        copies = seal(stream, recipients, secret, folder)
+        copies = seal(stream, recipients, secret, received.path.parent)
     if copies.size == 0:
         _remove(copies)
         raise Refused(Refusal.undecodable)
-    return copies, "video/mp4"
+    return Sealed(copies.file_id, "video/mp4", READY, copies.delivery_pieces, copies.archive,
+                  copies.delivery)  # fmt: skip
+
+
+def _photo_sealed(received: ReceivedFile, secret: str) -> Sealed:
+    media = inspect_image(received.path)
+    file_id, sent = seal_as_sent(received.path, secret, received.path.parent)
+    return Sealed(file_id, media, WAITING, 0, None, sent)
+
+
+def _checked_and_sealed(
+    received: ReceivedFile, kind: Kind, recipients: Sequence[str], secret: str
+) -> Sealed:
+    if kind is Kind.image:
+        return _photo_sealed(received, secret)
+    return _video_sealed(received, recipients, secret)
 
 
 def _remove(copies: SealedCopies) -> None:
@@ -119,8 +165,8 @@ async def take_files(
             continue
         used += one.size
         try:
-            copies, media = await anyio.to_thread.run_sync(
-                _clean_and_seal,
+            sealed = await anyio.to_thread.run_sync(
+                _checked_and_sealed,
                 one,
                 checked,
                 recipients,
@@ -134,22 +180,42 @@ async def take_files(
             one.path.unlink(missing_ok=True)  # the plaintext goes as soon as it is used
         try:
             position = max((f.position for f in files), default=0) + 1
-            file = StoredFile(copies.file_id, position, checked.value, media, copies.size,
-                              copies.delivery_pieces)  # fmt: skip
+            file = StoredFile(sealed.file_id, position, checked.value, sealed.media_type,
+                              one.size, sealed.delivery_pieces, sealed.state)  # fmt: skip
+            archive = archive_pieces(sealed.archive) if sealed.archive else ()
             async with service.store.transaction() as tx:
                 await stored_files.add(
                     tx,
                     owner,
                     report_ref,
                     file,
-                    archive_pieces(copies.archive),
-                    delivery_pieces(copies.delivery),
+                    archive,
+                    delivery_pieces(sealed.delivery),
                     datetime.now(UTC),
                 )
             files.append(file)
         finally:
-            _remove(copies)
+            sealed.remove()
     return Taken(files, refused)
+
+
+def cleaning_after(response: Response, service: Service, taken: Taken) -> Response:
+    """*response*, which cleans the photos *taken* left waiting once it has been sent."""
+    if taken.waiting:
+        response.background = BackgroundTask(clean_after, service, taken.waiting)
+    return response
+
+
+async def clean_after(service: Service, file_ids: Sequence[str]) -> None:
+    """Clean *file_ids* now; then the worker of this process sends what waited for them.
+    A failure leaves them to the worker's sweep (form_service/waiting_files.py)."""
+    settings = service.settings
+    try:
+        await clean_waiting(service.store, settings.profile.profile, settings.secret_keys,
+                            settings.data_dir, file_ids)  # fmt: skip
+    except Exception as error:
+        log_event("files_left_waiting", logging.WARNING, error=type(error).__name__)
+    service.wakeup.set()
 
 
 def clear_upload_folder(data_dir: Path) -> None:

@@ -10,6 +10,12 @@ new MP4 without any metadata; where ffmpeg is absent, videos are refused.
 
 Decompression bombs (a small file declaring a huge picture) are refused from the header
 before any pixel is decoded, as are GIFs with too many frames and files that fail to decode.
+
+A photo is checked before the receipt (``inspect_image``: its header, its size, whether the
+file ends where its format says it must) and decoded after it (form_service/
+waiting_files.py): decoding a phone photo costs tens of milliseconds of a core, which ten
+tipsters sending at once would otherwise wait for in turn. What the cleaned file will be
+(JPEG, PNG or GIF) is decided from the header, so the report's partners are told it at once.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import io
 import math
 import shutil
+import struct
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -80,20 +87,32 @@ def _register_heif() -> bool:
 HEIF = _register_heif()
 
 
-def _save(image: Image.Image, out: IO[bytes], animated: bool) -> str:
-    """Write *image*'s pixels (no metadata) to *out*; its media type."""
+GIF = "image/gif"
+PNG = "image/png"
+JPEG = "image/jpeg"
+_KEPT_AS_PNG = ("RGBA", "LA", "P", "PA", "1", "I;16", "I")
+"""Modes with transparency, a palette or more than 8 bits: PNG keeps them; others are JPEG."""
+
+
+def _target(image: Image.Image, frames: int) -> str:
+    """The media type *image* is written as, from its header alone."""
+    if frames > 1 and image.format == "GIF":
+        return GIF
+    return PNG if image.mode in _KEPT_AS_PNG else JPEG
+
+
+def _save(image: Image.Image, out: IO[bytes], media: str) -> None:
+    """Write *image*'s pixels (no metadata) to *out* as *media*."""
     image.info = {}
-    if animated:
+    if media == GIF:
         frames = [frame.copy() for frame in ImageSequence.Iterator(image)]
         for frame in frames:
             frame.info = {}
         frames[0].save(out, "GIF", save_all=True, append_images=frames[1:], loop=0)
-        return "image/gif"
-    if image.mode in ("RGBA", "LA", "P", "PA", "1", "I;16", "I"):
+    elif media == PNG:
         _in_mode(image, "RGBA").save(out, "PNG", optimize=False)
-        return "image/png"
-    _in_mode(image, "RGB").save(out, "JPEG", quality=90)
-    return "image/jpeg"
+    else:
+        _in_mode(image, "RGB").save(out, "JPEG", quality=90)
 
 
 def _in_mode(image: Image.Image, mode: str) -> Image.Image:
@@ -120,30 +139,105 @@ def _decode_smaller(image: Image.Image) -> None:
         image.draft("RGB", (math.ceil(width * keep), math.ceil(height * keep)))
 
 
-def clean_image(path: Path, max_pixels: int = MAX_PIXELS) -> tuple[bytes, str]:
-    """The picture in *path* as a new JPEG, PNG or GIF holding only its pixels, and its
-    media type. Raises Refused."""
+@contextmanager
+def _opened(source: Path | IO[bytes], max_pixels: int) -> Iterator[tuple[Image.Image, str]]:
+    """The picture in *source*, its size checked, and what it will be written as. Raises
+    Refused for every way a file can fail to open."""
     # WeasyPrint (the staff's PDFs, in this process) turns on Pillow's global leniency for
     # truncated images when it is imported; a file cut off half-way must be refused, not
     # completed with grey, so it is turned off again before every picture.
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
-        with Image.open(path, formats=_FORMATS) as image:
+        with Image.open(source, formats=_FORMATS) as image:
             frames = _check_size(image, max_pixels)
-            _decode_smaller(image)
-            out = io.BytesIO()
-            if frames > 1 and image.format == "GIF":
-                media = _save(image, out, animated=True)
-            else:
-                # In place: a copy would hold the photo's pixels twice.
-                image.load()
-                ImageOps.exif_transpose(image, in_place=True)
-                media = _save(image, out, animated=False)
-            return out.getvalue(), media
+            yield image, _target(image, frames)
     except Image.DecompressionBombError:  # Pillow's own check, at twice its limit
         raise Refused(Refusal.too_many_pixels) from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
         raise Refused(Refusal.undecodable) from None
+
+
+def inspect_image(path: Path, max_pixels: int = MAX_PIXELS) -> str:
+    """What the picture in *path* will be once cleaned (its media type), from what can be
+    checked without decoding it: its header, its size, and that the file is whole. Raises
+    Refused."""
+    with _opened(path, max_pixels) as (image, media):
+        image_format = image.format
+    if not _whole(path, image_format):
+        raise Refused(Refusal.undecodable)
+    return media
+
+
+def clean_image(source: Path | IO[bytes], max_pixels: int = MAX_PIXELS) -> tuple[bytes, str]:
+    """The picture in *source* as a new JPEG, PNG or GIF holding only its pixels, and its
+    media type (the one ``inspect_image`` said). Raises Refused."""
+    with _opened(source, max_pixels) as (image, media):
+        if media != GIF:
+            _decode_smaller(image)
+            # In place: a copy would hold the photo's pixels twice.
+            image.load()
+            ImageOps.exif_transpose(image, in_place=True)
+        out = io.BytesIO()
+        _save(image, out, media)
+        return out.getvalue(), media
+
+
+_SCAN_BYTES = 1024 * 1024
+
+
+def _whole(path: Path, image_format: str | None) -> bool:
+    """Whether a JPEG, PNG or WebP file reaches the end its format marks; a file cut off
+    on the way (a dropped connection, a partial copy) does not. Other formats are only
+    found out when decoded."""
+    with path.open("rb") as file:
+        if image_format == "JPEG":
+            return _jpeg_ends(file)
+        if image_format == "PNG":
+            return _png_ends(file)
+        if image_format == "WEBP":
+            file.seek(4)
+            riff_size = int.from_bytes(file.read(4), "little")
+            return path.stat().st_size >= riff_size + 8
+    return True
+
+
+def _jpeg_ends(file: IO[bytes]) -> bool:
+    """An end-of-image marker after the main image's first scan. Segments before it (an
+    EXIF thumbnail, with its own end marker, among them) are skipped by their lengths;
+    inside a scan a 0xFF byte is always followed by 0x00 or a restart marker, so the first
+    0xFF 0xD9 there ends the image. Bytes after it (a phone's trailer) do not matter."""
+    file.seek(2)
+    while True:
+        marker = file.read(2)
+        if len(marker) < 2 or marker[0] != 0xFF:
+            return False
+        if marker[1] == 0xFF:  # fill byte before a marker
+            file.seek(-1, io.SEEK_CUR)
+            continue
+        length = file.read(2)
+        if len(length) < 2:
+            return False
+        (size,) = struct.unpack(">H", length)
+        file.seek(size - 2, io.SEEK_CUR)
+        if marker[1] == 0xDA:  # start of scan: the image data follows
+            break
+    carry = b""
+    while chunk := file.read(_SCAN_BYTES):
+        if b"\xff\xd9" in carry + chunk:
+            return True
+        carry = chunk[-1:]
+    return False
+
+
+def _png_ends(file: IO[bytes]) -> bool:
+    """Chunks walked by their lengths, without reading their data, up to IEND."""
+    file.seek(8)
+    while len(header := file.read(8)) == 8:
+        (length,) = struct.unpack(">I", header[:4])
+        if header[4:] == b"IEND":
+            return True
+        file.seek(length + 4, io.SEEK_CUR)  # the data and its checksum
+    return False
 
 
 def video_tool() -> str | None:

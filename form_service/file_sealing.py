@@ -11,6 +11,10 @@ Two copies are made in one pass over the cleaned bytes:
 
 Both are written to temporary files in the upload folder (ciphertext only) and read back
 into the database a piece at a time, so no file is ever whole in memory.
+
+A photo is cleaned after the receipt (form_service/waiting_files.py): until then the store
+holds it **as sent**, sealed like a delivery copy but under a key of its own, so that no
+code path that opens delivery copies can open a file that still carries its tags.
 """
 
 from __future__ import annotations
@@ -36,15 +40,20 @@ _NONCE_BYTES = 12
 _LENGTH = struct.Struct(">I")
 
 
-def delivery_key(secret: str) -> bytes:
-    return hashlib.sha256(b"attachment-delivery:" + secret.encode()).digest()
+DELIVERY_KEY = b"attachment-delivery:"
+AS_SENT_KEY = b"attachment-as-sent:"
+"""What each key is derived for, with the service's secret."""
+
+
+def _key(purpose: bytes, secret: str) -> bytes:
+    return hashlib.sha256(purpose + secret.encode()).digest()
 
 
 def _piece_aad(file_id: str, index: int) -> bytes:
     return f"{file_id}:{index}".encode()
 
 
-class _DeliverySealer:
+class _PieceSealer:
     """Plaintext in, sealed pieces out (each with its length before it), to *out*."""
 
     def __init__(self, key: bytes, file_id: str, out: IO[bytes]) -> None:
@@ -75,7 +84,7 @@ class _DeliverySealer:
 class _Tee(io.RawIOBase):
     """Reads *source* for age, handing each piece read to the delivery sealer as well."""
 
-    def __init__(self, source: IO[bytes], sealer: _DeliverySealer) -> None:
+    def __init__(self, source: IO[bytes], sealer: _PieceSealer) -> None:
         self._source = source
         self._sealer = sealer
         self.size = 0
@@ -109,14 +118,20 @@ def _temp(folder: Path) -> tuple[IO[bytes], Path]:
     return os.fdopen(fd, "w+b"), Path(name)
 
 
-def seal(source: IO[bytes], recipients: Sequence[str], secret: str, folder: Path) -> SealedCopies:
+def seal(
+    source: IO[bytes],
+    recipients: Sequence[str],
+    secret: str,
+    folder: Path,
+    file_id: str | None = None,
+) -> SealedCopies:
     """Both copies of what *source* yields, as temporary files in *folder* (the caller
-    removes them)."""
-    file_id = os.urandom(16).hex()
+    removes them), for the file *file_id* (a new one when None)."""
+    file_id = file_id or os.urandom(16).hex()
     archive_out, archive_path = _temp(folder)
     delivery_out, delivery_path = _temp(folder)
     try:
-        sealer = _DeliverySealer(delivery_key(secret), file_id, delivery_out)
+        sealer = _PieceSealer(_key(DELIVERY_KEY, secret), file_id, delivery_out)
         tee = _Tee(source, sealer)
         keys = [pyrage.x25519.Recipient.from_str(r) for r in recipients]
         pyrage.encrypt_io(tee, archive_out, keys)
@@ -129,6 +144,25 @@ def seal(source: IO[bytes], recipients: Sequence[str], secret: str, folder: Path
         archive_out.close()
         delivery_out.close()
     return SealedCopies(file_id, tee.size, archive_path, delivery_path, sealer.pieces)
+
+
+def seal_as_sent(path: Path, secret: str, folder: Path) -> tuple[str, Path]:
+    """The file in *path*, unchanged, sealed in pieces under the as-sent key to a temporary
+    file in *folder* (the caller removes it): its new id and that file's path."""
+    file_id = os.urandom(16).hex()
+    out, sealed_path = _temp(folder)
+    try:
+        sealer = _PieceSealer(_key(AS_SENT_KEY, secret), file_id, out)
+        with path.open("rb") as source:
+            while data := source.read(PIECE_BYTES):
+                sealer.write(data)
+        sealer.close()
+    except BaseException:
+        sealed_path.unlink(missing_ok=True)
+        raise
+    finally:
+        out.close()
+    return file_id, sealed_path
 
 
 def archive_pieces(path: Path) -> Iterator[bytes]:
@@ -152,8 +186,17 @@ class CopyUnreadable(Exception):
 
 def open_delivery(file_id: str, pieces: Sequence[bytes], secrets: Sequence[str]) -> bytes:
     """The cleaned file again, from its delivery copy's pieces."""
+    return _open(DELIVERY_KEY, file_id, pieces, secrets)
+
+
+def open_as_sent(file_id: str, pieces: Sequence[bytes], secrets: Sequence[str]) -> bytes:
+    """A file waiting to be cleaned, as the tipster sent it (seal_as_sent's pieces)."""
+    return _open(AS_SENT_KEY, file_id, pieces, secrets)
+
+
+def _open(purpose: bytes, file_id: str, pieces: Sequence[bytes], secrets: Sequence[str]) -> bytes:
     for secret in secrets:
-        aead = AESGCM(delivery_key(secret))
+        aead = AESGCM(_key(purpose, secret))
         try:
             return b"".join(
                 aead.decrypt(p[:_NONCE_BYTES], p[_NONCE_BYTES:], _piece_aad(file_id, n))

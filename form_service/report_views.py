@@ -12,7 +12,7 @@ from babel.numbers import format_decimal
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from form_service.attachment_intake import file_limits, take_files
+from form_service.attachment_intake import cleaning_after, file_limits, take_files
 from form_service.error_pages import error_page
 from form_service.file_cleaning import Refusal
 from form_service.file_messages import (
@@ -312,13 +312,15 @@ async def _checked(
         if file_errors:
             errors[FILE_FIELD] = " ".join(file_errors)
         service.events.add("report_invalid", reports=1, fields=len(errors))
-        return form_page(service, request, lang, 422, values, errors=errors,
+        page = form_page(service, request, lang, 422, values, errors=errors,
                          token=values["token"], kept=labels)  # fmt: skip
+        return cleaning_after(page, service, taken)
     code = await _store(service, result, token_id, flood, taken.files)
     if code is None:
         return _received_before(service, request, lang, result.danger_now)
     kinds = tuple(f.kind for f in taken.files)
-    return _receipt(service, request, lang, code, result.danger_now, kinds)
+    receipt = _receipt(service, request, lang, code, result.danger_now, kinds)
+    return cleaning_after(receipt, service, taken)
 
 
 def _received_before(service: Service, request: Request, lang: str, danger_now: bool) -> Response:

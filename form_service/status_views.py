@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from form_service import conversation
-from form_service.attachment_intake import file_limits, take_files
+from form_service.attachment_intake import Taken, cleaning_after, file_limits, take_files
 from form_service.error_pages import error_page
 from form_service.file_messages import file_labels, limits_hint, refusal_text, too_large_notice
 from form_service.form_input import BodyTooLarge, NotAForm, read_form
@@ -212,13 +212,14 @@ def _expired(service: Service, request: Request, lang: str, message: str) -> Res
 
 async def _add_files(
     service: Service, opened: OpenThread, received: Sequence[ReceivedFile], lang: str
-) -> tuple[bool, str]:
+) -> tuple[bool, str, Taken | None]:
     """The tipster's new files, held for their report (its thread): whether any was
-    added, and what to say of those refused. Raises StoreUnavailable."""
+    added, what to say of those refused, and what was taken (None when no report is left
+    to add them to). Raises StoreUnavailable."""
     async with service.store.transaction() as tx:
         thread = await threads.by_id(tx, opened.report_id)
     if thread is None:
-        return False, ""
+        return False, "", None
     owner = stored_files.thread_owner(thread.report_ref)
     before = len(await _held(service, owner))
     taken = await take_files(service, received, owner, thread.report_ref)
@@ -229,7 +230,7 @@ async def _add_files(
         async with service.store.transaction() as tx:
             await conversation.tell_team(tx, thread, datetime.now(UTC))
         service.events.add("thread_files", files=len(taken.files) - before)
-    return added, problem
+    return added, problem, taken
 
 
 async def _held(service: Service, owner: str) -> list[stored_files.StoredFile]:
@@ -265,9 +266,9 @@ async def _write(
             "limit": format_decimal(conversation.MESSAGE_MAX_CHARS, locale=lang.replace("-", "_")),
         }
     try:
-        files_added = False
+        files_added, taken = False, None
         if new_files and not problem:
-            files_added, problem = await _add_files(service, opened, new_files, lang)
+            files_added, problem, taken = await _add_files(service, opened, new_files, lang)
         async with service.store.transaction() as tx:
             thread = await threads.by_id(tx, opened.report_id)
             if thread is not None and send and not problem and text.strip():
@@ -288,7 +289,7 @@ async def _write(
         )
         return _code_page(service, request, lang, 410, "", error, text)
     if problem:
-        return _page(
+        page = _page(
             service,
             request,
             lang,
@@ -300,11 +301,12 @@ async def _write(
             error=problem,
             files=files,
         )
+        return cleaning_after(page, service, taken) if taken else page
     if send and text.strip():
         service.events.add("thread_message", messages=1)
     # Looking for new messages keeps what the tipster has typed but not yet sent.
     draft = "" if send else text
-    return _page(
+    page = _page(
         service,
         request,
         lang,
@@ -316,6 +318,7 @@ async def _write(
         sent=send and (bool(text.strip()) or files_added),
         files=files,
     )
+    return cleaning_after(page, service, taken) if taken else page
 
 
 async def _store_message(

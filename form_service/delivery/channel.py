@@ -27,6 +27,11 @@ class DeliveryFailed(Exception):
         self.reason = reason
 
 
+class FileNotReady(Exception):
+    """A file of the delivery is still being cleaned (form_service/waiting_files.py): the
+    delivery waits for it, and this does not count as a failed attempt."""
+
+
 class FileSource(Protocol):
     @property
     def turn(self) -> asyncio.Semaphore:
@@ -34,6 +39,10 @@ class FileSource(Protocol):
 
     async def read(self, file: SharedFile) -> bytes:
         """The cleaned file's bytes; DeliveryFailed when they cannot be read."""
+
+    async def deliverable(self, payload: DeliveryPayload) -> DeliveryPayload:
+        """*payload* with only the files that can be sent (a photo that failed to decode
+        after the receipt is left out); FileNotReady while one is still being cleaned."""
 
     async def keep_for_partner(self, payload: DeliveryPayload, intake: str) -> None:
         """Seal the payload's files to its partner's users, for their inbox."""

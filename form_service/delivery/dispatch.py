@@ -58,6 +58,8 @@ async def deliver(payload: DeliveryPayload, settings: DeliverySettings) -> None:
     partner = partner_of(payload, settings)
     send = CHANNELS[partner.delivery.channel]
     source = settings.file_source
+    if payload.attachments and source is not None:
+        payload = await source.deliverable(payload)  # FileNotReady while a photo is cleaned
     if not payload.attachments or source is None:
         await within_timeout(partner.delivery, settings, send(payload, partner, settings))
         return

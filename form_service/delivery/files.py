@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import pyrage
 
-from form_service.delivery.channel import DeliveryFailed, DeliverySettings
+from form_service.delivery.channel import DeliveryFailed, DeliverySettings, FileNotReady
 from form_service.delivery.payload import DeliveryPayload, SharedFile
 from form_service.file_sealing import PIECE_BYTES, CopyUnreadable, open_delivery
 from form_service.storage import Store
@@ -82,18 +82,32 @@ class StoredFiles:
         except CopyUnreadable:
             raise DeliveryFailed("a file's delivery copy opens with no secret") from None
 
+    async def deliverable(self, payload: DeliveryPayload) -> DeliveryPayload:
+        if not payload.attachments:
+            return payload
+        async with self.store.transaction() as tx:
+            states = [await stored_files.state_of(tx, f.id) for f in payload.attachments]
+        if stored_files.WAITING in states:
+            raise FileNotReady(payload.report_ref)
+        kept = [f for f, state in zip(payload.attachments, states, strict=True)
+                if state != stored_files.UNREADABLE]  # fmt: skip
+        if len(kept) == len(payload.attachments):
+            return payload
+        return payload.model_copy(update={"attachments": kept or None})
+
     async def keep_for_partner(self, payload: DeliveryPayload, intake: str) -> None:
         """Seal the files a partner was just sent to its users' key, for its inbox; none
         when no user of the partner has enrolled yet (then, as for the report's text,
         only later reports are readable to them)."""
         if not payload.attachments or payload.partner_id == intake:
             return
+        payload = await self.deliverable(payload)
         copy = stored_files.partner_copy(payload.partner_id)
         async with self.store.transaction() as tx:
             recipient = (await staff_records.group_recipients(tx)).get(copy)
         if recipient is None:
             return
-        for file in payload.attachments:
+        for file in payload.attachments or ():
             async with self.store.transaction() as tx:
                 if await stored_files.has_copy(tx, file.id, copy):
                     continue

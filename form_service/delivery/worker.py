@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from form_service.delivery.alerts import alert_dead
-from form_service.delivery.channel import DeliveryFailed, DeliverySettings
+from form_service.delivery.channel import DeliveryFailed, DeliverySettings, FileNotReady
 from form_service.delivery.digest import FloodDigests
 from form_service.delivery.dispatch import OutgoingDelivery, deliver, deliver_digest, outgoing
 from form_service.delivery.files import StoredFiles
@@ -45,6 +45,9 @@ from form_service.staff.escalation import escalate_forever
 from form_service.staff.notices import send_notices_forever
 from form_service.storage import ClaimedDelivery, Store, open_store
 from form_service.storage import attachments as stored_files
+from form_service.storage.statements import POSTPONE
+from form_service.times import stamp
+from form_service.waiting_files import clean_all_waiting
 
 if TYPE_CHECKING:
     from form_service.service import Service
@@ -70,6 +73,11 @@ class WorkerOptions:
     """How often unacknowledged danger-now reports are checked (staff/escalation.py)."""
     notices_seconds: float = 30.0
     """How often staff notices are sent (staff/notices.py)."""
+    sweep_seconds: float = 60.0
+    """How often photos left waiting to be cleaned are looked for (waiting_files.py)."""
+    file_wait_seconds: float = 2.0
+    """How long a delivery whose photo is still being cleaned is put off; the cleaning
+    makes it due as soon as it is done, so this only bounds a lost wake-up."""
 
     @property
     def renew_seconds(self) -> float:
@@ -123,6 +131,7 @@ class DeliveryWorker:
                 self.store, self.settings, self.clock, self.options.notices_seconds
             )
         )
+        sweep = asyncio.create_task(self._clean_left_waiting_forever())
         leases = asyncio.create_task(self._keep_leases())
         try:
             await self._deliver_forever()
@@ -131,13 +140,16 @@ class DeliveryWorker:
             tally.cancel()
             escalation.cancel()
             notices.cancel()
+            sweep.cancel()
             # A stop (a restart, a deploy) sends what is held rather than leave it leased.
             with anyio.move_on_after(5, shield=True):
                 await asyncio.gather(*(self._send_digest(h) for h in self.digests.due(flush=True)))
             leases.cancel()
             # Shielded: under the app's task group every await here would be cancelled again.
             with anyio.move_on_after(5, shield=True):
-                await asyncio.gather(listener, escalation, notices, leases, return_exceptions=True)
+                await asyncio.gather(
+                    listener, escalation, notices, sweep, leases, return_exceptions=True
+                )
                 await self.sessions.close()
                 if self._checkpointing is not None:
                     await asyncio.gather(self._checkpointing, return_exceptions=True)
@@ -289,11 +301,40 @@ class DeliveryWorker:
         for h in held:
             await self._succeeded(h.row)
 
+    async def _clean_left_waiting_forever(self) -> None:
+        """Clean the photos a stopped process left waiting, now and then every while."""
+        settings = self.settings
+        while True:
+            try:
+                settled = await clean_all_waiting(self.store, settings.profile,
+                                                  settings.secret_keys, settings.data_dir,
+                                                  self.clock)  # fmt: skip
+            except Exception as error:  # the database is away: the next sweep may get through
+                log_event("waiting_files_not_cleaned", logging.WARNING, error=type(error).__name__)
+            else:
+                if settled:
+                    log_event("waiting_files_cleaned", files=settled)
+                    self.wakeup.set()
+            await asyncio.sleep(self.options.sweep_seconds)
+
+    async def _wait_for_files(self, row: ClaimedDelivery) -> None:
+        """Put a row off while a photo it carries is cleaned: back to pending, its claim
+        not counted as an attempt."""
+        at = self.clock() + timedelta(seconds=self.options.file_wait_seconds)
+        try:
+            async with self.store.transaction() as tx:
+                await tx.run(POSTPONE, (stamp(at), row.delivery_id, row.attempts))
+        finally:
+            self._held.pop(row.delivery_id, None)
+
     async def attempt(self, delivery: OutgoingDelivery) -> None:
         """One attempt at one row, recorded as delivered or failed (then retried or dead)."""
         row = delivery.row
         try:
             await deliver(delivery.payload, self.settings)
+        except FileNotReady:
+            await self._wait_for_files(row)
+            return
         except DeliveryFailed as failure:
             await self._failed(row, failure.reason)
             return

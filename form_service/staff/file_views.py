@@ -33,9 +33,16 @@ from form_service.storage import staff as records
 from form_service.storage.staff import INTAKE_GROUP
 
 
-async def case_files(tx: Tx, ref: str) -> list[SharedFile]:
-    """The report's files as the case page lists them (kind, number, id)."""
-    return shared_files(await stored_files.of_report(tx, ref))
+async def case_files(tx: Tx, ref: str) -> tuple[list[SharedFile], dict[str, str]]:
+    """The report's files as the case page lists them (kind, number, id), and for those
+    that cannot be shown, why: the message id of a photo still being cleaned
+    (form_service/waiting_files.py) or found unreadable."""
+    stored = await stored_files.of_report(tx, ref)
+    not_ready = {f.id: _NOT_READY[f.state] for f in stored if f.state in _NOT_READY}
+    return shared_files(stored), not_ready
+
+
+_NOT_READY = {stored_files.WAITING: "file_waiting", stored_files.UNREADABLE: "file_unreadable"}
 
 
 def _open(team: Identity, pieces: list[bytes]) -> bytes:
@@ -65,10 +72,14 @@ async def file_endpoint(request: Request, session: Session) -> Response:
     if not copy:
         return await forbidden(request, session, ref[:40])
     async with service_of(request).store.transaction() as tx:
-        listed = {f.id: f for f in await case_files(tx, ref)}
-        file = listed.get(file_id)
+        files, not_ready = await case_files(tx, ref)
+        file = next((f for f in files if f.id == file_id), None)
         if file is None:
             return render(request, "message.html", 404, session=session, message_id="no_report")
+        if file_id in not_ready:  # 409 while it is cleaned, then 200; 410 for good
+            code = 409 if not_ready[file_id] == "file_waiting" else 410
+            return render(request, "message.html", code, session=session,
+                          message_id=not_ready[file_id])  # fmt: skip
         try:
             team = await team_identity(tx, session, group)
         except Sealed:

@@ -123,7 +123,7 @@ async def _case_page(
         if thread is not None and team is not None and status_code == 200:
             await tipster_thread.mark_read(tx, thread.thread, session.user.email, now())
         asked = await case_requests(tx, ref, session, _profile(request), page_language(request))
-        files = await case_files(tx, ref) if content is not None else []
+        files, files_not_ready = await case_files(tx, ref) if content is not None else ([], {})
     return render(
         request,
         "case.html",
@@ -148,6 +148,7 @@ async def _case_page(
         files=list(
             zip(files, file_labels([f.kind for f in files], page_language(request)), strict=True)
         ),
+        files_not_ready=files_not_ready,
     )
 
 

@@ -12,13 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from form_service.storage import Tx
 from form_service.times import minute_iso
 
 ARCHIVE = "archive"
 DELIVERY = "delivery"
+WAITING = "waiting"
+READY = "ready"
+UNREADABLE = "unreadable"
+CLAIM_MINUTES = 5
+"""A claim to clean a waiting file older than this is a stopped process's: taken again."""
 
 
 def partner_copy(partner_id: str) -> str:
@@ -26,7 +31,7 @@ def partner_copy(partner_id: str) -> str:
     return "partner:" + partner_id
 
 
-_COLUMNS = "a.id, a.position, a.kind, a.media_type, a.size, a.delivery_pieces"
+_COLUMNS = "a.id, a.position, a.kind, a.media_type, a.size, a.delivery_pieces, a.state"
 
 
 @dataclass(frozen=True)
@@ -36,7 +41,9 @@ class StoredFile:
     kind: str
     media_type: str
     size: int
+    """Bytes as sent: what counts toward the report's limit."""
     delivery_pieces: int
+    state: str = READY
 
 
 def thread_owner(report_ref: str) -> str:
@@ -54,7 +61,7 @@ async def add(
 ) -> None:
     await tx.run(
         "INSERT INTO attachments (id, token_id, report_ref, position, kind, media_type, size,"
-        " delivery_pieces, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " delivery_pieces, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             file.id,
             owner,
@@ -64,6 +71,7 @@ async def add(
             file.media_type,
             file.size,
             file.delivery_pieces,
+            file.state,
             minute_iso(now),
         ),
     )
@@ -121,6 +129,62 @@ async def owned_by(tx: Tx, file_id: str, report_ref: str) -> StoredFile | None:
         if file.id == file_id:
             return file
     return None
+
+
+async def waiting(tx: Tx, now: datetime, limit: int) -> list[str]:
+    """Files waiting to be cleaned that no live process is cleaning: never claimed, or
+    claimed by one that stopped (CLAIM_MINUTES ago or more)."""
+    stale = minute_iso(now - timedelta(minutes=CLAIM_MINUTES))
+    rows = await tx.fetch(
+        "SELECT id FROM attachments WHERE state = ? AND (claimed_at IS NULL OR claimed_at <= ?)"
+        " ORDER BY created_at LIMIT ?",
+        (WAITING, stale, limit),
+    )
+    return [row[0] for row in rows]
+
+
+async def claim(tx: Tx, file_id: str, now: datetime) -> bool:
+    """Take a waiting file to clean it; False when it is not waiting, or another process
+    claimed it less than CLAIM_MINUTES ago."""
+    stale = minute_iso(now - timedelta(minutes=CLAIM_MINUTES))
+    # One UPDATE: of two racing claims, the second finds the row no longer matches.
+    changed = await tx.run(
+        "UPDATE attachments SET claimed_at = ? WHERE id = ? AND state = ?"
+        " AND (claimed_at IS NULL OR claimed_at <= ?)",
+        (minute_iso(now), file_id, WAITING, stale),
+    )
+    return changed == 1
+
+
+async def cleaned(
+    tx: Tx, file_id: str, delivery_pieces: int, archive: Iterable[bytes], delivery: Iterable[bytes]
+) -> None:
+    """A waiting file's cleaned copies in place of the file as sent."""
+    await tx.run(
+        "DELETE FROM attachment_pieces WHERE attachment_id = ? AND copy = ?", (file_id, DELIVERY)
+    )
+    for copy, pieces in ((ARCHIVE, archive), (DELIVERY, delivery)):
+        await add_copy(tx, file_id, copy, pieces)
+    await tx.run(
+        "UPDATE attachments SET state = ?, delivery_pieces = ?, claimed_at = NULL WHERE id = ?",
+        (READY, delivery_pieces, file_id),
+    )
+
+
+async def unreadable(tx: Tx, file_id: str) -> None:
+    """A waiting file that failed to decode: the file as sent goes; the row says so."""
+    await tx.run(
+        "DELETE FROM attachment_pieces WHERE attachment_id = ? AND copy = ?", (file_id, DELIVERY)
+    )
+    await tx.run(
+        "UPDATE attachments SET state = ?, delivery_pieces = 0, claimed_at = NULL WHERE id = ?",
+        (UNREADABLE, file_id),
+    )
+
+
+async def state_of(tx: Tx, file_id: str) -> str | None:
+    rows = await tx.fetch("SELECT state FROM attachments WHERE id = ?", (file_id,))
+    return str(rows[0][0]) if rows else None
 
 
 async def drop_delivery_copies(tx: Tx, file_ids: Iterable[str]) -> None:

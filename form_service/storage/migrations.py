@@ -350,4 +350,33 @@ ATTACHMENTS = Migration(
     postgres=_typed(_ATTACHMENTS, "postgres"),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (INITIAL, STAFF, CONVERSATION, NOTICES, REQUESTS, ATTACHMENTS)
+# A photo is stored as sent, sealed (form_service/waiting_files.py), and cleaned after the
+# receipt: 'waiting' until then ('delivery' pieces hold it, under a key of its own),
+# 'ready' after, 'unreadable' when it failed to decode. claimed_at, to the minute, is when
+# a process began cleaning it: a claim older than a few minutes is a stopped process's.
+WAITING_FILES = Migration(
+    7,
+    "photos cleaned after the receipt",
+    (
+        "ALTER TABLE attachments ADD COLUMN state TEXT NOT NULL DEFAULT 'ready'"
+        " CHECK (state IN ('waiting', 'ready', 'unreadable'))",
+        "ALTER TABLE attachments ADD COLUMN claimed_at TEXT",
+        "CREATE INDEX attachments_waiting ON attachments (state)",
+    ),
+    postgres=(
+        "ALTER TABLE attachments ADD COLUMN state TEXT NOT NULL DEFAULT 'ready'"
+        " CHECK (state IN ('waiting', 'ready', 'unreadable'))",
+        'ALTER TABLE attachments ADD COLUMN claimed_at TEXT COLLATE "C"',
+        "CREATE INDEX attachments_waiting ON attachments (state)",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    INITIAL,
+    STAFF,
+    CONVERSATION,
+    NOTICES,
+    REQUESTS,
+    ATTACHMENTS,
+    WAITING_FILES,
+)

@@ -90,6 +90,12 @@ MARK_FAILED = (
     " last_error = ? WHERE id = ? AND status != 'delivered'"
 )
 
+POSTPONE = (
+    "UPDATE outbox SET status = 'pending', attempts = attempts - 1, next_attempt_at = ?,"
+    " claimed_until = NULL WHERE id = ? AND attempts = ? AND status = 'sending'"
+)
+"""A claimed row put off without an attempt counted (a file it carries is not ready)."""
+
 # -- chores and the operator's queries -----------------------------------------------------
 
 RETRY_PARTNER_NOW = (

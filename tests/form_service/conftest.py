@@ -14,6 +14,7 @@ import pyrage
 import pytest
 from starlette.testclient import TestClient
 
+from form_service import attachment_intake
 from form_service.app import create_app
 from form_service.settings import Settings
 from outreach.loader import LoadedProfile
@@ -105,3 +106,14 @@ def submit(client: TestClient, path: str = "/report", **fields: str) -> Any:
 def rows(settings: Settings, sql: str, *args: Any) -> list[tuple[Any, ...]]:
     with closing(sqlite3.connect(settings.data_dir / "reports.sqlite3")) as conn:
         return conn.execute(sql, args).fetchall()
+
+
+@pytest.fixture
+def left_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if the process stopped right after each answer: no photo is cleaned by the
+    request that took it, only by the worker's sweep (form_service/waiting_files.py)."""
+
+    async def stopped(service: Any, file_ids: Any) -> None:
+        return None
+
+    monkeypatch.setattr(attachment_intake, "clean_after", stopped)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
+import zlib
 from pathlib import Path
 
 from PIL import Image, PngImagePlugin
@@ -122,3 +123,16 @@ def probe_streams(path: Path) -> list[str]:
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     return result.stdout.split()
+
+
+def broken_png() -> bytes:
+    """A PNG whole to its end (its chunks walk to IEND) whose pixel data does not inflate:
+    it passes every check made before the receipt and fails to decode after it."""
+    data = bytearray(screenshot())
+    start = data.index(b"IDAT") + 4
+    data[start : start + 16] = b"\xff" * 16
+    # Checksum made right again: the broken part is the compressed stream itself.
+    length = int.from_bytes(data[start - 8 : start - 4], "big")
+    crc = zlib.crc32(bytes(data[start - 4 : start + length]))
+    data[start + length : start + length + 4] = crc.to_bytes(4, "big")
+    return bytes(data)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from form_service.file_cleaning import KEPT_LONG_SIDE, clean_image
+from form_service.file_cleaning import KEPT_LONG_SIDE, Refusal, Refused, clean_image, inspect_image
 
 from .sample_files import gps_photo
 
@@ -47,3 +47,63 @@ def test_a_large_photo_is_turned_upright_after_scaling(tmp_path: Path) -> None:
     data, media = clean_image(_stored(tmp_path, gps_photo((4000, 3000))))
     assert media == "image/jpeg"
     assert Image.open(io.BytesIO(data)).size == (1500, 2000)
+
+
+def _image(mode: str, kind: str, frames: int = 1) -> bytes:
+    out = io.BytesIO()
+    images = [Image.new(mode, (40, 30), n * 40) for n in range(frames)]
+    images[0].save(out, kind, save_all=frames > 1, append_images=images[1:])
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("data", "media"),
+    [
+        (_image("RGB", "JPEG"), "image/jpeg"),
+        (_image("L", "JPEG"), "image/jpeg"),
+        (_image("CMYK", "JPEG"), "image/jpeg"),
+        (_image("RGB", "PNG"), "image/jpeg"),
+        (_image("RGBA", "PNG"), "image/png"),
+        (_image("P", "PNG"), "image/png"),
+        (_image("1", "PNG"), "image/png"),
+        (_image("I;16", "PNG"), "image/png"),
+        (_image("P", "GIF"), "image/png"),
+        (_image("RGB", "GIF", frames=3), "image/gif"),
+        (_image("RGB", "WEBP"), "image/jpeg"),
+        (_image("RGBA", "WEBP"), "image/png"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_what_a_picture_becomes_is_known_before_it_is_decoded(
+    tmp_path: Path, data: bytes, media: str
+) -> None:
+    """The report's partners are told a photo's type at once, before it is cleaned: the
+    header's promise and the cleaned file must agree."""
+    path = _stored(tmp_path, data)
+    assert inspect_image(path) == media
+    cleaned, written = clean_image(io.BytesIO(data))
+    assert written == media
+    assert Image.open(io.BytesIO(cleaned)).get_format_mimetype() == media
+
+
+def test_a_file_cut_short_is_refused_before_the_receipt(tmp_path: Path) -> None:
+    for whole in (gps_photo(), _image("RGBA", "PNG"), _image("RGB", "WEBP")):
+        assert inspect_image(_stored(tmp_path, whole))
+        with pytest.raises(Refused) as refused:
+            inspect_image(_stored(tmp_path, whole[: len(whole) * 3 // 4]))
+        assert refused.value.reason is Refusal.undecodable
+
+
+def test_a_phone_trailer_after_the_jpeg_is_no_cause_to_refuse(tmp_path: Path) -> None:
+    """Bytes after the end marker (a phone's trailer, a motion photo's video) do not make
+    a photo refused; a thumbnail's own end marker, in a segment before the image, does not
+    make a photo cut short pass."""
+    photo = gps_photo()
+    assert inspect_image(_stored(tmp_path, photo + b"SEFH\x00\x01trailer")) == "image/jpeg"
+    thumbnail = _image("RGB", "JPEG")
+    segment = b"\xff\xe2" + (len(thumbnail) + 2).to_bytes(2, "big") + thumbnail
+    with_thumbnail = photo[:2] + segment + photo[2:]
+    assert inspect_image(_stored(tmp_path, with_thumbnail)) == "image/jpeg"
+    scan = with_thumbnail.index(b"\xff\xda", 2 + len(segment))
+    with pytest.raises(Refused):
+        inspect_image(_stored(tmp_path, with_thumbnail[: scan + 200]))
