@@ -59,6 +59,21 @@ def kept_notice(labels: Sequence[str], lang: str) -> str:
     ) % {"num": len(labels), "names": ", ".join(labels)}
 
 
+def unreadable_notice(labels: Sequence[str], lang: str) -> str:
+    """What the tipster's status page says of files that failed to open after the receipt
+    (form_service/waiting_files.py); "" when there are none."""
+    if not labels:
+        return ""
+    ngettext = translations(lang).ngettext
+    return ngettext(
+        "We could not open %(names)s: the file may be damaged or only partly sent. You can "
+        "add it again below.",
+        "We could not open %(names)s: the files may be damaged or only partly sent. You can "
+        "add them again below.",
+        len(labels),
+    ) % {"names": ", ".join(labels)}
+
+
 def refusal_text(number: int, reason: Refusal, limits: FileLimits, lang: str) -> str:
     _ = translations(lang).gettext
     texts = {

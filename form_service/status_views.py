@@ -25,7 +25,13 @@ from starlette.responses import Response
 from form_service import conversation
 from form_service.attachment_intake import Taken, cleaning_after, file_limits, take_files
 from form_service.error_pages import error_page
-from form_service.file_messages import file_labels, limits_hint, refusal_text, too_large_notice
+from form_service.file_messages import (
+    file_labels,
+    limits_hint,
+    refusal_text,
+    too_large_notice,
+    unreadable_notice,
+)
 from form_service.form_input import BodyTooLarge, NotAForm, read_form
 from form_service.ratelimit import client_address
 from form_service.receipts import normalize_code, receipt_hash
@@ -119,9 +125,11 @@ def _page(
     error: str = "",
     sent: bool = False,
     files: Sequence[str] = (),
+    files_lost: str = "",
 ) -> Response:
     """The status, the conversation and the box to write in, with a new token; *files*:
-    labels of the files the report holds ("photo 1")."""
+    labels of the files the report holds ("photo 1"); *files_lost*: what to say of those
+    that could not be opened."""
     title, text = _status_text(thread.status, service.pages.gettext(lang))
     token = service.threads.issue(OpenThread(thread.report_id, identity))
     return service.pages.render(
@@ -142,13 +150,21 @@ def _page(
             "sent": sent,
             "max_chars": conversation.MESSAGE_MAX_CHARS,
             "files": list(files),
+            "files_lost": files_lost,
             "files_hint": limits_hint(file_limits(service), lang),
         },
     )
 
 
-async def _file_labels(tx: Tx, report_ref: str, lang: str) -> list[str]:
-    return file_labels([f.kind for f in await stored_files.of_report(tx, report_ref)], lang)
+async def _file_labels(tx: Tx, report_ref: str, lang: str) -> tuple[list[str], str]:
+    """Labels of the report's files the team has ("photo 1"), and what to say of those
+    that failed to open after the receipt."""
+    stored = await stored_files.of_report(tx, report_ref)
+    labels = file_labels([f.kind for f in stored], lang)
+    lost = [f.state == stored_files.UNREADABLE for f in stored]
+    kept = [label for label, gone in zip(labels, lost, strict=True) if not gone]
+    gone = [label for label, gone in zip(labels, lost, strict=True) if gone]
+    return kept, unreadable_notice(gone, lang)
 
 
 def _code_page(
@@ -187,7 +203,7 @@ async def _look_up(
     async with service.store.transaction() as tx:
         found = await _find(tx, service, typed)
         messages = await threads.messages(tx, found[0].report_id) if found else []
-        files = await _file_labels(tx, found[0].report_ref, lang) if found else []
+        files, lost = await _file_labels(tx, found[0].report_ref, lang) if found else ([], "")
     if found is None:
         service.limiter.record_failure(admission.client)
     await anyio.sleep(max(0.0, started + settings.status_min_seconds - time.monotonic()))
@@ -196,7 +212,7 @@ async def _look_up(
         _ = service.pages.gettext(lang)
         error = _("We could not find a report with this code. Check the code and try again.")
         return _code_page(service, request, lang, 404, typed, error)
-    return _page(service, request, lang, 200, *found, messages, files=files)
+    return _page(service, request, lang, 200, *found, messages, files=files, files_lost=lost)
 
 
 def _expired(service: Service, request: Request, lang: str, message: str) -> Response:
@@ -275,7 +291,7 @@ async def _write(
                 problem = await _store_message(service, tx, thread, text, lang)
                 status_code = 429 if problem else status_code
             found = await threads.messages(tx, opened.report_id) if thread else []
-            files = await _file_labels(tx, thread.report_ref, lang) if thread else []
+            files, lost = await _file_labels(tx, thread.report_ref, lang) if thread else ([], "")
     except StoreUnavailable:
         service.events.add("thread_not_saved", logging.ERROR, messages=1)
         # The same page, the message kept and a new token: trying again needs no code.
@@ -300,6 +316,7 @@ async def _write(
             message=text,
             error=problem,
             files=files,
+            files_lost=lost,
         )
         return cleaning_after(page, service, taken) if taken else page
     if send and text.strip():
@@ -317,6 +334,7 @@ async def _write(
         message=draft,
         sent=send and (bool(text.strip()) or files_added),
         files=files,
+        files_lost=lost,
     )
     return cleaning_after(page, service, taken) if taken else page
 

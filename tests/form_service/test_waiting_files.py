@@ -233,3 +233,20 @@ def test_the_waiting_copy_is_gone_once_cleaned(settings: Settings, archive_ident
     assert leaked(data) == [] and data.startswith(b"\xff\xd8\xff")
     ((_, archived),) = archive_files(settings, archive_identity)
     assert archived == data
+
+
+def test_the_tipster_is_told_of_a_file_that_could_not_be_opened(
+    client: TestClient, settings: Settings
+) -> None:
+    """A file that passed every check before the receipt but failed to decode after it:
+    the status page says so, and that it can be sent again, in the tipster's language."""
+    files = [("a.jpg", gps_photo(), "image/jpeg"), ("b.png", broken_png(), "image/png")]
+    receipt = send(client, files)
+    assert receipt.status_code == 200 and "photo 1, photo 2" in receipt.text
+    assert states(settings) == ["ready", "unreadable"]
+    code = code_of(receipt.text)
+    page = client.post("/status", data={"code": code}).text
+    assert "Files the team has from you: photo 1." in page
+    assert "We could not open photo 2: the file may be damaged or only partly sent." in page
+    spanish = client.post("/es/status", data={"code": code}).text
+    assert "foto 2" in spanish and "We could not open" not in spanish
