@@ -383,6 +383,7 @@ def _unavailable(
             "sent": False,
             "max_chars": conversation.MESSAGE_MAX_CHARS,
             "files": [],
+            "files_lost": "",
             "files_hint": limits_hint(file_limits(service), lang),
         },
     )
