@@ -83,14 +83,16 @@ async def clean_waiting(
 ) -> int:
     """Clean each of *file_ids* that is waiting and not claimed by a live process; the
     number this call settled (cleaned or found unreadable)."""
+    if not file_ids:
+        return 0
     folder = private_folder(data_dir / UPLOAD_FOLDER)
+    recipients = await archive_recipients(store, profile)
     settled = 0
     for file_id in file_ids:
         async with store.transaction() as tx:
             if not await stored_files.claim(tx, file_id, clock()):
                 continue
             pieces = await stored_files.pieces(tx, file_id, stored_files.DELIVERY)
-        recipients = await archive_recipients(store, profile)
         try:
             copies = await anyio.to_thread.run_sync(
                 _clean_and_seal, file_id, pieces, secrets, recipients, folder, limiter=_CLEANING

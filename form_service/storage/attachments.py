@@ -160,9 +160,7 @@ async def cleaned(
     tx: Tx, file_id: str, delivery_pieces: int, archive: Iterable[bytes], delivery: Iterable[bytes]
 ) -> None:
     """A waiting file's cleaned copies in place of the file as sent."""
-    await tx.run(
-        "DELETE FROM attachment_pieces WHERE attachment_id = ? AND copy = ?", (file_id, DELIVERY)
-    )
+    await drop_delivery_copies(tx, [file_id])  # the file as sent is kept as that copy
     for copy, pieces in ((ARCHIVE, archive), (DELIVERY, delivery)):
         await add_copy(tx, file_id, copy, pieces)
     await tx.run(
@@ -173,9 +171,7 @@ async def cleaned(
 
 async def unreadable(tx: Tx, file_id: str) -> None:
     """A waiting file that failed to decode: the file as sent goes; the row says so."""
-    await tx.run(
-        "DELETE FROM attachment_pieces WHERE attachment_id = ? AND copy = ?", (file_id, DELIVERY)
-    )
+    await drop_delivery_copies(tx, [file_id])
     await tx.run(
         "UPDATE attachments SET state = ?, delivery_pieces = 0, claimed_at = NULL WHERE id = ?",
         (UNREADABLE, file_id),
