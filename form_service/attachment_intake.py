@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +26,7 @@ from pathlib import Path
 import anyio
 from anyio import CapacityLimiter
 from starlette.background import BackgroundTask
+from starlette.requests import Request
 from starlette.responses import Response
 
 from form_service.file_cleaning import Refusal, Refused, check_kind, clean_video, inspect_image
@@ -41,9 +42,18 @@ from form_service.logs import log_event
 from form_service.service import Service
 from form_service.storage import attachments as stored_files
 from form_service.storage.attachments import READY, WAITING, StoredFile
-from form_service.uploads import MAX_FILES, UPLOAD_FOLDER, FileLimits, ReceivedFile
+from form_service.uploads import (
+    MAX_FILES,
+    UPLOAD_FOLDER,
+    FileLimits,
+    ReceivedFile,
+    ReceivedForm,
+    receive_files,
+)
 from form_service.waiting_files import clean_waiting
 
+LULL_SECONDS = 10.0
+"""How long cleaning a photo waits for the tipsters sending files now (Service.lull)."""
 LEFT_BEHIND_SECONDS = 2 * 3600
 """Age past which a file in the upload folder can only be a crashed request's."""
 # Two files checked and sealed at a time in each process (see the module's docstring).
@@ -83,6 +93,11 @@ class Sealed:
     """A video's delivery copy; a photo as sent (its pieces are stored as the delivery
     copy's, under the as-sent key, until it is cleaned)."""
 
+    @property
+    def size(self) -> int:
+        """Bytes of ciphertext to store."""
+        return sum(p.stat().st_size for p in (self.archive, self.delivery) if p is not None)
+
     def remove(self) -> None:
         if self.archive is not None:
             self.archive.unlink(missing_ok=True)
@@ -94,6 +109,19 @@ def file_limits(service: Service) -> FileLimits:
     return FileLimits(
         settings.max_image_bytes, settings.max_video_bytes, settings.max_report_files_bytes
     )
+
+
+@contextlib.asynccontextmanager
+async def files_received(
+    service: Service, request: Request, known: Collection[str], max_parts: int
+) -> AsyncIterator[ReceivedForm]:
+    """The multipart form of *request* (form_service/uploads.py), its request counted as
+    one with files arriving (Service.lull) until the block ends."""
+    settings = service.settings
+    with service.receiving_files():
+        async with receive_files(request, settings.data_dir, settings.max_body_bytes,
+                                 file_limits(service), known, max_parts) as received:  # fmt: skip
+            yield received
 
 
 def _video_sealed(received: ReceivedFile, recipients: Sequence[str], secret: str) -> Sealed:
@@ -150,8 +178,9 @@ async def take_files(
     """Clean, seal and store *received* under *owner* (a form token's hash or a thread).
 
     Raises StoreUnavailable when the database cannot take them."""
-    async with service.store.transaction() as tx:
-        files = await stored_files.held(tx, owner)
+    # Read and written beside the reports, not behind the team's side's lock: a burst of
+    # tipsters sending photos at once shares the reports' commits.
+    files = await stored_files.held(service.store, owner)
     refused: list[FileRefused] = []
     limits = file_limits(service)
     profile = service.settings.profile.profile
@@ -183,16 +212,10 @@ async def take_files(
             file = StoredFile(sealed.file_id, position, checked.value, sealed.media_type,
                               one.size, sealed.delivery_pieces, sealed.state)  # fmt: skip
             archive = archive_pieces(sealed.archive) if sealed.archive else ()
-            async with service.store.transaction() as tx:
-                await stored_files.add(
-                    tx,
-                    owner,
-                    report_ref,
-                    file,
-                    archive,
-                    delivery_pieces(sealed.delivery),
-                    datetime.now(UTC),
-                )
+            delivery = delivery_pieces(sealed.delivery)
+            now = datetime.now(UTC)
+            steps = stored_files.new_file(owner, report_ref, file, archive, delivery, now)
+            await service.store.write(steps, sealed.size)
             files.append(file)
         finally:
             sealed.remove()
@@ -212,7 +235,8 @@ async def clean_after(service: Service, file_ids: Sequence[str]) -> None:
     settings = service.settings
     try:
         await clean_waiting(service.store, settings.profile.profile, settings.secret_keys,
-                            settings.data_dir, file_ids)  # fmt: skip
+                            settings.data_dir, file_ids,
+                            pause=lambda: service.lull(LULL_SECONDS))  # fmt: skip
     except Exception as error:
         log_event("files_left_waiting", logging.WARNING, error=type(error).__name__)
     service.wakeup.set()

@@ -12,7 +12,12 @@ from babel.numbers import format_decimal
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from form_service.attachment_intake import cleaning_after, file_limits, take_files
+from form_service.attachment_intake import (
+    cleaning_after,
+    file_limits,
+    files_received,
+    take_files,
+)
 from form_service.error_pages import error_page
 from form_service.file_cleaning import Refusal
 from form_service.file_messages import (
@@ -40,7 +45,6 @@ from form_service.uploads import (
     BadMultipart,
     ReceivedForm,
     is_multipart,
-    receive_files,
 )
 from outreach import promises
 from outreach.profile import Concern, Setting
@@ -222,13 +226,8 @@ async def _submit(service: Service, request: Request, lang: str) -> Response:
         if not is_multipart(request):
             form = await read_form(request, settings.max_body_bytes, known)
             return await _answer(service, request, lang, ReceivedForm(form))
-        async with receive_files(
-            request,
-            settings.data_dir,
-            settings.max_body_bytes,
-            file_limits(service),
-            known,
-            max_parts=settings.max_fields + MAX_FILES,
+        async with files_received(
+            service, request, known, settings.max_fields + MAX_FILES
         ) as received:
             return await _answer(service, request, lang, received)
     except BodyTooLarge:

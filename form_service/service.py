@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -27,6 +29,7 @@ from form_service.thread_sessions import ThreadSessions
 from form_service.tokens import FormTokens
 
 STAFF_KEYS_SECONDS = 5
+_LULL_LOOK_SECONDS = 0.05
 
 
 @dataclass
@@ -40,6 +43,8 @@ class Service:
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     reports_in_flight: int = 0
     """Report submissions being handled now (the delivery worker gives way while any are)."""
+    files_in_flight: int = 0
+    """Tipsters' requests with files being received or stored now (cleaning waits for none)."""
     stored: MinuteTally = field(default_factory=lambda: MinuteTally("reports_stored"))
     """Stored reports, logged as a count per minute (never a line per report)."""
     events: MinuteTallies = field(default_factory=MinuteTallies)
@@ -93,6 +98,22 @@ class Service:
         while True:
             await asyncio.sleep(STAFF_KEYS_SECONDS)
             await self.read_staff_keys()
+
+    @contextlib.contextmanager
+    def receiving_files(self) -> Iterator[None]:
+        """Counts a request with files while its files arrive and are stored."""
+        self.files_in_flight += 1
+        try:
+            yield
+        finally:
+            self.files_in_flight -= 1
+
+    async def lull(self, at_most: float) -> None:
+        """Return once no tipster's files are arriving, or after *at_most* seconds: work
+        that can wait (cleaning photos) gives way to tipsters waiting for a receipt."""
+        deadline = time.monotonic() + at_most
+        while self.files_in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(_LULL_LOOK_SECONDS)
 
     def language(self, request: Request) -> str | None:
         """The page language from the URL, or None for a prefix that is no profile language."""

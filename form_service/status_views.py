@@ -23,7 +23,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from form_service import conversation
-from form_service.attachment_intake import Taken, cleaning_after, file_limits, take_files
+from form_service.attachment_intake import (
+    Taken,
+    cleaning_after,
+    file_limits,
+    files_received,
+    take_files,
+)
 from form_service.error_pages import error_page
 from form_service.file_messages import (
     file_labels,
@@ -47,7 +53,6 @@ from form_service.uploads import (
     ReceivedFile,
     ReceivedForm,
     is_multipart,
-    receive_files,
 )
 
 _MAX_CODE_CHARS = 200
@@ -237,7 +242,7 @@ async def _add_files(
     if thread is None:
         return False, "", None
     owner = stored_files.thread_owner(thread.report_ref)
-    before = len(await _held(service, owner))
+    before = len(await stored_files.held(service.store, owner))
     taken = await take_files(service, received, owner, thread.report_ref)
     limits = file_limits(service)
     problem = " ".join(refusal_text(r.number, r.reason, limits, lang) for r in taken.refused)
@@ -247,11 +252,6 @@ async def _add_files(
             await conversation.tell_team(tx, thread, datetime.now(UTC))
         service.events.add("thread_files", files=len(taken.files) - before)
     return added, problem, taken
-
-
-async def _held(service: Service, owner: str) -> list[stored_files.StoredFile]:
-    async with service.store.transaction() as tx:
-        return await stored_files.held(tx, owner)
 
 
 async def _write(
@@ -400,13 +400,8 @@ async def status_endpoint(request: Request) -> Response:
     try:
         if is_multipart(request):
             # The conversation's form, which can carry files as the report form does.
-            async with receive_files(
-                request,
-                service.settings.data_dir,
-                service.settings.max_body_bytes,
-                file_limits(service),
-                _FIELDS,
-                max_parts=len(_FIELDS) + MAX_FILES,
+            async with files_received(
+                service, request, _FIELDS, len(_FIELDS) + MAX_FILES
             ) as received:
                 return await _answer(service, request, lang, received, started)
         form = await read_form(request, service.settings.max_body_bytes, _FIELDS)

@@ -9,7 +9,9 @@ is whole), stored as sent but sealed under a key of the service's own
 
 - right after the answer has gone to the tipster, by the request that took the photo (a
   background task of its response), one photo at a time per process so the cleaning never
-  takes both cores from the tipsters still sending;
+  takes both cores from the tipsters still sending, and each once no tipster's files are
+  arriving (or after LULL_SECONDS): a burst of tipsters sending photos gets its receipts
+  first;
 - by the delivery worker, for any photo a stopped process left waiting (its claim, to the
   minute, runs out after a few minutes).
 
@@ -22,8 +24,9 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from itertools import chain
 from pathlib import Path
 
 import anyio
@@ -40,7 +43,7 @@ from form_service.file_sealing import (
 )
 from form_service.logs import log_event
 from form_service.private_files import private_folder
-from form_service.storage import Store, Tx
+from form_service.storage import Step, Store
 from form_service.storage import attachments as stored_files
 from form_service.storage import staff as staff_records
 from form_service.times import stamp
@@ -80,40 +83,39 @@ async def clean_waiting(
     data_dir: Path,
     file_ids: Sequence[str],
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    pause: Callable[[], Awaitable[None]] | None = None,
 ) -> int:
-    """Clean each of *file_ids* that is waiting and not claimed by a live process; the
-    number this call settled (cleaned or found unreadable)."""
+    """Clean each of *file_ids* that is waiting and not claimed by a live process, after
+    awaiting *pause* before each; the number this call settled (cleaned or found
+    unreadable). Its writes join the reports' (Store.write), not the team's side's lock."""
     if not file_ids:
         return 0
     folder = private_folder(data_dir / UPLOAD_FOLDER)
     recipients = await archive_recipients(store, profile)
     settled = 0
     for file_id in file_ids:
+        if pause is not None:
+            await pause()
         async with store.transaction() as tx:
             if not await stored_files.claim(tx, file_id, clock()):
                 continue
-            pieces = await stored_files.pieces(tx, file_id, stored_files.DELIVERY)
+        pieces = await stored_files.pieces(store, file_id, stored_files.DELIVERY)
         try:
             copies = await anyio.to_thread.run_sync(
                 _clean_and_seal, file_id, pieces, secrets, recipients, folder, limiter=_CLEANING
             )
         except (Refused, CopyUnreadable) as error:
             log_event("file_unreadable", logging.WARNING, error=type(error).__name__)
-            async with store.transaction() as tx:
-                await stored_files.unreadable(tx, file_id)
-                await _deliveries_due(tx, file_id, clock())
+            due = _deliveries_due(file_id, clock())
+            await store.write(chain(stored_files.unreadable(file_id), [due]))
             settled += 1
             continue
         try:
-            async with store.transaction() as tx:
-                await stored_files.cleaned(
-                    tx,
-                    file_id,
-                    copies.delivery_pieces,
-                    archive_pieces(copies.archive),
-                    delivery_pieces(copies.delivery),
-                )
-                await _deliveries_due(tx, file_id, clock())
+            steps = stored_files.cleaned(file_id, copies.delivery_pieces,
+                                         archive_pieces(copies.archive),
+                                         delivery_pieces(copies.delivery))  # fmt: skip
+            size = copies.archive.stat().st_size + copies.delivery.stat().st_size
+            await store.write(chain(steps, [_deliveries_due(file_id, clock())]), size)
         finally:
             copies.archive.unlink(missing_ok=True)
             copies.delivery.unlink(missing_ok=True)
@@ -140,10 +142,10 @@ async def clean_all_waiting(
             return settled
 
 
-async def _deliveries_due(tx: Tx, file_id: str, now: datetime) -> None:
+def _deliveries_due(file_id: str, now: datetime) -> Step:
     """The deliveries of the file's report that waited for it: due now, not at their
     next look (form_service/delivery/worker.py puts them off while a file waits)."""
-    await tx.run(
+    return (
         "UPDATE outbox SET next_attempt_at = ? WHERE status = 'pending'"
         " AND next_attempt_at > ? AND report_id IN (SELECT r.id FROM reports r"
         " JOIN attachments a ON a.token_id = r.token_id OR a.report_ref = r.report_ref"

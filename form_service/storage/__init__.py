@@ -9,7 +9,7 @@ are timezone-aware UTC datetimes.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -138,7 +138,16 @@ class AuditEvent:
 Dialect = Literal["sqlite", "postgres"]
 
 
-class Tx(Protocol):
+Step = tuple[str, tuple[Any, ...]]
+"""A shared statement (``?`` placeholders) and its values."""
+
+
+class Reads(Protocol):
+    async def fetch(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of a SELECT (or of INSERT/UPDATE ... RETURNING)."""
+
+
+class Tx(Reads, Protocol):
     """One transaction of the team's side: statements written once, with ``?`` placeholders.
 
     The staff pages are few and slow next to reports, so their statements run one by one
@@ -147,9 +156,6 @@ class Tx(Protocol):
 
     @property
     def dialect(self) -> Dialect: ...
-
-    async def fetch(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """The rows of a SELECT (or of INSERT/UPDATE ... RETURNING)."""
 
     async def run(self, statement: str, params: Sequence[Any] = ()) -> int:
         """Execute a statement; the number of rows it changed."""
@@ -225,6 +231,21 @@ class Store(Protocol):
         """A transaction for the team's side, committed when the block ends without error.
 
         Raises StoreUnavailable when the database is down."""
+
+    # -- a tipster's files, beside the reports rather than behind the team's side ------
+
+    async def fetch(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of a SELECT over what is committed, outside any transaction.
+
+        Raises StoreUnavailable when the database is down."""
+
+    async def write(self, steps: Iterable[Step], size: int = 0) -> None:
+        """Run *steps* in one durable transaction, as reports are written: SQLite adds them
+        to the reports' group commit (*size*, about the bytes they write, bounds a batch),
+        PostgreSQL runs them on a pooled connection. Steps are taken from *steps* as they
+        run, so a file's pieces can be read one at a time.
+
+        Raises StoreUnavailable when the database is down, read-only or full."""
 
 
 def run_on_store(store: Store, work: Callable[[Store], Awaitable[T]]) -> T:

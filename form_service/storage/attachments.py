@@ -1,4 +1,5 @@
-"""Files attached to reports, written once for both databases through a transaction.
+"""Files attached to reports, written once for both databases: through a transaction, or
+as steps the store writes as it writes reports (a tipster's new file, Store.write).
 
 A file is held under the hash of the form token it came with (``reports.token_id`` is the
 same hash), so the report stored later with that token owns it without a second write; a
@@ -10,11 +11,11 @@ joined from this module's constant, never from input (ruff's S608 is silenced he
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from form_service.storage import Tx
+from form_service.storage import Reads, Step, Tx
 from form_service.times import minute_iso
 
 ARCHIVE = "archive"
@@ -50,16 +51,16 @@ def thread_owner(report_ref: str) -> str:
     return "thread:" + report_ref
 
 
-async def add(
-    tx: Tx,
+def new_file(
     owner: str,
     report_ref: str | None,
     file: StoredFile,
     archive: Iterable[bytes],
     delivery: Iterable[bytes],
     now: datetime,
-) -> None:
-    await tx.run(
+) -> Iterator[Step]:
+    """The steps that store a new file and its copies, pieces read as they are written."""
+    yield (
         "INSERT INTO attachments (id, token_id, report_ref, position, kind, media_type, size,"
         " delivery_pieces, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
@@ -76,15 +77,20 @@ async def add(
         ),
     )
     for copy, pieces in ((ARCHIVE, archive), (DELIVERY, delivery)):
-        await add_copy(tx, file.id, copy, pieces)
+        yield from copy_rows(file.id, copy, pieces)
 
 
-async def add_copy(tx: Tx, file_id: str, copy: str, pieces: Iterable[bytes]) -> None:
+def copy_rows(file_id: str, copy: str, pieces: Iterable[bytes]) -> Iterator[Step]:
     for n, piece in enumerate(pieces):
-        await tx.run(
+        yield (
             "INSERT INTO attachment_pieces (attachment_id, copy, n, data) VALUES (?, ?, ?, ?)",
             (file_id, copy, n, piece),
         )
+
+
+async def add_copy(tx: Tx, file_id: str, copy: str, pieces: Iterable[bytes]) -> None:
+    for statement, values in copy_rows(file_id, copy, pieces):
+        await tx.run(statement, values)
 
 
 async def has_copy(tx: Tx, file_id: str, copy: str) -> bool:
@@ -95,9 +101,9 @@ async def has_copy(tx: Tx, file_id: str, copy: str) -> bool:
     return bool(rows[0][0])
 
 
-async def held(tx: Tx, owner: str) -> list[StoredFile]:
+async def held(reads: Reads, owner: str) -> list[StoredFile]:
     """The files held under a form token's hash (or a thread), in the order they came."""
-    rows = await tx.fetch(
+    rows = await reads.fetch(
         f"SELECT {_COLUMNS} FROM attachments a WHERE a.token_id = ? ORDER BY a.position",
         (owner,),
     )
@@ -116,8 +122,8 @@ async def of_report(tx: Tx, report_ref: str) -> list[StoredFile]:
     return [StoredFile(*row) for row in rows]
 
 
-async def pieces(tx: Tx, file_id: str, copy: str) -> list[bytes]:
-    rows = await tx.fetch(
+async def pieces(reads: Reads, file_id: str, copy: str) -> list[bytes]:
+    rows = await reads.fetch(
         "SELECT data FROM attachment_pieces WHERE attachment_id = ? AND copy = ? ORDER BY n",
         (file_id, copy),
     )
@@ -156,23 +162,24 @@ async def claim(tx: Tx, file_id: str, now: datetime) -> bool:
     return changed == 1
 
 
-async def cleaned(
-    tx: Tx, file_id: str, delivery_pieces: int, archive: Iterable[bytes], delivery: Iterable[bytes]
-) -> None:
-    """A waiting file's cleaned copies in place of the file as sent."""
-    await drop_delivery_copies(tx, [file_id])  # the file as sent is kept as that copy
+def cleaned(
+    file_id: str, delivery_pieces: int, archive: Iterable[bytes], delivery: Iterable[bytes]
+) -> Iterator[Step]:
+    """The steps that put a waiting file's cleaned copies in place of the file as sent."""
+    yield _drop_delivery_copy(file_id)  # the file as sent is kept as that copy
     for copy, pieces in ((ARCHIVE, archive), (DELIVERY, delivery)):
-        await add_copy(tx, file_id, copy, pieces)
-    await tx.run(
+        yield from copy_rows(file_id, copy, pieces)
+    yield (
         "UPDATE attachments SET state = ?, delivery_pieces = ?, claimed_at = NULL WHERE id = ?",
         (READY, delivery_pieces, file_id),
     )
 
 
-async def unreadable(tx: Tx, file_id: str) -> None:
-    """A waiting file that failed to decode: the file as sent goes; the row says so."""
-    await drop_delivery_copies(tx, [file_id])
-    await tx.run(
+def unreadable(file_id: str) -> Iterator[Step]:
+    """The steps for a waiting file that failed to decode: the file as sent goes; the row
+    says so."""
+    yield _drop_delivery_copy(file_id)
+    yield (
         "UPDATE attachments SET state = ?, delivery_pieces = 0, claimed_at = NULL WHERE id = ?",
         (UNREADABLE, file_id),
     )
@@ -183,12 +190,13 @@ async def state_of(tx: Tx, file_id: str) -> str | None:
     return str(rows[0][0]) if rows else None
 
 
+def _drop_delivery_copy(file_id: str) -> Step:
+    return "DELETE FROM attachment_pieces WHERE attachment_id = ? AND copy = ?", (file_id, DELIVERY)
+
+
 async def drop_delivery_copies(tx: Tx, file_ids: Iterable[str]) -> None:
     for file_id in file_ids:
-        await tx.run(
-            "DELETE FROM attachment_pieces WHERE attachment_id = ? AND copy = ?",
-            (file_id, DELIVERY),
-        )
+        await tx.run(*_drop_delivery_copy(file_id))
 
 
 async def drop_unclaimed(tx: Tx, before: datetime) -> int:

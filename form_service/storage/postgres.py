@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -42,6 +42,7 @@ from form_service.storage import (
     ReferenceTaken,
     ReportStatus,
     SaveResult,
+    Step,
     StoreUnavailable,
     rows,
 )
@@ -125,7 +126,7 @@ _DELIVERED = for_postgres(
 _PURGE = for_postgres(q.DELETE_EXPIRED + " RETURNING id, report_ref")
 
 
-async def _run(conn: Connection, steps: list[rows.Step]) -> None:
+async def _run(conn: Connection, steps: Iterable[Step]) -> None:
     for statement, values in steps:
         await conn.execute(for_postgres(statement), values)
 
@@ -365,6 +366,20 @@ class PostgresStore:
         try:
             async with self._connection() as conn, conn.transaction():
                 yield _PostgresTx(conn)
+        except _UNAVAILABLE as error:
+            raise StoreUnavailable(f"{type(error).__name__}: {error}") from error
+
+    async def fetch(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            async with self._connection() as conn:
+                return await _PostgresTx(conn).fetch(statement, params)
+        except _UNAVAILABLE as error:
+            raise StoreUnavailable(f"{type(error).__name__}: {error}") from error
+
+    async def write(self, steps: Iterable[Step], size: int = 0) -> None:
+        try:
+            async with self._connection() as conn, conn.transaction():
+                await _run(conn, steps)
         except _UNAVAILABLE as error:
             raise StoreUnavailable(f"{type(error).__name__}: {error}") from error
 

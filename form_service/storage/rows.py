@@ -9,12 +9,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from form_service.storage import AuditEvent, ClaimedDelivery, NewReport, OutboxEntry
+from form_service.storage import AuditEvent, ClaimedDelivery, NewReport, OutboxEntry, Step
 from form_service.storage.statements import AUDIT_INSERT, INTAKE_DELIVERED, MARK_FAILED
 from form_service.times import STAMP_FORMAT, minute_iso, minute_start_stamp, stamp
-
-Step = tuple[str, tuple[Any, ...]]
-"""A shared statement (``?`` placeholders) and its values."""
 
 
 def optional_bytes(value: Any) -> bytes | None:

@@ -19,7 +19,7 @@ import contextvars
 import logging
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +35,7 @@ from form_service.storage import (
     NewReport,
     ReportStatus,
     SaveResult,
+    Step,
     StoreUnavailable,
 )
 from form_service.storage import sqlite_ops as ops
@@ -144,10 +145,10 @@ class SqliteStore:
 
         return await anyio.to_thread.run_sync(locked)
 
-    async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    async def _write(self, work: Callable[[sqlite3.Connection], T], size: int = 0) -> T:
         if self._writer is None:
             raise RuntimeError("the store is closed")
-        return await self._writer.run(work)
+        return await self._writer.run(work, size)
 
     async def open(self) -> None:
         def start() -> None:
@@ -290,6 +291,18 @@ class SqliteStore:
         except BaseException:
             await _rollback(tx, conn)
             raise
+
+    async def fetch(self, statement: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return await self._read(lambda conn: conn.execute(statement, tuple(params)).fetchall())
+        except sqlite3.OperationalError as error:
+            raise StoreUnavailable(str(error)) from error
+
+    async def write(self, steps: Iterable[Step], size: int = 0) -> None:
+        try:
+            await self._write(lambda conn: ops.run_steps(conn, steps), size)
+        except sqlite3.OperationalError as error:
+            raise StoreUnavailable(str(error)) from error
 
 
 _IN_STAFF_TRANSACTION: contextvars.ContextVar[bool] = contextvars.ContextVar(

@@ -8,7 +8,7 @@ and the TRUNCATE checkpoint that empties the WAL.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,6 +19,7 @@ from form_service.storage import (
     ReferenceTaken,
     ReportStatus,
     SaveResult,
+    Step,
     rows,
 )
 from form_service.storage import statements as q
@@ -33,7 +34,7 @@ _WIPE = f"UPDATE outbox SET {q.WIPE_DELIVERED} WHERE id = ?"  # noqa: S608
 _EXPIRED_REFS = "SELECT report_ref FROM reports WHERE created_at < ? ORDER BY id"
 
 
-def _run(conn: sqlite3.Connection, steps: list[rows.Step]) -> None:
+def run_steps(conn: sqlite3.Connection, steps: Iterable[Step]) -> None:
     for statement, values in steps:
         conn.execute(statement, values)
 
@@ -112,7 +113,7 @@ def mark_delivered(conn: sqlite3.Connection, delivery_id: str, now: datetime) ->
     if row is None:
         return
     conn.execute(_WIPE, (delivered, delivery_id))
-    _run(conn, rows.delivered_steps(row, at))
+    run_steps(conn, rows.delivered_steps(row, at))
 
 
 def mark_failed(
@@ -126,7 +127,7 @@ def mark_failed(
     row = conn.execute(q.ATTEMPTED_ROW, (delivery_id,)).fetchone()
     if row is None:
         return
-    _run(conn, rows.failed_steps(row, delivery_id, error, next_attempt_at, dead, now))
+    run_steps(conn, rows.failed_steps(row, delivery_id, error, next_attempt_at, dead, now))
 
 
 def retry_partner_now(conn: sqlite3.Connection, partner_id: str, now: datetime) -> int:

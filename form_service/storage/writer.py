@@ -5,6 +5,10 @@ while a commit is in flight are written together in the next transaction, so man
 reports share one fsync instead of queueing for one each. Each operation runs inside its
 own SAVEPOINT, so one that fails (a duplicate, a bug) is undone alone; callers are answered
 only after the COMMIT has returned, which keeps "acknowledged means on disk".
+
+An operation may say how many bytes it writes (a file's pieces): a batch takes no more
+operations once it holds _BATCH_BYTES, so a report queued behind many large files waits
+for one commit of them, not all.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 Operation = Callable[[sqlite3.Connection], Any]
 _MAX_BATCH = 128
+_BATCH_BYTES = 16 * 1024 * 1024
 
 
 @dataclass
@@ -27,6 +32,7 @@ class _Job:
     operation: Operation
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
+    size: int = 0
 
 
 _Answer = tuple[asyncio.Future[Any], bool, Any]
@@ -53,10 +59,11 @@ class GroupCommitWriter:
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    async def run(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+    async def run(self, operation: Callable[[sqlite3.Connection], T], size: int = 0) -> T:
+        """*operation*'s result once it is committed; *size*: about how many bytes it writes."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put(_Job(operation, future, loop))
+        self._jobs.put(_Job(operation, future, loop, size))
         return await future
 
     def stop(self) -> None:
@@ -70,8 +77,9 @@ class GroupCommitWriter:
             if first is None:
                 return
             batch = [first]
+            size = first.size
             stopping = False
-            while len(batch) < _MAX_BATCH:
+            while len(batch) < _MAX_BATCH and size < _BATCH_BYTES:
                 try:
                     job = self._jobs.get_nowait()
                 except queue.Empty:
@@ -80,6 +88,7 @@ class GroupCommitWriter:
                     stopping = True
                     break
                 batch.append(job)
+                size += job.size
             self._commit(batch)
             if stopping:
                 return

@@ -151,7 +151,12 @@ def test_uploads_while_the_database_is_down_keep_the_text_and_leave_nothing(
         raise StoreUnavailable("the database is down (test)")
         yield  # an async generator, as a transaction is
 
+    async def refused(self: SqliteStore, *args: Any) -> Any:
+        raise StoreUnavailable("the database is down (test)")
+
     monkeypatch.setattr(SqliteStore, "transaction", lambda self: unavailable())
+    for method in ("fetch", "write", "save_report"):
+        monkeypatch.setattr(SqliteStore, method, refused)
     answer = send(client, [("a.jpg", gps_photo(), "image/jpeg")], token=token)
     assert answer.status_code == 503
     assert "could not be saved just now" in answer.text
