@@ -1,5 +1,8 @@
 """What the pages say about files, in the reader's language: limits, names, refusals.
 
+Each function takes the page's translations (Pages.translations), so the agency's own
+wording comes first, and the language, for numbers.
+
 A file is named by its kind and its number among the report's files of that kind ("photo
 1", "video 1"): the name the tipster's device gave it is never kept, since it can hold a
 name, a date or a place.
@@ -7,40 +10,41 @@ name, a date or a place.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import functools
+from collections.abc import Sequence
+from gettext import NullTranslations
 
 from babel.numbers import format_decimal
 
 from form_service.file_cleaning import Refusal
 from form_service.settings import MIB
 from form_service.uploads import MAX_FILES, FileLimits
-from outreach.i18n import translations
-
-Gettext = Callable[[str], str]
 
 
-def megabytes(size: int, lang: str) -> str:
+def megabytes(size: int, lang: str, t: NullTranslations) -> str:
     number = format_decimal(size / MIB, format="#,##0.#", locale=lang.replace("-", "_"))
-    return translations(lang).gettext("%(size)s MB") % {"size": number}
+    return t.gettext("%(size)s MB") % {"size": number}
 
 
-def limits_hint(limits: FileLimits, lang: str) -> str:
-    _ = translations(lang).gettext
+@functools.lru_cache(maxsize=64)
+def limits_hint(limits: FileLimits, lang: str, t: NullTranslations) -> str:
+    """Said beside every file field (the form, each 429 of a flood included): made once."""
+    _ = t.gettext
     return _(
         "Up to %(count)s photos, screenshots or short videos: each photo up to %(image)s, "
         "each video up to %(video)s, %(total)s in all. Before anyone sees them we remove "
         "what they say about where, when and on which device they were made."
     ) % {
         "count": MAX_FILES,
-        "image": megabytes(limits.image, lang),
-        "video": megabytes(limits.video, lang),
-        "total": megabytes(limits.report, lang),
+        "image": megabytes(limits.image, lang, t),
+        "video": megabytes(limits.video, lang, t),
+        "total": megabytes(limits.report, lang, t),
     }
 
 
-def file_labels(kinds: Sequence[str], lang: str) -> list[str]:
+def file_labels(kinds: Sequence[str], t: NullTranslations) -> list[str]:
     """ "photo 1", "video 1", "photo 2"… for files of these kinds, in this order."""
-    _ = translations(lang).gettext
+    _ = t.gettext
     counts: dict[str, int] = {}
     labels = []
     for kind in kinds:
@@ -50,8 +54,8 @@ def file_labels(kinds: Sequence[str], lang: str) -> list[str]:
     return labels
 
 
-def kept_notice(labels: Sequence[str], lang: str) -> str:
-    ngettext = translations(lang).ngettext
+def kept_notice(labels: Sequence[str], t: NullTranslations) -> str:
+    ngettext = t.ngettext
     return ngettext(
         "We kept the file you sent (%(names)s): you do not need to choose it again.",
         "We kept the %(num)d files you sent (%(names)s): you do not need to choose them again.",
@@ -59,12 +63,12 @@ def kept_notice(labels: Sequence[str], lang: str) -> str:
     ) % {"num": len(labels), "names": ", ".join(labels)}
 
 
-def unreadable_notice(labels: Sequence[str], lang: str) -> str:
+def unreadable_notice(labels: Sequence[str], t: NullTranslations) -> str:
     """What the tipster's status page says of files that failed to open after the receipt
     (form_service/waiting_files.py); "" when there are none."""
     if not labels:
         return ""
-    ngettext = translations(lang).ngettext
+    ngettext = t.ngettext
     return ngettext(
         "We could not open %(names)s: the file may be damaged or only partly sent. You can "
         "add it again below.",
@@ -74,8 +78,10 @@ def unreadable_notice(labels: Sequence[str], lang: str) -> str:
     ) % {"names": ", ".join(labels)}
 
 
-def refusal_text(number: int, reason: Refusal, limits: FileLimits, lang: str) -> str:
-    _ = translations(lang).gettext
+def refusal_text(
+    number: int, reason: Refusal, limits: FileLimits, lang: str, t: NullTranslations
+) -> str:
+    _ = t.gettext
     texts = {
         Refusal.too_many: _("File %(number)s was not kept: a report can have %(count)s files."),
         Refusal.report_too_large: _(
@@ -107,16 +113,16 @@ def refusal_text(number: int, reason: Refusal, limits: FileLimits, lang: str) ->
     return texts[reason] % {
         "number": number,
         "count": MAX_FILES,
-        "image": megabytes(limits.image, lang),
-        "video": megabytes(limits.video, lang),
-        "total": megabytes(limits.report, lang),
+        "image": megabytes(limits.image, lang, t),
+        "video": megabytes(limits.video, lang, t),
+        "total": megabytes(limits.report, lang, t),
     }
 
 
-def too_large_notice(limits: FileLimits, lang: str) -> str:
-    _ = translations(lang).gettext
+def too_large_notice(limits: FileLimits, lang: str, t: NullTranslations) -> str:
+    _ = t.gettext
     return _(
         "Your files were too large to send: a report can have %(total)s of files in all. "
         "Everything you wrote is still here: please choose fewer or smaller files, then "
         "send it again."
-    ) % {"total": megabytes(limits.report, lang)}
+    ) % {"total": megabytes(limits.report, lang, t)}

@@ -8,9 +8,10 @@ form_service/security_headers.py enforces.
 from __future__ import annotations
 
 import functools
+import gettext
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -46,6 +47,13 @@ def _environment(lang: str, agency_locale: Path | None) -> Environment:
     return template_environment(FORM_TEMPLATES, lang, agency_locale)
 
 
+@functools.cache
+def page_translations(lang: str, agency_locale: Path | None) -> gettext.NullTranslations:
+    """The service's strings in *lang*, the agency's own first: read once per process, as
+    the templates' are (a catalog is not looked for again on every message)."""
+    return translations(lang, agency_locale)
+
+
 def template_environment(folder: Path, lang: str, agency_locale: Path | None = None) -> Environment:
     """The service's pages from *folder*: autoescaped, strict, translated into *lang*, with
     the agency's own strings (*agency_locale*) over the kit's."""
@@ -57,7 +65,7 @@ def template_environment(folder: Path, lang: str, agency_locale: Path | None = N
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.install_gettext_translations(translations(lang, agency_locale), newstyle=True)  # type: ignore[attr-defined]
+    env.install_gettext_translations(page_translations(lang, agency_locale), newstyle=True)  # type: ignore[attr-defined]
     env.filters["reveal"] = reveal_hidden
     # Numbers to call and codes stay left to right inside right-to-left text.
     env.filters["dial"] = lambda number: Markup(number_link(number))  # noqa: S704 - escaped
@@ -109,6 +117,11 @@ def prefix(lang: str, default: str) -> str:
 @dataclass(frozen=True)
 class Pages:
     loaded: LoadedProfile
+    _contexts: dict[tuple[str, str], dict[str, Any]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    """What every page of a language says of the profile, made once: a flood's 429 pages
+    are rendered hundreds of times a second."""
 
     def negotiate(self, headers: Headers) -> str:
         """The profile language a browser prefers, for pages outside any language prefix.
@@ -124,11 +137,21 @@ class Pages:
                         return lang
         return self.loaded.profile.default_language
 
-    def gettext(self, lang: str) -> Callable[[str], str]:
+    def translations(self, lang: str) -> gettext.NullTranslations:
         """The service's strings in *lang*, the agency's own ones first."""
-        return translations(lang, self.loaded.profile.interface_locale).gettext
+        return page_translations(lang, self.loaded.profile.interface_locale)
+
+    def gettext(self, lang: str) -> Callable[[str], str]:
+        return self.translations(lang).gettext
 
     def context(self, lang: str, page: str) -> dict[str, Any]:
+        """The values every page has (not to be changed: a copy is shared)."""
+        made = self._contexts.get((lang, page))
+        if made is None:
+            made = self._contexts[(lang, page)] = self._context(lang, page)
+        return made
+
+    def _context(self, lang: str, page: str) -> dict[str, Any]:
         profile = self.loaded.profile
         default = profile.default_language
         # The service's own pages under its path ("/" or "/prevent/"); the site's pages

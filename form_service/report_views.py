@@ -55,6 +55,14 @@ HONEYPOT = "website"
 
 
 def _options(service: Service, lang: str) -> dict[str, Any]:
+    """The form's choices and fixed texts in *lang*, made once per language."""
+    made = service.form_options.get(lang)
+    if made is None:
+        made = service.form_options[lang] = _made_options(service, lang)
+    return made
+
+
+def _made_options(service: Service, lang: str) -> dict[str, Any]:
     profile = service.settings.profile.profile
     _ = service.pages.gettext(lang)
     return {
@@ -95,6 +103,7 @@ def form_page(
     kept: Sequence[str] = (),
 ) -> Response:
     """The form; *kept*: labels of the files already held for its token."""
+    t = service.pages.translations(lang)
     return service.pages.render(
         request,
         "form.html",
@@ -104,8 +113,8 @@ def form_page(
         errors=dict(errors or {}),
         notice=notice,
         token=token or service.tokens.issue(),
-        kept_files=kept_notice(kept, lang) if kept else "",
-        files_hint=limits_hint(file_limits(service), lang),
+        kept_files=kept_notice(kept, t) if kept else "",
+        files_hint=limits_hint(file_limits(service), lang, t),
         **_options(service, lang),
     )
 
@@ -212,7 +221,7 @@ def _receipt(
             lang,
             code=_CODE_MARK,
             danger_now=danger_now,
-            files=file_labels(kinds, lang),
+            files=file_labels(kinds, service.pages.translations(lang)),
         )
         service.receipt_pages[key] = page
     shown = page.replace(code_groups(_CODE_MARK), code_groups(code))
@@ -268,7 +277,7 @@ async def _answer(
         return form_page(service, request, lang, 400, values, notice=notice)
     if received.body_too_large:
         service.events.add("report_refused", files_too_large=1)
-        notice = too_large_notice(file_limits(service), lang)
+        notice = too_large_notice(file_limits(service), lang, service.pages.translations(lang))
         # The rest of the body is dropped unread by the server (form_service/http_limits.py).
         return form_page(service, request, lang, 413, values, notice=notice)
     # Only now, with a form this site issued, does the report count toward any limit or
@@ -298,11 +307,12 @@ async def _checked(
     stored. Raises StoreUnavailable."""
     _ = service.pages.gettext(lang)
     taken = await take_files(service, received.files, token_hash(token_id))
-    labels = file_labels([f.kind for f in taken.files], lang)
+    t = service.pages.translations(lang)
+    labels = file_labels([f.kind for f in taken.files], t)
     limits = file_limits(service)
-    file_errors = [refusal_text(r.number, r.reason, limits, lang) for r in taken.refused]
+    file_errors = [refusal_text(r.number, r.reason, limits, lang, t) for r in taken.refused]
     if received.too_many_files:
-        file_errors.append(refusal_text(MAX_FILES + 1, Refusal.too_many, limits, lang))
+        file_errors.append(refusal_text(MAX_FILES + 1, Refusal.too_many, limits, lang, t))
     if taken.refused:
         service.events.add("files_refused", **{str(r.reason): 1 for r in taken.refused})
     result = validate_report(values, form.unreadable, service.settings.profile.profile, lang, _)

@@ -13,7 +13,7 @@ import contextlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 from starlette.requests import Request
 
@@ -52,6 +52,8 @@ class Service:
     receipt_pages: dict[tuple[str, bool, tuple[str, ...]], str] = field(default_factory=dict)
     """Receipt pages rendered once per (language, danger now, kinds of the files), the code
     put in per report."""
+    form_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The report form's choices and fixed texts, made once per language."""
     threads: ThreadSessions = field(default_factory=ThreadSessions)
     """Tipsters' open conversation pages: a single-use token each, in memory only."""
     readers: Readers = field(default_factory=Readers)

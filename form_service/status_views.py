@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from gettext import NullTranslations
 
 import anyio
 from babel.numbers import format_decimal
@@ -156,20 +157,20 @@ def _page(
             "max_chars": conversation.MESSAGE_MAX_CHARS,
             "files": list(files),
             "files_lost": files_lost,
-            "files_hint": limits_hint(file_limits(service), lang),
+            "files_hint": limits_hint(file_limits(service), lang, service.pages.translations(lang)),
         },
     )
 
 
-async def _file_labels(tx: Tx, report_ref: str, lang: str) -> tuple[list[str], str]:
+async def _file_labels(tx: Tx, report_ref: str, t: NullTranslations) -> tuple[list[str], str]:
     """Labels of the report's files the team has ("photo 1"), and what to say of those
     that failed to open after the receipt."""
     stored = await stored_files.of_report(tx, report_ref)
-    labels = file_labels([f.kind for f in stored], lang)
-    lost = [f.state == stored_files.UNREADABLE for f in stored]
-    kept = [label for label, gone in zip(labels, lost, strict=True) if not gone]
-    gone = [label for label, gone in zip(labels, lost, strict=True) if gone]
-    return kept, unreadable_notice(gone, lang)
+    kept: list[str] = []
+    gone: list[str] = []
+    for file, label in zip(stored, file_labels([f.kind for f in stored], t), strict=True):
+        (gone if file.state == stored_files.UNREADABLE else kept).append(label)
+    return kept, unreadable_notice(gone, t)
 
 
 def _code_page(
@@ -208,7 +209,8 @@ async def _look_up(
     async with service.store.transaction() as tx:
         found = await _find(tx, service, typed)
         messages = await threads.messages(tx, found[0].report_id) if found else []
-        files, lost = await _file_labels(tx, found[0].report_ref, lang) if found else ([], "")
+        t = service.pages.translations(lang)
+        files, lost = await _file_labels(tx, found[0].report_ref, t) if found else ([], "")
     if found is None:
         service.limiter.record_failure(admission.client)
     await anyio.sleep(max(0.0, started + settings.status_min_seconds - time.monotonic()))
@@ -245,7 +247,8 @@ async def _add_files(
     before = len(await stored_files.held(service.store, owner))
     taken = await take_files(service, received, owner, thread.report_ref)
     limits = file_limits(service)
-    problem = " ".join(refusal_text(r.number, r.reason, limits, lang) for r in taken.refused)
+    t = service.pages.translations(lang)
+    problem = " ".join(refusal_text(r.number, r.reason, limits, lang, t) for r in taken.refused)
     added = len(taken.files) > before
     if added:
         async with service.store.transaction() as tx:
@@ -270,7 +273,8 @@ async def _write(
     problem, status_code = "", 422
     new_files = received.files if received is not None and send else []
     if received is not None and received.body_too_large:
-        problem, status_code = too_large_notice(file_limits(service), lang), 413
+        t = service.pages.translations(lang)
+        problem, status_code = too_large_notice(file_limits(service), lang, t), 413
     elif send and not text.strip() and not new_files:
         problem = _("Write a message before you send it.")
     elif send and len(text) > conversation.MESSAGE_MAX_CHARS:
@@ -291,7 +295,8 @@ async def _write(
                 problem = await _store_message(service, tx, thread, text, lang)
                 status_code = 429 if problem else status_code
             found = await threads.messages(tx, opened.report_id) if thread else []
-            files, lost = await _file_labels(tx, thread.report_ref, lang) if thread else ([], "")
+            t = service.pages.translations(lang)
+            files, lost = await _file_labels(tx, thread.report_ref, t) if thread else ([], "")
     except StoreUnavailable:
         service.events.add("thread_not_saved", logging.ERROR, messages=1)
         # The same page, the message kept and a new token: trying again needs no code.
@@ -384,7 +389,7 @@ def _unavailable(
             "max_chars": conversation.MESSAGE_MAX_CHARS,
             "files": [],
             "files_lost": "",
-            "files_hint": limits_hint(file_limits(service), lang),
+            "files_hint": limits_hint(file_limits(service), lang, service.pages.translations(lang)),
         },
     )
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from gettext import NullTranslations
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from form_service.conversation import MESSAGE_MAX_CHARS
 from form_service.file_messages import file_labels
-from form_service.pages import NO_STORE
+from form_service.pages import NO_STORE, page_translations
 from form_service.service import service_of
 from form_service.staff import tipster_thread
 from form_service.staff.accounts import Session
@@ -146,10 +147,15 @@ async def _case_page(
         message_max=MESSAGE_MAX_CHARS,
         requests=asked,
         files=list(
-            zip(files, file_labels([f.kind for f in files], page_language(request)), strict=True)
+            zip(files, file_labels([f.kind for f in files], _translations(request)), strict=True)
         ),
         files_not_ready=files_not_ready,
     )
+
+
+def _translations(request: Request) -> NullTranslations:
+    """The public pages' strings in the staff page's language ("photo 1")."""
+    return page_translations(page_language(request), _profile(request).interface_locale)
 
 
 def _profile(request: Request) -> Profile:

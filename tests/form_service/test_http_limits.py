@@ -263,3 +263,61 @@ def test_a_large_body_arriving_at_a_fair_pace_gets_more_time(
             time.sleep(0.25)
         answer = sock.recv(65536)
     assert answer.startswith(b"HTTP/1.1 200 OK") and b"\r\n12000\r\n" in answer, answer
+
+
+def test_a_large_body_is_read_a_mebibyte_at_a_time_then_the_connection_reads_as_before() -> None:
+    """While a body larger than one read arrives, each turn of the event loop reads
+    BODY_READ_BYTES of it; once the answer is sent, the kept-alive connection reads as
+    asyncio does."""
+    import asyncio
+
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from form_service.http_limits import BODY_READ_BYTES
+
+    seen: dict[str, int] = {}
+    protocols: list[DeadlineH11Protocol] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        first = await receive()
+        seen["during"] = protocols[0].transport.max_size  # type: ignore[attr-defined]
+        more = first.get("more_body", False)
+        while more:
+            more = (await receive()).get("more_body", False)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def run() -> None:
+        config = uvicorn.Config(app, http=DeadlineH11Protocol, lifespan="off")
+        config.load()
+        state = ServerState()
+
+        def made() -> DeadlineH11Protocol:
+            protocol = DeadlineH11Protocol(config=config, server_state=state, app_state={})
+            protocols.append(protocol)
+            return protocol
+
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(made, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        body = b"x" * (4 * BODY_READ_BYTES)
+        writer.write(
+            b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n" % len(body)
+        )
+        writer.write(body[:1000])  # the head and the start of the body come first
+        await writer.drain()
+        writer.write(body[1000:])
+        await writer.drain()
+        answer = await reader.readuntil(b"ok")
+        seen["after"] = protocols[0].transport.max_size  # type: ignore[attr-defined]
+        writer.close()
+        server.close()
+        await server.wait_closed()
+        assert answer.startswith(b"HTTP/1.1 200 ")
+
+    asyncio.run(run())
+    default = asyncio.selector_events._SelectorSocketTransport.max_size  # type: ignore[attr-defined]
+    assert default < BODY_READ_BYTES
+    assert seen == {"during": BODY_READ_BYTES, "after": default}

@@ -7,7 +7,7 @@ import asyncio
 import re
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,7 +15,16 @@ from typing import Any, TypeVar
 import anyio
 import pytest
 
-from form_service.storage import NewReport, OutboxEntry, ReportStatus, Store, StoreUnavailable
+from form_service.storage import (
+    NewReport,
+    OutboxEntry,
+    ReportStatus,
+    Step,
+    Store,
+    StoreUnavailable,
+)
+from form_service.storage import attachments as stored_files
+from form_service.storage.attachments import StoredFile
 from form_service.storage.postgres import PostgresStore
 from form_service.storage.sqlite import SqliteStore
 from tests.databases import Database
@@ -546,3 +555,98 @@ def test_a_read_only_database_is_unavailable_and_keeps_nothing(database: Databas
         database.server.admin(f"ALTER DATABASE {database.name} RESET default_transaction_read_only")
     assert database.rows("SELECT count(*) FROM reports") == [(0,)]
     assert database.rows("SELECT count(*) FROM outbox") == [(0,)]
+
+
+def file_steps(file_id: str, pieces: int) -> list[Step]:
+    """The steps that store a waiting photo of *pieces* delivery pieces, as a tipster's
+    request does (storage/attachments.py)."""
+    file = StoredFile(file_id, 1, "image", "image/jpeg", 10, pieces, stored_files.WAITING)
+    data = [b"piece %d" % n for n in range(pieces)]
+    return list(stored_files.new_file("t" * 32, None, file, [], data, NOW))
+
+
+def held_pieces(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Pieces' rows with their data as bytes (PostgreSQL's driver gives memoryview)."""
+    return [(*row[:-1], bytes(row[-1])) for row in rows]
+
+
+_PIECES = "SELECT attachment_id, copy, n, data FROM attachment_pieces ORDER BY attachment_id, n"
+
+
+def test_write_runs_its_steps_in_one_transaction(database: Database) -> None:
+    """A file's row and its pieces are stored together or not at all: a last step that
+    fails (a duplicate piece) takes the earlier steps' rows with it."""
+    steps = file_steps("f-broken", 3)
+    broken = [*steps, steps[1]]
+
+    async def flow(store: Store) -> tuple[Any, ...]:
+        with pytest.raises(database.integrity_error):
+            await store.write(broken, 3 * 1024)
+        after_failure = (
+            await store.fetch("SELECT count(*) FROM attachments"),
+            await store.fetch("SELECT count(*) FROM attachment_pieces"),
+        )
+        await store.write(file_steps("f-kept", 3), 3 * 1024)
+        files = await store.fetch("SELECT id, state, delivery_pieces FROM attachments")
+        return after_failure, files, held_pieces(await store.fetch(_PIECES))
+
+    after_failure, files, pieces = run(flow, database)
+    assert after_failure == ([(0,)], [(0,)])
+    assert files == [("f-kept", "waiting", 3)]
+    expected = [("f-kept", "delivery", n, b"piece %d" % n) for n in range(3)]
+    assert pieces == expected
+    # Committed: another connection sees the same.
+    assert held_pieces(database.rows(_PIECES)) == expected
+    assert database.rows("SELECT id FROM attachments") == [("f-kept",)]
+
+
+def test_write_takes_its_steps_as_they_run(database: Database) -> None:
+    """Steps come from a generator one at a time (a file's pieces read as they are
+    written): a step that fails means the generator is never asked for the next one."""
+    advanced: list[tuple[str, int]] = []
+
+    def steps(file_id: str, fail_at: int | None) -> Iterator[Step]:
+        listed = file_steps(file_id, 4)
+        for n, step in enumerate(listed):
+            advanced.append((file_id, n))
+            yield listed[1] if n == fail_at else step
+
+    async def flow(store: Store) -> list[tuple[Any, ...]]:
+        with pytest.raises(database.integrity_error):
+            await store.write(steps("f-broken", 2), 4 * 1024)
+        assert advanced == [("f-broken", 0), ("f-broken", 1), ("f-broken", 2)]
+        advanced.clear()
+        await store.write(steps("f-kept", None), 4 * 1024)
+        return held_pieces(await store.fetch(_PIECES))
+
+    pieces = run(flow, database)
+    assert advanced == [("f-kept", n) for n in range(5)]  # the file's row, then 4 pieces
+    assert pieces == [("f-kept", "delivery", n, b"piece %d" % n) for n in range(4)]
+    assert database.rows("SELECT id FROM attachments") == [("f-kept",)]
+
+
+def test_a_write_to_a_read_only_database_is_unavailable_and_keeps_nothing(
+    database: Database,
+) -> None:
+    database = database.own_database()
+
+    async def flow(store: Any) -> None:
+        if database.is_postgres:
+            name = database.name
+            database.execute(f"ALTER DATABASE {name} SET default_transaction_read_only = on")
+            # Sessions take the setting when they start: end the store's, it reconnects.
+            database.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                f" WHERE datname = '{database.name}' AND pid <> pg_backend_pid()"
+            )
+        else:
+            store._conn.execute("PRAGMA query_only = ON")
+        with pytest.raises(StoreUnavailable):
+            await store.write(file_steps("f-1", 2), 2 * 1024)
+
+    run(flow, database)
+    if database.is_postgres:
+        assert database.server is not None
+        database.server.admin(f"ALTER DATABASE {database.name} RESET default_transaction_read_only")
+    assert database.rows("SELECT count(*) FROM attachments") == [(0,)]
+    assert database.rows("SELECT count(*) FROM attachment_pieces") == [(0,)]

@@ -18,13 +18,16 @@ import pytest
 from PIL import Image
 from starlette.testclient import TestClient
 
-from form_service import waiting_files
+from form_service import attachment_intake, waiting_files
 from form_service.app import create_app
+from form_service.attachment_intake import clean_after as real_clean_after
 from form_service.delivery.channel import DeliverySettings
 from form_service.delivery.worker import DeliveryWorker, start_worker
 from form_service.file_sealing import CopyUnreadable, open_delivery
+from form_service.service import _LULL_LOOK_SECONDS, Service
 from form_service.settings import Settings
 from form_service.storage import attachments as stored_files
+from form_service.storage import open_store
 from tests.databases import Database
 
 from .conftest import code_of, rows, start_client, token_of
@@ -250,3 +253,70 @@ def test_the_tipster_is_told_of_a_file_that_could_not_be_opened(
     assert "We could not open photo 2: the file may be damaged or only partly sent." in page
     spanish = client.post("/es/status", data={"code": code}).text
     assert "foto 2" in spanish and "We could not open" not in spanish
+
+
+def test_cleaning_waits_while_files_arrive_and_no_longer(
+    settings: Settings, left_waiting: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A photo's cleaning gives way to a tipster's files arriving (Service.lull), and goes
+    ahead as soon as none are, not after LULL_SECONDS."""
+    with start_client(settings) as client:
+        assert send(client, [("a.jpg", gps_photo(), "image/jpeg")]).status_code == 200
+    assert states(settings) == ["waiting"]
+    ((file_id,),) = rows(settings, "SELECT id FROM attachments")
+    monkeypatch.setattr(attachment_intake, "LULL_SECONDS", 3600.0)
+
+    async def main() -> tuple[list[float], bool, bool, list[tuple[Any, ...]], bool]:
+        service = Service.build(settings, open_store(settings))
+        await service.store.open()
+        lulls: list[float] = []
+        in_lull, lull_over = asyncio.Event(), asyncio.Event()
+        real_lull = service.lull
+
+        async def lull(at_most: float) -> None:
+            lulls.append(at_most)
+            in_lull.set()
+            await real_lull(at_most)
+            lull_over.set()
+
+        monkeypatch.setattr(service, "lull", lull)
+        try:
+            with service.receiving_files():  # a tipster's files arriving
+                # The function itself: left_waiting stubs attachment_intake.clean_after.
+                task = asyncio.create_task(real_clean_after(service, [file_id]))
+                await asyncio.wait_for(in_lull.wait(), 30)
+                for _ in range(10):  # several of the lull's looks at the count
+                    await asyncio.sleep(_LULL_LOOK_SECONDS)
+                held = task.done(), lull_over.is_set()
+                # Not even claimed meanwhile.
+                during = rows(settings, "SELECT state, claimed_at FROM attachments")
+            await asyncio.wait_for(task, 30)
+            return lulls, *held, during, service.wakeup.is_set()
+        finally:
+            await service.store.close()
+
+    lulls, done, lull_over, during, woken = asyncio.run(main())
+    assert (done, lull_over) == (False, False)
+    assert during == [("waiting", None)]
+    assert lulls == [3600.0] and woken
+    assert states(settings) == ["ready"]
+    assert copies(settings) == {"archive", "delivery"}
+
+
+def test_a_lull_is_now_when_no_files_arrive_and_at_most_its_time_otherwise(
+    settings: Settings,
+) -> None:
+    async def main() -> tuple[int, float, int, int]:
+        service = Service.build(settings, open_store(settings))  # not opened: no need
+        await asyncio.wait_for(service.lull(3600), 30)  # nothing in flight: at once
+        with service.receiving_files():
+            during = service.files_in_flight
+            start = time.monotonic()
+            await asyncio.wait_for(service.lull(0.2), 30)  # still in flight: gives up
+            waited = time.monotonic() - start
+            after = service.files_in_flight
+        return during, waited, after, service.files_in_flight
+
+    during, waited, after, finally_ = asyncio.run(main())
+    assert (during, after, finally_) == (1, 1, 0)
+    assert waited >= 0.2

@@ -6,7 +6,7 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -127,3 +127,45 @@ def test_a_cancelled_caller_does_not_undo_the_others(
     writer.stop()
     # The cancelled caller hears nothing, but its write was already queued and is kept.
     assert count(tmp_path / "w.sqlite3") == 2
+
+
+async def queued_behind_a_slow_write(writer: GroupCommitWriter, sizes: list[int]) -> None:
+    """One insert per size, all queued while a first write (of no size) is held."""
+    started, release = threading.Event(), threading.Event()
+
+    def held(c: sqlite3.Connection) -> None:
+        started.set()
+        assert release.wait(30), "the test never let the first write go"
+        c.execute("INSERT INTO t (n) VALUES (-1)")
+
+    first = asyncio.ensure_future(writer.run(held))
+    assert await asyncio.to_thread(started.wait, 30), "the first write never started"
+
+    def insert(n: int) -> Callable[[sqlite3.Connection], None]:
+        def write(c: sqlite3.Connection) -> None:
+            c.execute("INSERT INTO t (n) VALUES (?)", (n,))
+
+        return write
+
+    rest = [asyncio.ensure_future(writer.run(insert(n), size)) for n, size in enumerate(sizes)]
+    await asyncio.sleep(0)  # each task has queued its job
+    release.set()
+    await asyncio.gather(first, *rest)
+
+
+@pytest.mark.parametrize(("size", "fewest", "most"), [(0, 2, 2), (10 * 1024 * 1024, 4, 7)])
+def test_large_writes_are_split_into_batches(
+    conn: sqlite3.Connection, tmp_path: Path, size: int, fewest: int, most: int
+) -> None:
+    """Six writes queued behind one: without sizes they share one commit; at 10 MiB each
+    a batch holds two at most (_BATCH_BYTES, 16 MiB), so a report queued behind many files
+    waits for one commit of them, not all."""
+    commits: list[str] = []
+    conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    writer = GroupCommitWriter(conn)
+
+    asyncio.run(queued_behind_a_slow_write(writer, [size] * 6))
+    writer.stop()
+    assert count(tmp_path / "w.sqlite3") == 7
+    # The held write's commit, then the six's: in one, or in at least three of two each.
+    assert fewest <= len(commits) <= most
