@@ -115,6 +115,8 @@ async def clean_waiting(
                                          archive_pieces(copies.archive),
                                          delivery_pieces(copies.delivery))  # fmt: skip
             size = copies.archive.stat().st_size + copies.delivery.stat().st_size
+            if pause is not None:  # files may have begun arriving while this one was cleaned
+                await pause()
             await store.write(chain(steps, [_deliveries_due(file_id, clock())]), size)
         finally:
             copies.archive.unlink(missing_ok=True)

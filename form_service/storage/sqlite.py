@@ -39,6 +39,7 @@ from form_service.storage import (
     StoreUnavailable,
 )
 from form_service.storage import sqlite_ops as ops
+from form_service.storage.checkpointer import Checkpointer
 from form_service.storage.migrations import MIGRATIONS
 from form_service.storage.sqlite_wakeups import wakeups_beside
 from form_service.storage.writer import GroupCommitWriter
@@ -115,6 +116,7 @@ class SqliteStore:
         self._read_lock = threading.Lock()
         self._checkpoint_conn: sqlite3.Connection | None = None
         self._checkpoint_lock = threading.Lock()
+        self._checkpointer: Checkpointer | None = None
         self._clock = clock or _utcnow
         self._wakeups = wakeups_beside(path)
         self._staff: sqlite3.Connection | None = None
@@ -139,11 +141,22 @@ class SqliteStore:
             with self._checkpoint_lock:
                 if self._writer is None:
                     raise RuntimeError("the store is closed")
-                if self._checkpoint_conn is None:
-                    self._checkpoint_conn = connect(self.path)
-                return ops.truncate_wal(self._checkpoint_conn, wait_ms)
+                return ops.truncate_wal(self._checkpointing(), wait_ms)
 
         return await anyio.to_thread.run_sync(locked)
+
+    def _checkpointing(self) -> sqlite3.Connection:
+        """The connection that checkpoints (the lock held)."""
+        if self._checkpoint_conn is None:
+            self._checkpoint_conn = connect(self.path)
+        return self._checkpoint_conn
+
+    def _checkpoint(self) -> None:
+        """Copy what the WAL holds into the database file, waiting for nobody (the
+        checkpointer's thread)."""
+        with self._checkpoint_lock:
+            if self._writer is not None:
+                self._checkpointing().execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     async def _write(self, work: Callable[[sqlite3.Connection], T], size: int = 0) -> T:
         if self._writer is None:
@@ -156,20 +169,26 @@ class SqliteStore:
             private_database(self.path)
             conn = connect(self.path)
             migrate(conn, self._clock())
+            # Checkpoints run beside the reports' commits (storage/checkpointer.py).
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
             self._write_conn = conn
             self._reader = connect(self.path)
             self._staff = connect(self.path)
 
         await anyio.to_thread.run_sync(start)
         assert self._write_conn is not None
-        self._writer = GroupCommitWriter(self._write_conn)
+        self._checkpointer = Checkpointer(self._checkpoint)
+        self._writer = GroupCommitWriter(self._write_conn, self._checkpointer.poke)
 
     async def close(self) -> None:
         writer, self._writer = self._writer, None
+        checkpointer, self._checkpointer = self._checkpointer, None
 
         def stop() -> None:
             if writer is not None:
                 writer.stop()
+            if checkpointer is not None:
+                checkpointer.stop()
             with self._read_lock, self._checkpoint_lock:
                 for conn in (self._reader, self._write_conn, self._checkpoint_conn, self._staff):
                     if conn is not None:

@@ -50,8 +50,11 @@ def _settle(answers: list[_Answer]) -> None:
 
 
 class GroupCommitWriter:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, after_commit: Callable[[], None] = lambda: None
+    ) -> None:
         self._conn = conn
+        self._after_commit = after_commit
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="sqlite-writer", daemon=True)
         self._thread.start()
@@ -107,6 +110,7 @@ class GroupCommitWriter:
                     results.append((False, error))
                 conn.execute("RELEASE job")
             conn.execute("COMMIT")
+            self._after_commit()
         except Exception as error:
             # Nothing of this batch is on disk: every caller hears so.
             if conn.in_transaction:

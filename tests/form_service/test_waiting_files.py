@@ -298,7 +298,8 @@ def test_cleaning_waits_while_files_arrive_and_no_longer(
     lulls, done, lull_over, during, woken = asyncio.run(main())
     assert (done, lull_over) == (False, False)
     assert during == [("waiting", None)]
-    assert lulls == [3600.0] and woken
+    # Once before the photo is claimed, once before its cleaned copies are written.
+    assert lulls == [3600.0, 3600.0] and woken
     assert states(settings) == ["ready"]
     assert copies(settings) == {"archive", "delivery"}
 
