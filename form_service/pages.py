@@ -64,6 +64,7 @@ def template_environment(folder: Path, lang: str, agency_locale: Path | None = N
         extensions=["jinja2.ext.i18n"],
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # the kit's own templates: no stat() per page
     )
     env.install_gettext_translations(page_translations(lang, agency_locale), newstyle=True)  # type: ignore[attr-defined]
     env.filters["reveal"] = reveal_hidden

@@ -8,7 +8,8 @@ only after the COMMIT has returned, which keeps "acknowledged means on disk".
 
 An operation may say how many bytes it writes (a file's pieces): a batch takes no more
 operations once it holds _BATCH_BYTES, so a report queued behind many large files waits
-for one commit of them, not all.
+for one commit of them, not all; and the operations of a batch that write no such bytes
+(reports) are committed first, in a commit of their own.
 """
 
 from __future__ import annotations
@@ -92,6 +93,11 @@ class GroupCommitWriter:
                     break
                 batch.append(job)
                 size += job.size
+            # Reports first: a receipt waits for one small commit, not for files' bytes.
+            small = [job for job in batch if not job.size]
+            if small and len(small) < len(batch):
+                self._commit(small)
+                batch = [job for job in batch if job.size]
             self._commit(batch)
             if stopping:
                 return

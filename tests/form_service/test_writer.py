@@ -169,3 +169,25 @@ def test_large_writes_are_split_into_batches(
     assert count(tmp_path / "w.sqlite3") == 7
     # The held write's commit, then the six's: in one, or in at least three of two each.
     assert fewest <= len(commits) <= most
+
+
+def test_reports_queued_with_files_are_committed_before_them(
+    conn: sqlite3.Connection, tmp_path: Path
+) -> None:
+    """Writes of no size (reports) queued among file writes get a commit of their own,
+    before the files': a receipt does not wait for the files' bytes to reach the disk."""
+    order: list[str] = []
+    conn.set_trace_callback(
+        lambda sql: order.append(sql) if sql == "COMMIT" or sql.startswith("INSERT") else None
+    )
+    writer = GroupCommitWriter(conn)
+
+    asyncio.run(queued_behind_a_slow_write(writer, [1024 * 1024, 0, 1024 * 1024, 0]))
+    writer.stop()
+    assert count(tmp_path / "w.sqlite3") == 5
+    commits = [i for i, sql in enumerate(order) if sql == "COMMIT"]
+    assert len(commits) == 3  # the held write's, then the reports', then the files'
+    reports = order[commits[0] + 1 : commits[1]]
+    files = order[commits[1] + 1 : commits[2]]
+    assert reports == ["INSERT INTO t (n) VALUES (1)", "INSERT INTO t (n) VALUES (3)"]
+    assert files == ["INSERT INTO t (n) VALUES (0)", "INSERT INTO t (n) VALUES (2)"]
