@@ -221,11 +221,11 @@ def _jpeg_ends(file: IO[bytes]) -> bool:
         file.seek(size - 2, io.SEEK_CUR)
         if marker[1] == 0xDA:  # start of scan: the image data follows
             break
-    carry = b""
+    split = False  # the chunk before ended in 0xFF: a marker may span the two
     while chunk := file.read(_SCAN_BYTES):
-        if b"\xff\xd9" in carry + chunk:
+        if b"\xff\xd9" in chunk or (split and chunk[0] == 0xD9):
             return True
-        carry = chunk[-1:]
+        split = chunk[-1] == 0xFF
     return False
 
 

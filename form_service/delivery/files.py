@@ -85,12 +85,10 @@ class StoredFiles:
     async def deliverable(self, payload: DeliveryPayload) -> DeliveryPayload:
         if not payload.attachments:
             return payload
-        async with self.store.transaction() as tx:
-            states = [await stored_files.state_of(tx, f.id) for f in payload.attachments]
-        if stored_files.WAITING in states:
+        states = await stored_files.states_of(self.store, [f.id for f in payload.attachments])
+        if stored_files.WAITING in states.values():
             raise FileNotReady(payload.report_ref)
-        kept = [f for f, state in zip(payload.attachments, states, strict=True)
-                if state != stored_files.UNREADABLE]  # fmt: skip
+        kept = [f for f in payload.attachments if states.get(f.id) != stored_files.UNREADABLE]
         if len(kept) == len(payload.attachments):
             return payload
         return payload.model_copy(update={"attachments": kept or None})

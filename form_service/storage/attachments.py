@@ -11,7 +11,7 @@ joined from this module's constant, never from input (ruff's S608 is silenced he
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -185,9 +185,14 @@ def unreadable(file_id: str) -> Iterator[Step]:
     )
 
 
-async def state_of(tx: Tx, file_id: str) -> str | None:
-    rows = await tx.fetch("SELECT state FROM attachments WHERE id = ?", (file_id,))
-    return str(rows[0][0]) if rows else None
+async def states_of(reads: Reads, file_ids: Sequence[str]) -> dict[str, str]:
+    """The state of each of *file_ids* still stored, in one query."""
+    marks = ", ".join("?" * len(file_ids))
+    rows = await reads.fetch(
+        f"SELECT id, state FROM attachments WHERE id IN ({marks})",
+        tuple(file_ids),
+    )
+    return {str(row[0]): str(row[1]) for row in rows}
 
 
 def _drop_delivery_copy(file_id: str) -> Step:

@@ -11,7 +11,9 @@ from form_service.settings import Settings
 from outreach.loader import LoadedProfile
 from tests.outreach.test_interface_catalogs import write_agency_catalog
 
-from .conftest import start_client, submit
+from .conftest import start_client, submit, token_of
+from .sample_files import screenshot
+from .samples import VALID_FORM
 
 
 def with_strings(loaded: LoadedProfile, locale: Path) -> LoadedProfile:
@@ -48,6 +50,32 @@ def test_an_agency_string_wins_on_the_form_and_receipt(
     gettext = mail_gettext("es", loaded.profile.interface_locale)
     assert gettext("New report %(ref)s") == "Reporte nuevo %(ref)s"
     assert mail_gettext("es")("New report %(ref)s") != "Reporte nuevo %(ref)s"
+
+
+def test_an_agency_string_wins_in_what_the_pages_say_of_files(
+    make_settings: Callable[..., Settings], keyed_demo: LoadedProfile, tmp_path: Path
+) -> None:
+    """The file field's limits and the files' names ("photo 1") come from the agency's
+    catalog first, like every other string of the pages."""
+    agency = tmp_path / "riverside"
+    write_agency_catalog(
+        agency,
+        "es",
+        {
+            (None, "%(size)s MB"): "%(size)s megas",
+            (None, "photo %(number)s"): "imagen %(number)s",
+        },
+    )
+    loaded = with_strings(keyed_demo, agency / "locale")
+    with start_client(make_settings(profile=loaded)) as client:
+        form = client.get("/es/report").text
+        assert "10 megas" in form and "10 MB" not in form
+        token = token_of(form)
+        data = {"token": token, **VALID_FORM}
+        files = [("files", ("s.png", screenshot(), "image/png"))]
+        receipt = client.post("/es/report", data=data, files=files)
+        assert receipt.status_code == 200
+        assert "imagen 1" in receipt.text and "foto 1" not in receipt.text
 
 
 def test_the_demo_reads_no_agency_strings(keyed_demo: LoadedProfile) -> None:

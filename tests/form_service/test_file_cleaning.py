@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from form_service import file_cleaning
 from form_service.file_cleaning import KEPT_LONG_SIDE, Refusal, Refused, clean_image, inspect_image
 
 from .sample_files import gps_photo
@@ -57,28 +58,28 @@ def _image(mode: str, kind: str, frames: int = 1) -> bytes:
 
 
 @pytest.mark.parametrize(
-    ("data", "media"),
+    ("mode", "kind", "frames", "media"),
     [
-        (_image("RGB", "JPEG"), "image/jpeg"),
-        (_image("L", "JPEG"), "image/jpeg"),
-        (_image("CMYK", "JPEG"), "image/jpeg"),
-        (_image("RGB", "PNG"), "image/jpeg"),
-        (_image("RGBA", "PNG"), "image/png"),
-        (_image("P", "PNG"), "image/png"),
-        (_image("1", "PNG"), "image/png"),
-        (_image("I;16", "PNG"), "image/png"),
-        (_image("P", "GIF"), "image/png"),
-        (_image("RGB", "GIF", frames=3), "image/gif"),
-        (_image("RGB", "WEBP"), "image/jpeg"),
-        (_image("RGBA", "WEBP"), "image/png"),
+        ("RGB", "JPEG", 1, "image/jpeg"),
+        ("L", "JPEG", 1, "image/jpeg"),
+        ("CMYK", "JPEG", 1, "image/jpeg"),
+        ("RGB", "PNG", 1, "image/jpeg"),
+        ("RGBA", "PNG", 1, "image/png"),
+        ("P", "PNG", 1, "image/png"),
+        ("1", "PNG", 1, "image/png"),
+        ("I;16", "PNG", 1, "image/png"),
+        ("P", "GIF", 1, "image/png"),
+        ("RGB", "GIF", 3, "image/gif"),
+        ("RGB", "WEBP", 1, "image/jpeg"),
+        ("RGBA", "WEBP", 1, "image/png"),
     ],
-    ids=lambda v: v if isinstance(v, str) else "",
 )
 def test_what_a_picture_becomes_is_known_before_it_is_decoded(
-    tmp_path: Path, data: bytes, media: str
+    tmp_path: Path, mode: str, kind: str, frames: int, media: str
 ) -> None:
     """The report's partners are told a photo's type at once, before it is cleaned: the
     header's promise and the cleaned file must agree."""
+    data = _image(mode, kind, frames=frames)
     path = _stored(tmp_path, data)
     assert inspect_image(path) == media
     cleaned, written = clean_image(io.BytesIO(data))
@@ -92,6 +93,17 @@ def test_a_file_cut_short_is_refused_before_the_receipt(tmp_path: Path) -> None:
         with pytest.raises(Refused) as refused:
             inspect_image(_stored(tmp_path, whole[: len(whole) * 3 // 4]))
         assert refused.value.reason is Refusal.undecodable
+
+
+def test_a_jpeg_end_marker_split_between_two_reads_is_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scan is read in pieces: with pieces of one byte, every marker is split."""
+    monkeypatch.setattr(file_cleaning, "_SCAN_BYTES", 1)
+    photo = gps_photo()
+    assert inspect_image(_stored(tmp_path, photo)) == "image/jpeg"
+    with pytest.raises(Refused):
+        inspect_image(_stored(tmp_path, photo[:-1]))
 
 
 def test_a_phone_trailer_after_the_jpeg_is_no_cause_to_refuse(tmp_path: Path) -> None:
