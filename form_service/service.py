@@ -30,6 +30,9 @@ from form_service.tokens import FormTokens
 
 STAFF_KEYS_SECONDS = 5
 _LULL_LOOK_SECONDS = 0.05
+LULL_QUIET_SECONDS = 1.0
+"""How long no files must have been arriving for a lull: tipsters sending at about the
+same moment (a class told of one post) are one burst, not several with gaps between."""
 
 
 @dataclass
@@ -45,6 +48,8 @@ class Service:
     """Report submissions being handled now (the delivery worker gives way while any are)."""
     files_in_flight: int = 0
     """Tipsters' requests with files being received or stored now (cleaning waits for none)."""
+    files_quiet_since: float = float("-inf")
+    """When (time.monotonic) the last request with files ended."""
     stored: MinuteTally = field(default_factory=lambda: MinuteTally("reports_stored"))
     """Stored reports, logged as a count per minute (never a line per report)."""
     events: MinuteTallies = field(default_factory=MinuteTallies)
@@ -109,12 +114,16 @@ class Service:
             yield
         finally:
             self.files_in_flight -= 1
+            self.files_quiet_since = time.monotonic()
 
     async def lull(self, at_most: float) -> None:
-        """Return once no tipster's files are arriving, or after *at_most* seconds: work
-        that can wait (cleaning photos) gives way to tipsters waiting for a receipt."""
+        """Return once no tipster's files have been arriving for LULL_QUIET_SECONDS, or
+        after *at_most* seconds: work that can wait (cleaning photos) gives way to tipsters
+        waiting for a receipt."""
         deadline = time.monotonic() + at_most
-        while self.files_in_flight and time.monotonic() < deadline:
+        while time.monotonic() < deadline and (
+            self.files_in_flight or time.monotonic() - self.files_quiet_since < LULL_QUIET_SECONDS
+        ):
             await asyncio.sleep(_LULL_LOOK_SECONDS)
 
     def language(self, request: Request) -> str | None:

@@ -9,9 +9,9 @@ is whole), stored as sent but sealed under a key of the service's own
 
 - right after the answer has gone to the tipster, by the request that took the photo (a
   background task of its response), one photo at a time per process so the cleaning never
-  takes both cores from the tipsters still sending, and each once no tipster's files are
-  arriving (or after LULL_SECONDS): a burst of tipsters sending photos gets its receipts
-  first;
+  takes both cores from the tipsters still sending, and each once no tipster's files have
+  been arriving for a second (Service.lull; or after LULL_SECONDS): a burst of tipsters
+  sending photos gets its receipts first;
 - by the delivery worker, for any photo a stopped process left waiting (its claim, to the
   minute, runs out after a few minutes).
 

@@ -24,7 +24,7 @@ from form_service.attachment_intake import clean_after as real_clean_after
 from form_service.delivery.channel import DeliverySettings
 from form_service.delivery.worker import DeliveryWorker, start_worker
 from form_service.file_sealing import CopyUnreadable, open_delivery
-from form_service.service import _LULL_LOOK_SECONDS, Service
+from form_service.service import _LULL_LOOK_SECONDS, LULL_QUIET_SECONDS, Service
 from form_service.settings import Settings
 from form_service.storage import attachments as stored_files
 from form_service.storage import open_store
@@ -307,7 +307,7 @@ def test_cleaning_waits_while_files_arrive_and_no_longer(
 def test_a_lull_is_now_when_no_files_arrive_and_at_most_its_time_otherwise(
     settings: Settings,
 ) -> None:
-    async def main() -> tuple[int, float, int, int]:
+    async def main() -> tuple[int, float, int, int, float]:
         service = Service.build(settings, open_store(settings))  # not opened: no need
         await asyncio.wait_for(service.lull(3600), 30)  # nothing in flight: at once
         with service.receiving_files():
@@ -316,8 +316,12 @@ def test_a_lull_is_now_when_no_files_arrive_and_at_most_its_time_otherwise(
             await asyncio.wait_for(service.lull(0.2), 30)  # still in flight: gives up
             waited = time.monotonic() - start
             after = service.files_in_flight
-        return during, waited, after, service.files_in_flight
+        ended = time.monotonic()
+        await asyncio.wait_for(service.lull(3600), 30)  # quiet for a while first
+        quiet = time.monotonic() - ended
+        return during, waited, after, service.files_in_flight, quiet
 
-    during, waited, after, finally_ = asyncio.run(main())
+    during, waited, after, finally_, quiet = asyncio.run(main())
     assert (during, after, finally_) == (1, 1, 0)
     assert waited >= 0.2
+    assert quiet >= LULL_QUIET_SECONDS
