@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import jinja2
 
-from form_service.delivery.files import DeliveredFile
+from form_service.delivery.files import DeliveredFile, file_name
 from form_service.delivery.payload import DeliveryPayload, ReportFields
 from form_service.delivery.sealing import seal
 from outreach.assets import templates
@@ -155,6 +155,9 @@ def _report_context(payload: DeliveryPayload, _: Callable[[str], str]) -> dict[s
         "agreement_title": one_line(payload.agreement_title, 500),
         "field_labels": [_(_FIELD_LABELS[name]) for name in payload.fields.names()],
         "items": _items(payload.fields, _),
+        # Named, not attached, in a digest (render_message attaches them).
+        "files": [file_name(f) for f in payload.attachments or ()],
+        "files_withheld": payload.files_withheld or 0,
     }
 
 
@@ -179,7 +182,6 @@ def render_message(
     context = _partner_context(partner, profile, payload.language)
     context |= _report_context(payload, context["_"])
     context["files"] = [f.name for f in files]
-    context["files_withheld"] = payload.files_withheld or 0
     context["flood_suspected"] = bool(payload.flood_suspected)
     env = mail_templates()
     subject = one_line(env.get_template("subject.txt").render(context))
@@ -198,7 +200,9 @@ def render_digest(
 ) -> RenderedMessage:
     """Several flood-flagged reports for one partner as one message, urgent ones first.
 
-    Each report shows only its own payload, so only what the agreement allows. The digest's
+    Each report shows only its own payload, so only what the agreement allows. Its files
+    are named, not attached: a flood's photos would make the one message the flood's size;
+    the partner asks the team for the ones it needs. The digest's
     id is derived from its delivery ids: the same set of deliveries sent again after a crash
     keeps the same Message-ID."""
     ordered = sorted(payloads, key=lambda p: (not p.urgent, p.received_at, p.report_ref))

@@ -496,3 +496,25 @@ def test_urgent_reports_come_first_in_a_digest_in_the_partners_language(
     assert rendered.subject.startswith("[posible avalancha de envíos] 3 reportes")
     assert rendered.body.index("R-BBBBBBBB") < rendered.body.index("R-AAAAAAAA")
     assert "Reporte 1 de 3" in rendered.body
+
+
+def test_a_digest_names_each_reports_files_and_attaches_none(demo: LoadedProfile) -> None:
+    """A flood's photos in one message would make it the flood's size: each report's files
+    are named, with where to get them; those the agreement does not share are counted."""
+    partner = demo.profile.partner("eastwood-schools")
+    photo = {"id": "a" * 32, "kind": "image", "number": 1, "media_type": "image/jpeg", "size": 9}
+    video = {"id": "b" * 32, "kind": "video", "number": 1, "media_type": "video/mp4", "size": 9}
+    shared = payload("eastwood-schools", report_ref="R-AAAAAAAA", flood_suspected=True,
+                     urgent=False, attachments=[photo, video])  # fmt: skip
+    counted = payload("eastwood-schools", report_ref="R-BBBBBBBB", flood_suspected=True,
+                      urgent=False, files_withheld=2)  # fmt: skip
+    rendered = render_digest(
+        [parse_payload(json.dumps(p)) for p in (shared, counted)], partner, demo.profile
+    )
+    assert rendered.files == ()
+    first, second = rendered.body.split("== Report 2 of 2 ==")
+    assert (
+        "Files not attached, since this message gathers many reports (ask us for them):"
+        " photo-1.jpg, video-1.mp4" in first
+    )
+    assert "this agreement does not share: 2." in second and "photo-1" not in second
