@@ -16,19 +16,22 @@ from .sample_files import screenshot
 from .samples import VALID_FORM
 
 
-def with_strings(loaded: LoadedProfile, locale: Path) -> LoadedProfile:
+def with_spanish(
+    loaded: LoadedProfile, agency: Path, strings: dict[tuple[str | None, str], str]
+) -> LoadedProfile:
+    """*loaded* with an agency catalog in *agency* translating *strings* into Spanish."""
+    write_agency_catalog(agency, "es", strings)
     profile = loaded.profile.model_copy()
-    profile.read_interface_strings_from(locale)
+    profile.read_interface_strings_from(agency / "locale")
     return LoadedProfile(profile=profile, folder=loaded.folder, path=loaded.path)
 
 
 def test_an_agency_string_wins_on_the_form_and_receipt(
     make_settings: Callable[..., Settings], keyed_demo: LoadedProfile, tmp_path: Path
 ) -> None:
-    agency = tmp_path / "riverside"
-    write_agency_catalog(
-        agency,
-        "es",
+    loaded = with_spanish(
+        keyed_demo,
+        tmp_path / "riverside",
         {
             (None, "Send report"): "Mandar el reporte",
             (None, "Your receipt code"): "Su número para consultar",
@@ -36,7 +39,6 @@ def test_an_agency_string_wins_on_the_form_and_receipt(
             (None, "Sign in"): "Entrar al equipo",
         },
     )
-    loaded = with_strings(keyed_demo, agency / "locale")
     with start_client(make_settings(profile=loaded)) as client:
         form = client.get("/es/report").text
         assert "Mandar el reporte" in form and "Enviar reporte" not in form
@@ -57,16 +59,11 @@ def test_an_agency_string_wins_in_what_the_pages_say_of_files(
 ) -> None:
     """The file field's limits and the files' names ("photo 1") come from the agency's
     catalog first, like every other string of the pages."""
-    agency = tmp_path / "riverside"
-    write_agency_catalog(
-        agency,
-        "es",
-        {
-            (None, "%(size)s MB"): "%(size)s megas",
-            (None, "photo %(number)s"): "imagen %(number)s",
-        },
+    loaded = with_spanish(
+        keyed_demo,
+        tmp_path / "riverside",
+        {(None, "%(size)s MB"): "%(size)s megas", (None, "photo %(number)s"): "imagen %(number)s"},
     )
-    loaded = with_strings(keyed_demo, agency / "locale")
     with start_client(make_settings(profile=loaded)) as client:
         form = client.get("/es/report").text
         assert "10 megas" in form and "10 MB" not in form

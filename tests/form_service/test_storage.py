@@ -532,27 +532,36 @@ def test_a_commit_wakes_listeners_in_other_processes(database: Database) -> None
     run_plain(flow)
 
 
+def make_read_only(database: Database, store: Any) -> None:
+    """The database of *store* refuses writes from now on (make_writable undoes it)."""
+    if database.is_postgres:
+        name = database.name
+        database.execute(f"ALTER DATABASE {name} SET default_transaction_read_only = on")
+        # Sessions take the setting when they start: end the store's, it reconnects.
+        database.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            f" WHERE datname = '{database.name}' AND pid <> pg_backend_pid()"
+        )
+    else:
+        store._conn.execute("PRAGMA query_only = ON")
+
+
+def make_writable(database: Database) -> None:
+    if database.is_postgres:
+        assert database.server is not None
+        database.server.admin(f"ALTER DATABASE {database.name} RESET default_transaction_read_only")
+
+
 def test_a_read_only_database_is_unavailable_and_keeps_nothing(database: Database) -> None:
     database = database.own_database()
 
     async def flow(store: Any) -> None:
-        if database.is_postgres:
-            name = database.name
-            database.execute(f"ALTER DATABASE {name} SET default_transaction_read_only = on")
-            # Sessions take the setting when they start: end the store's, it reconnects.
-            database.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                f" WHERE datname = '{database.name}' AND pid <> pg_backend_pid()"
-            )
-        else:
-            store._conn.execute("PRAGMA query_only = ON")
+        make_read_only(database, store)
         with pytest.raises(StoreUnavailable):
             await store.save_report(new_report())
 
     run(flow, database)
-    if database.is_postgres:
-        assert database.server is not None
-        database.server.admin(f"ALTER DATABASE {database.name} RESET default_transaction_read_only")
+    make_writable(database)
     assert database.rows("SELECT count(*) FROM reports") == [(0,)]
     assert database.rows("SELECT count(*) FROM outbox") == [(0,)]
 
@@ -631,22 +640,11 @@ def test_a_write_to_a_read_only_database_is_unavailable_and_keeps_nothing(
     database = database.own_database()
 
     async def flow(store: Any) -> None:
-        if database.is_postgres:
-            name = database.name
-            database.execute(f"ALTER DATABASE {name} SET default_transaction_read_only = on")
-            # Sessions take the setting when they start: end the store's, it reconnects.
-            database.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                f" WHERE datname = '{database.name}' AND pid <> pg_backend_pid()"
-            )
-        else:
-            store._conn.execute("PRAGMA query_only = ON")
+        make_read_only(database, store)
         with pytest.raises(StoreUnavailable):
             await store.write(file_steps("f-1", 2), 2 * 1024)
 
     run(flow, database)
-    if database.is_postgres:
-        assert database.server is not None
-        database.server.admin(f"ALTER DATABASE {database.name} RESET default_transaction_read_only")
+    make_writable(database)
     assert database.rows("SELECT count(*) FROM attachments") == [(0,)]
     assert database.rows("SELECT count(*) FROM attachment_pieces") == [(0,)]
