@@ -7,8 +7,9 @@ now, by ffmpeg copying its streams (form_service/file_cleaning.py): ffmpeg reads
 and the only plaintext file the service writes is the upload's, gone when the request ends.
 Checking, sealing and cleaning run in worker threads, two files at a time per process: a
 video's ffmpeg pipe costs memory, and twenty tipsters sending at once must not add twenty
-of them up. Then the sealed pieces are stored, held under the form token until the report
-is (or under the report's thread, for a file added in the conversation).
+of them up. Then the sealed pieces are stored: with the report, in its commit, when the
+form is valid (form_service/report_views.py); else held under the form token until the
+report is; or under the report's thread, for a file added in the conversation.
 
 A refused file is reported by its place among the files sent and its reason; its name is
 never read, kept or logged.
@@ -18,8 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Collection, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -40,6 +41,7 @@ from form_service.file_sealing import (
 from form_service.file_types import Kind
 from form_service.logs import log_event
 from form_service.service import Service
+from form_service.storage import Step, Store
 from form_service.storage import attachments as stored_files
 from form_service.storage.attachments import READY, WAITING, StoredFile
 from form_service.uploads import (
@@ -169,6 +171,95 @@ def _first_check(
     return kind
 
 
+@dataclass
+class SealedFiles:
+    """The files of one request, checked and sealed, not yet stored: ``hold`` stores them
+    alone, or the report's commit takes ``steps`` (report_views.py)."""
+
+    owner: str
+    report_ref: str | None
+    earlier: list[StoredFile]
+    """The files held for the report before this request."""
+    new: list[tuple[StoredFile, Sealed]] = field(default_factory=list)
+    refused: list[FileRefused] = field(default_factory=list)
+
+    @property
+    def files(self) -> list[StoredFile]:
+        """Every file of the report once these are stored, earlier ones included."""
+        return [*self.earlier, *(file for file, _ in self.new)]
+
+    @property
+    def size(self) -> int:
+        return sum(sealed.size for _, sealed in self.new)
+
+    def steps(self) -> Iterator[Step]:
+        """The steps that store the new files, their pieces read as they are written."""
+        now = datetime.now(UTC)
+        for file, sealed in self.new:
+            archive = archive_pieces(sealed.archive) if sealed.archive else ()
+            delivery = delivery_pieces(sealed.delivery)
+            yield from stored_files.new_file(self.owner, self.report_ref, file, archive,
+                                             delivery, now)  # fmt: skip
+
+    async def hold(self, store: Store) -> Taken:
+        """Store the new files (under their owner) and say what was taken."""
+        if self.new:
+            await store.write(self.steps(), self.size)
+        return Taken(self.files, self.refused)
+
+
+@contextlib.asynccontextmanager
+async def files_sealed(
+    service: Service,
+    received: Sequence[ReceivedFile],
+    owner: str,
+    report_ref: str | None = None,
+) -> AsyncIterator[SealedFiles]:
+    """*received* checked and sealed for *owner* (a form token's hash or a thread); each
+    upload's plaintext is removed as soon as it is sealed, the sealed copies when the
+    block ends.
+
+    Raises StoreUnavailable when the database cannot say which files are held already."""
+    # Read beside the reports, not behind the team's side's lock: a burst of tipsters
+    # sending photos at once shares the reports' commits.
+    sealing = SealedFiles(owner, report_ref, await stored_files.held(service.store, owner))
+    limits = file_limits(service)
+    profile = service.settings.profile.profile
+    recipients = (*profile.archive.age_recipients, *service.readers.team)
+    # Files count toward the report's limit as they were sent (cleaned, they are smaller).
+    used = sum(f.size for f in sealing.earlier)
+    position = max((f.position for f in sealing.earlier), default=0)
+    try:
+        for number, one in enumerate(received, 1):
+            checked = _first_check(one, limits, used, len(sealing.files))
+            if isinstance(checked, Refusal):
+                sealing.refused.append(FileRefused(number, checked))
+                continue
+            used += one.size
+            try:
+                sealed = await anyio.to_thread.run_sync(
+                    _checked_and_sealed,
+                    one,
+                    checked,
+                    recipients,
+                    service.settings.secret_keys[0],
+                    limiter=_CLEANING,
+                )
+            except Refused as refusal:
+                sealing.refused.append(FileRefused(number, refusal.reason))
+                continue
+            finally:
+                one.path.unlink(missing_ok=True)  # the plaintext goes as soon as it is used
+            position += 1
+            file = StoredFile(sealed.file_id, position, checked.value, sealed.media_type,
+                              one.size, sealed.delivery_pieces, sealed.state)  # fmt: skip
+            sealing.new.append((file, sealed))
+        yield sealing
+    finally:
+        for _, sealed in sealing.new:
+            sealed.remove()
+
+
 async def take_files(
     service: Service,
     received: Sequence[ReceivedFile],
@@ -178,48 +269,8 @@ async def take_files(
     """Clean, seal and store *received* under *owner* (a form token's hash or a thread).
 
     Raises StoreUnavailable when the database cannot take them."""
-    # Read and written beside the reports, not behind the team's side's lock: a burst of
-    # tipsters sending photos at once shares the reports' commits.
-    files = await stored_files.held(service.store, owner)
-    refused: list[FileRefused] = []
-    limits = file_limits(service)
-    profile = service.settings.profile.profile
-    recipients = (*profile.archive.age_recipients, *service.readers.team)
-    # Files count toward the report's limit as they were sent (cleaned, they are smaller).
-    used = sum(f.size for f in files)
-    for number, one in enumerate(received, 1):
-        checked = _first_check(one, limits, used, len(files))
-        if isinstance(checked, Refusal):
-            refused.append(FileRefused(number, checked))
-            continue
-        used += one.size
-        try:
-            sealed = await anyio.to_thread.run_sync(
-                _checked_and_sealed,
-                one,
-                checked,
-                recipients,
-                service.settings.secret_keys[0],
-                limiter=_CLEANING,
-            )
-        except Refused as refusal:
-            refused.append(FileRefused(number, refusal.reason))
-            continue
-        finally:
-            one.path.unlink(missing_ok=True)  # the plaintext goes as soon as it is used
-        try:
-            position = max((f.position for f in files), default=0) + 1
-            file = StoredFile(sealed.file_id, position, checked.value, sealed.media_type,
-                              one.size, sealed.delivery_pieces, sealed.state)  # fmt: skip
-            archive = archive_pieces(sealed.archive) if sealed.archive else ()
-            delivery = delivery_pieces(sealed.delivery)
-            now = datetime.now(UTC)
-            steps = stored_files.new_file(owner, report_ref, file, archive, delivery, now)
-            await service.store.write(steps, sealed.size)
-            files.append(file)
-        finally:
-            sealed.remove()
-    return Taken(files, refused)
+    async with files_sealed(service, received, owner, report_ref) as sealing:
+        return await sealing.hold(service.store)
 
 
 def cleaning_after(response: Response, service: Service, taken: Taken) -> Response:

@@ -13,10 +13,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from form_service.attachment_intake import (
+    SealedFiles,
+    Taken,
     cleaning_after,
     file_limits,
     files_received,
-    take_files,
+    files_sealed,
 )
 from form_service.error_pages import error_page
 from form_service.file_cleaning import Refusal
@@ -37,7 +39,6 @@ from form_service.report_form import FORM_FIELDS, MAX_DESCRIPTION, Invalid, vali
 from form_service.service import Service, service_of
 from form_service.sharing import area_name
 from form_service.storage import ReferenceTaken, StoreUnavailable
-from form_service.storage.attachments import StoredFile
 from form_service.tokens import TokenProblem
 from form_service.uploads import (
     FILE_FIELD,
@@ -134,18 +135,20 @@ def _token_notice(problem: TokenProblem, _: Callable[[str], str]) -> str:
 
 
 async def _store(
-    service: Service, report: Report, token_id: str, flood: bool, files: Sequence[StoredFile]
-) -> str | None:
-    """The new report's receipt code; for a resubmit of a stored form, its code if it may be
-    shown again (receipts.SealedReceipt.shows_again), else None."""
+    service: Service, report: Report, token_id: str, flood: bool, files: SealedFiles
+) -> tuple[str | None, bool]:
+    """The receipt code, and whether the report is new (stored with *files*). For a resubmit
+    of a stored form, its code if it may be shown again (receipts.SealedReceipt.shows_again),
+    else None; *files* are not stored then: the report has those sent first."""
     keys = service.settings.secret_keys
     profile = service.settings.profile.profile
     for attempt in range(_REF_ATTEMPTS):
+        now = datetime.now(UTC)
         new, code = prepare_report(
-            report, profile, token_id, keys[0], datetime.now(UTC), flood, service.readers, files
+            report, profile, token_id, keys[0], now, flood, service.readers, files.files
         )
         try:
-            result = await service.store.save_report(new)
+            result = await service.store.save_report(new, files.steps(), files.size)
         except ReferenceTaken:
             if attempt + 1 == _REF_ATTEMPTS:
                 raise
@@ -153,13 +156,13 @@ async def _store(
         if result.created:
             service.wakeup.set()
             service.stored.add(reports=1, partners=len(new.outbox))
-            return code
+            return code, True
         service.events.add("report_resubmitted", reports=1)
         earlier = open_code(token_id, result.receipt_sealed, result.report_ref)
         if earlier is None:  # sealed by nothing this form holds: only a tampered row
             raise StoreUnavailable("the earlier report of this form holds no code it opens")
         shown = earlier.shows_again(content_digest(report.content()), datetime.now(UTC))
-        return earlier.code if shown else None
+        return (earlier.code if shown else None), False
     raise AssertionError("unreachable")
 
 
@@ -305,8 +308,26 @@ async def _checked(
 ) -> Response:
     """A form of this site within its limits: its files taken, its fields validated, then
     stored. Raises StoreUnavailable."""
+    async with files_sealed(service, received.files, token_hash(token_id)) as sealed:
+        return await _with_files(service, request, lang, values, form, received, token_id,
+                                 flood, sealed)  # fmt: skip
+
+
+async def _with_files(
+    service: Service,
+    request: Request,
+    lang: str,
+    values: dict[str, str],
+    form: ParsedForm,
+    received: ReceivedForm,
+    token_id: str,
+    flood: bool,
+    sealed: SealedFiles,
+) -> Response:
+    """The report validated with its files *sealed*: stored with them, in one commit; or,
+    if either has a problem, the form again, the files kept under the form token."""
     _ = service.pages.gettext(lang)
-    taken = await take_files(service, received.files, token_hash(token_id))
+    taken = Taken(sealed.files, sealed.refused)
     t = service.pages.translations(lang)
     labels = file_labels([f.kind for f in taken.files], t)
     limits = file_limits(service)
@@ -321,12 +342,15 @@ async def _checked(
         if file_errors:
             errors[FILE_FIELD] = " ".join(file_errors)
         service.events.add("report_invalid", reports=1, fields=len(errors))
+        taken = await sealed.hold(service.store)
         page = form_page(service, request, lang, 422, values, errors=errors,
                          token=values["token"], kept=labels)  # fmt: skip
         return cleaning_after(page, service, taken)
-    code = await _store(service, result, token_id, flood, taken.files)
+    code, created = await _store(service, result, token_id, flood, sealed)
     if code is None:
         return _received_before(service, request, lang, result.danger_now)
+    if not created:
+        taken = Taken(sealed.earlier, sealed.refused)
     kinds = tuple(f.kind for f in taken.files)
     receipt = _receipt(service, request, lang, code, result.danger_now, kinds)
     return cleaning_after(receipt, service, taken)

@@ -170,8 +170,13 @@ class Store(Protocol):
     async def ping(self) -> bool:
         """True when the database answers."""
 
-    async def save_report(self, report: NewReport) -> SaveResult:
-        """Store report, outbox rows and audit events in one durable transaction.
+    async def save_report(
+        self, report: NewReport, files: Iterable[Step] = (), size: int = 0
+    ) -> SaveResult:
+        """Store report, outbox rows and audit events in one durable transaction; with
+        them, when the report is new, the *files* sent with it (steps, as for ``write``,
+        of about *size* bytes): a receipt then waits for one commit, not two. The steps
+        are not begun when the report's reference is taken (ReferenceTaken).
 
         Raises StoreUnavailable when the database is down, read-only or full."""
 

@@ -220,7 +220,9 @@ class PostgresStore:
 
     # -- reports -------------------------------------------------------------------------
 
-    async def save_report(self, report: NewReport) -> SaveResult:
+    async def save_report(
+        self, report: NewReport, files: Iterable[Step] = (), size: int = 0
+    ) -> SaveResult:
         try:
             async with self._connection() as conn, conn.transaction():
                 report_id = await _insert_report(conn, report)
@@ -231,6 +233,7 @@ class PostgresStore:
                     if row is None:
                         raise StoreUnavailable("the earlier report of this form vanished")
                     return SaveResult(False, row[0], row[1], rows.optional_bytes(row[2]))
+                await _run(conn, files)
                 # Delivered at commit, to every process that LISTENs.
                 await conn.execute(sql.SQL("NOTIFY {}").format(sql.Identifier(CHANNEL)))
         except errors.UniqueViolation as error:

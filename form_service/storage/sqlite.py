@@ -205,9 +205,11 @@ class SqliteStore:
         except (sqlite3.Error, RuntimeError):
             return False
 
-    async def save_report(self, report: NewReport) -> SaveResult:
+    async def save_report(
+        self, report: NewReport, files: Iterable[Step] = (), size: int = 0
+    ) -> SaveResult:
         try:
-            result = await self._write(lambda conn: ops.save_report(conn, report))
+            result = await self._write(lambda conn: ops.save_report(conn, report, files), size)
         except sqlite3.OperationalError as error:
             # A read-only file or folder, a full disk, an I/O error, a lock held too long.
             raise StoreUnavailable(str(error)) from error

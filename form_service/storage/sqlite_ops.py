@@ -55,7 +55,9 @@ def _insert_report(conn: sqlite3.Connection, report: NewReport) -> None:
         conn.executemany(q.SHARE_INSERT, rows.share_rows(report, at))
 
 
-def save_report(conn: sqlite3.Connection, report: NewReport) -> SaveResult:
+def save_report(
+    conn: sqlite3.Connection, report: NewReport, files: Iterable[Step] = ()
+) -> SaveResult:
     # A second submit of the same form is rare: the unique token_id finds it, and the
     # report's own row, the first written, is all that failed (no look-up per report).
     try:
@@ -67,6 +69,7 @@ def save_report(conn: sqlite3.Connection, report: NewReport) -> SaveResult:
         if "report_ref" in str(error):
             raise ReferenceTaken from None
         raise
+    run_steps(conn, files)
     return SaveResult(True, report.report_ref, report.receipt_hash, report.receipt_sealed)
 
 

@@ -141,6 +141,44 @@ def test_files_are_held_under_the_form_token_through_a_validation_error(
     assert leaked(database.raw()) == []
 
 
+def test_a_report_is_stored_with_its_files_in_one_commit_and_a_resend_adds_none(
+    db_client: tuple[TestClient, Settings, Database], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A valid report's files go in the report's own commit, so its receipt waits for one
+    commit, not two; the same form sent again shows the same receipt and stores no second
+    copy of its files."""
+    client, _, database = db_client
+    store = client.app_state["service"].store
+    calls: list[tuple[str, int]] = []
+    write, save_report = store.write, store.save_report
+
+    async def counted_write(steps: Any, size: int = 0) -> None:
+        calls.append(("write", size))
+        await write(steps, size)
+
+    async def counted_save(report: Any, files: Any = (), size: int = 0) -> Any:
+        calls.append(("save_report", size))
+        return await save_report(report, files, size)
+
+    monkeypatch.setattr(store, "write", counted_write)
+    monkeypatch.setattr(store, "save_report", counted_save)
+    token = token_of(client.get("/report").text)
+    files = [("a.jpg", gps_photo(), "image/jpeg"), ("b.png", screenshot(), "image/png")]
+    first = send(client, files, token=token)
+    assert first.status_code == 200, first.text
+    # Nothing was written before the report; what follows is the photos' cleaning.
+    assert calls[0][0] == "save_report" and calls[0][1] > len(files[0][1])
+    assert database.rows("SELECT count(*) FROM attachments") == [(2,)]
+    calls.clear()
+    again = send(client, files, token=token)
+    assert again.status_code == 200, again.text
+    assert code_of(again.text) == code_of(first.text)
+    assert "Files received with your report: photo 1, photo 2." in again.text
+    assert [name for name, _ in calls] == ["save_report"]
+    assert database.rows("SELECT count(*) FROM attachments") == [(2,)]
+    assert database.rows("SELECT count(*) FROM reports") == [(1,)]
+
+
 def test_uploads_while_the_database_is_down_keep_the_text_and_leave_nothing(
     client: TestClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -148,11 +148,11 @@ def test_reports_being_submitted_are_counted_for_the_worker(
         service = client.app_state["service"]
         save = service.store.save_report
 
-        async def counted(new: object) -> object:
+        async def counted(new: object, *files: object) -> object:
             seen.append(service.reports_in_flight)
             if len(seen) == 2:
                 raise OSError("disk full")
-            return await save(new)
+            return await save(new, *files)
 
         monkeypatch.setattr(service.store, "save_report", counted)
         assert submit(client).status_code == 200

@@ -634,6 +634,40 @@ def test_write_takes_its_steps_as_they_run(database: Database) -> None:
     assert database.rows("SELECT id FROM attachments") == [("f-kept",)]
 
 
+def test_a_report_is_saved_with_its_files_in_one_transaction(database: Database) -> None:
+    """A new report's files are written in its own transaction: a file step that fails
+    takes the report with it. A resubmit of the form and a taken reference (retried with
+    the same steps) never begin the steps."""
+    from form_service.storage import ReferenceTaken
+
+    begun: list[str] = []
+
+    def steps(file_id: str, fail: bool = False) -> Iterator[Step]:
+        begun.append(file_id)
+        listed = file_steps(file_id, 2)
+        yield from [*listed, listed[1]] if fail else listed
+
+    async def flow(store: Store) -> tuple[Any, ...]:
+        with pytest.raises(database.integrity_error):
+            await store.save_report(new_report(), steps("f-broken", fail=True), 2048)
+        after_failure = await store.fetch("SELECT count(*) FROM reports")
+        first = await store.save_report(new_report(), steps("f-kept"), 2048)
+        again = new_report(ref="R-BBBBBBBB", receipt_hash="other")
+        second = await store.save_report(again, steps("f-again"), 2048)
+        with pytest.raises(ReferenceTaken):
+            other = new_report(token="u" * 32, receipt_hash="h2")
+            await store.save_report(other, steps("f-collide"), 2048)
+        return after_failure, first.created, second.created
+
+    after_failure, first, second = run(flow, database)
+    assert after_failure == [(0,)]
+    assert (first, second) == (True, False)
+    assert begun == ["f-broken", "f-kept"]
+    assert database.rows("SELECT id FROM attachments") == [("f-kept",)]
+    assert database.rows("SELECT count(*) FROM attachment_pieces") == [(2,)]
+    assert database.rows("SELECT report_ref FROM reports") == [("R-AAAAAAAA",)]
+
+
 def test_a_write_to_a_read_only_database_is_unavailable_and_keeps_nothing(
     database: Database,
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 import threading
 import time
@@ -14,7 +15,9 @@ from typing import Any
 import pytest
 
 from form_service.storage.sqlite import connect
-from form_service.storage.writer import GroupCommitWriter
+from form_service.storage.writer import _MAX_BATCH, _SMALL_IN_A_ROW, GroupCommitWriter
+
+MiB = 1024 * 1024
 
 
 @pytest.fixture
@@ -153,13 +156,12 @@ async def queued_behind_a_slow_write(writer: GroupCommitWriter, sizes: list[int]
     await asyncio.gather(first, *rest)
 
 
-@pytest.mark.parametrize(("size", "fewest", "most"), [(0, 2, 2), (10 * 1024 * 1024, 4, 7)])
+@pytest.mark.parametrize(("size", "commits_of_six"), [(0, 1), (6 * MiB, 3), (20 * MiB, 6)])
 def test_large_writes_are_split_into_batches(
-    conn: sqlite3.Connection, tmp_path: Path, size: int, fewest: int, most: int
+    conn: sqlite3.Connection, tmp_path: Path, size: int, commits_of_six: int
 ) -> None:
-    """Six writes queued behind one: without sizes they share one commit; at 10 MiB each
-    a batch holds two at most (_BATCH_BYTES, 16 MiB), so a report queued behind many files
-    waits for one commit of them, not all."""
+    """Six writes queued behind one: without sizes they share one commit; at 6 MiB each
+    a batch holds two (_BATCH_BYTES, 16 MiB), and a write larger than that is alone."""
     commits: list[str] = []
     conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
     writer = GroupCommitWriter(conn)
@@ -167,8 +169,60 @@ def test_large_writes_are_split_into_batches(
     asyncio.run(queued_behind_a_slow_write(writer, [size] * 6))
     writer.stop()
     assert count(tmp_path / "w.sqlite3") == 7
-    # The held write's commit, then the six's: in one, or in at least three of two each.
-    assert fewest <= len(commits) <= most
+    assert len(commits) == 1 + commits_of_six  # the held write's commit, then the six's
+
+
+def commit_of_each_insert(order: list[str]) -> dict[int, int]:
+    """For each value inserted into t, the number of the commit that took it (from 0)."""
+    commits, found = 0, {}
+    for sql in order:
+        if sql == "COMMIT":
+            commits += 1
+        elif (insert := re.fullmatch(r"INSERT INTO t \(n\) VALUES \((-?\d+)\)", sql)) is not None:
+            found[int(insert.group(1))] = commits
+    return found
+
+
+def traced(conn: sqlite3.Connection) -> list[str]:
+    order: list[str] = []
+    conn.set_trace_callback(
+        lambda sql: order.append(sql) if sql == "COMMIT" or sql.startswith("INSERT") else None
+    )
+    return order
+
+
+def test_a_report_queued_behind_many_files_waits_for_no_commit_of_theirs(
+    conn: sqlite3.Connection,
+) -> None:
+    """Three 10 MiB files, then a report, queued while a write is in flight: the report
+    gets the next commit, not the one after the files (a receipt waits for the commit in
+    flight only)."""
+    order = traced(conn)
+    writer = GroupCommitWriter(conn)
+
+    asyncio.run(queued_behind_a_slow_write(writer, [10 * MiB] * 3 + [0]))
+    writer.stop()
+    commit_of = commit_of_each_insert(order)
+    assert commit_of[-1] == 0  # the held write
+    assert commit_of[3] == 1  # the report
+    assert sorted(commit_of[n] for n in range(3)) == [2, 3, 4]
+
+
+def test_a_file_waits_for_a_bounded_number_of_small_commits(
+    conn: sqlite3.Connection,
+) -> None:
+    """A file queued with more small writes than fit in many commits still goes after at
+    most _SMALL_IN_A_ROW small commits, the write in flight included."""
+    order = traced(conn)
+    writer = GroupCommitWriter(conn)
+    smalls = 6 * _MAX_BATCH
+
+    asyncio.run(queued_behind_a_slow_write(writer, [MiB] + [0] * smalls))
+    writer.stop()
+    commit_of = commit_of_each_insert(order)
+    assert len(commit_of) == 2 + smalls
+    assert commit_of[0] == _SMALL_IN_A_ROW
+    assert max(commit_of.values()) > _SMALL_IN_A_ROW  # small writes were still waiting
 
 
 def test_reports_queued_with_files_are_committed_before_them(
